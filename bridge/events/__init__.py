@@ -1,0 +1,1 @@
+"""IDaaS events: the envelope as delivered, the catalog of known types, and normalization."""

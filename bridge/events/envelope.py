@@ -1,0 +1,61 @@
+"""The IDaaS delivery envelope: five required top-level fields, checked before anything else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+
+class EnvelopeError(ValueError):
+    """The body is authenticated but is not a valid IDaaS envelope; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    id: str
+    type: str
+    account_id: str
+    event_time: datetime
+    data: dict[str, Any]
+
+
+def parse_event_time(value: str) -> datetime:
+    """RFC 3339 with or without fractional seconds and with any offset, normalized to UTC."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise EnvelopeError(f"eventTime {value!r} is not an RFC 3339 timestamp") from None
+    if parsed.tzinfo is None:
+        raise EnvelopeError(f"eventTime {value!r} has no UTC offset (expected e.g. 'Z' or '+00:00')")
+    return parsed.astimezone(UTC)
+
+
+def _required_string(body: dict[str, Any], field: str) -> str:
+    value = body.get(field)
+    if not isinstance(value, str) or not value:
+        shown = "missing" if value is None else f"{type(value).__name__} {value!r}"[:80]
+        raise EnvelopeError(f"field '{field}' must be a non-empty string, got {shown}")
+    return value
+
+
+def parse_envelope(raw: bytes) -> Envelope:
+    """Parse and validate one delivery body; raises EnvelopeError with a precise reason."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise EnvelopeError(f"body must be a JSON object, got a JSON {type(body).__name__}")
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise EnvelopeError("field 'data' must be a JSON object")
+    return Envelope(
+        id=_required_string(body, "id"),
+        type=_required_string(body, "type"),
+        account_id=_required_string(body, "accountId"),
+        event_time=parse_event_time(_required_string(body, "eventTime")),
+        data=data,
+    )

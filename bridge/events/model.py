@@ -1,0 +1,59 @@
+"""The normalized event: one record shape for every IDaaS type, the input of every output format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from bridge.events.catalog import Category, EventType, Outcome, TopicKey
+
+NATIVE_SCHEMA: Final = "idaas.event/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """A user or object named in an event: IDaaS gives an id, a display name and a type code."""
+
+    id: str | None
+    name: str | None
+    type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One IDaaS event after normalization.
+
+    `subject` is who acted as IDaaS sent it; `user` is the account the event is about (the same person for
+    self-service events, the target for admin-originated ones); `entity` is the object that changed.
+    """
+
+    id: str
+    type: str
+    catalog_row: EventType | None
+    category: Category
+    action: str
+    outcome: Outcome
+    account_id: str
+    occurred_at: datetime
+    received_at: datetime
+    webhook: str
+    subject: Party
+    user: Party
+    entity: Party | None
+    initiated_by: str  # "admin" | "user"
+    admin_role: str | None
+    source_ip: str | None
+    resource: str | None
+    authenticator: str | None
+    reason: str | None
+    data: dict[str, Any]
+
+    @property
+    def topic(self) -> TopicKey:
+        return self.catalog_row.topic if self.catalog_row is not None else "unknown"
+
+    @property
+    def key(self) -> str:
+        """Kafka key: per-user ordering where IDaaS names a user, per-tenant otherwise."""
+        return self.user.id or self.subject.id or self.account_id

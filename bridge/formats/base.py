@@ -1,0 +1,41 @@
+"""The one small interface every output format implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Protocol
+
+from bridge.events.model import Event
+
+Header = tuple[str, bytes]
+
+
+class Encoder(Protocol):
+    def __call__(self, event: Event) -> bytes: ...
+
+
+class HeaderBuilder(Protocol):
+    def __call__(self, event: Event) -> list[Header]: ...
+
+
+def no_extra_headers(event: Event) -> list[Header]:
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class EventFormat:
+    """A named encoder plus the Kafka headers it adds beyond the common ones."""
+
+    name: str
+    content_type: str
+    encode: Encoder
+    extra_headers: HeaderBuilder = no_extra_headers
+
+
+RFC3339_MILLIS: Final = "milliseconds"
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC timestamp with millisecond precision and a `Z` suffix, the form every SIEM parses."""
+    return moment.isoformat(timespec=RFC3339_MILLIS).replace("+00:00", "Z")

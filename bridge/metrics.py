@@ -1,0 +1,123 @@
+"""Every Prometheus metric the bridge exports, defined in one place.
+
+Names follow prometheus/client_python conventions: the `idaas_bridge_` prefix, base units (seconds, bytes),
+`_total` on counters. Labels are bounded: webhook (≤ 20 per tenant), event_type (the catalog plus
+"unknown"), topic, status, reason, code. Never a per-user or per-delivery label.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import Counter, Gauge, Histogram
+
+#: Buckets around IDaaS's 3 s deadline: fine below 100 ms where the bridge should live, then up to 3 s.
+LATENCY_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0,
+)
+
+# --- receiver ---------------------------------------------------------------------------------------
+DELIVERIES = Counter(
+    "idaas_bridge_deliveries_total",
+    "Authenticated deliveries by outcome: published, spooled, duplicate, deadletter, unavailable.",
+    ["webhook", "event_type", "status"],
+)
+RESPONSES = Counter(
+    "idaas_bridge_http_responses_total",
+    "Answers to webhook POSTs by HTTP status code, as IDaaS counts them.",
+    ["webhook", "code"],
+)
+AUTH_FAILURES = Counter(
+    "idaas_bridge_auth_failures_total",
+    "Deliveries rejected with 401, by the reason signature verification failed.",
+    ["webhook", "reason"],
+)
+REQUEST_DURATION = Histogram(
+    "idaas_bridge_request_duration_seconds",
+    "Time from request start to the answer, for webhook POSTs (IDaaS gives up at 3 s).",
+    ["webhook"],
+    buckets=LATENCY_BUCKETS,
+)
+AUTHENTICATIONS = Counter(
+    "idaas_bridge_authentications_total",
+    "IDaaS sign-in events seen, by outcome and IDaaS resource (application) name.",
+    ["outcome", "resource"],
+)
+DEADLETTERS = Counter(
+    "idaas_bridge_deadletters_total",
+    "Authenticated deliveries that could not be normalized and went to the dead-letter topic.",
+    ["webhook", "reason"],
+)
+DEDUP_ENTRIES = Gauge(
+    "idaas_bridge_dedup_cache_entries",
+    "Delivery ids remembered for duplicate suppression.",
+)
+
+# --- auto-disable guard -----------------------------------------------------------------------------
+FAILURE_STREAK = Gauge(
+    "idaas_bridge_failure_streak",
+    "Consecutive non-2xx answers per webhook, as IDaaS counts them; IDaaS disables the webhook at 100.",
+    ["webhook"],
+)
+LAST_SUCCESS = Gauge(
+    "idaas_bridge_last_success_timestamp_seconds",
+    "Unix time of the last 2xx answer per webhook.",
+    ["webhook"],
+)
+
+# --- Kafka publishing -------------------------------------------------------------------------------
+KAFKA_MESSAGES = Counter(
+    "idaas_bridge_kafka_messages_total",
+    "Messages handed to Kafka by delivery result: delivered, failed, timeout.",
+    ["topic", "result"],
+)
+PUBLISH_DURATION = Histogram(
+    "idaas_bridge_kafka_publish_duration_seconds",
+    "Time from produce() to the broker's acknowledgement (acks=all).",
+    ["topic"],
+    buckets=LATENCY_BUCKETS,
+)
+KAFKA_QUEUE_MESSAGES = Gauge(
+    "idaas_bridge_kafka_producer_queue_messages",
+    "Messages waiting in the librdkafka producer queue (librdkafka statistics msg_cnt).",
+)
+KAFKA_QUEUE_BYTES = Gauge(
+    "idaas_bridge_kafka_producer_queue_bytes",
+    "Bytes waiting in the librdkafka producer queue (librdkafka statistics msg_size).",
+)
+KAFKA_BROKER_RTT = Gauge(
+    "idaas_bridge_kafka_broker_rtt_seconds",
+    "Average broker round-trip time over the last statistics interval (librdkafka rtt.avg).",
+    ["broker"],
+)
+KAFKA_UP = Gauge(
+    "idaas_bridge_kafka_up",
+    "1 when the last metadata request to Kafka succeeded, else 0.",
+)
+
+# --- durable spool ----------------------------------------------------------------------------------
+SPOOL_BYTES = Gauge("idaas_bridge_spool_bytes", "Bytes of records held in the local spool.")
+SPOOL_RECORDS = Gauge("idaas_bridge_spool_records", "Records in the local spool not yet confirmed by Kafka.")
+SPOOL_CAPACITY = Gauge("idaas_bridge_spool_max_bytes", "The configured spool size limit (spool.max_bytes).")
+SPOOL_OLDEST_AGE = Gauge(
+    "idaas_bridge_spool_oldest_record_age_seconds",
+    "Age of the oldest record still waiting in the spool; 0 when the spool is empty.",
+)
+SPOOL_APPENDS = Counter(
+    "idaas_bridge_spool_appends_total", "Records written (and fsync'd) to the spool.", ["topic"]
+)
+SPOOL_DRAINED = Counter(
+    "idaas_bridge_spool_drained_total", "Spooled records confirmed by Kafka and released.", ["topic"]
+)
+SPOOL_TORN_RECORDS = Counter(
+    "idaas_bridge_spool_torn_records_total",
+    "Records skipped at start-up because their length or CRC did not check out (torn writes).",
+)
+SPOOL_WRITE_ERRORS = Counter(
+    "idaas_bridge_spool_write_errors_total", "Spool appends that failed (disk full, I/O error)."
+)
+SPOOL_FSYNC_DURATION = Histogram(
+    "idaas_bridge_spool_fsync_duration_seconds",
+    "Duration of one group-commit fsync of the spool.",
+    buckets=LATENCY_BUCKETS,
+)
