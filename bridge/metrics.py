@@ -13,7 +13,22 @@ from prometheus_client import Counter, Gauge, Histogram
 
 #: Buckets around IDaaS's 3 s deadline: fine below 100 ms where the bridge should live, then up to 3 s.
 LATENCY_BUCKETS: Final = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    3.0,
+    5.0,
 )
 
 # --- receiver ---------------------------------------------------------------------------------------

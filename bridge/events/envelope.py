@@ -10,7 +10,11 @@ import orjson
 
 
 class EnvelopeError(ValueError):
-    """The body is authenticated but is not a valid IDaaS envelope; the message names the field."""
+    """Not a valid IDaaS envelope: a bounded `code` (a metric label); the message names the field."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +31,13 @@ def parse_event_time(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise EnvelopeError(f"eventTime {value!r} is not an RFC 3339 timestamp") from None
+        raise EnvelopeError(
+            "invalid_event_time", f"eventTime {value!r} is not an RFC 3339 timestamp"
+        ) from None
     if parsed.tzinfo is None:
-        raise EnvelopeError(f"eventTime {value!r} has no UTC offset (expected e.g. 'Z' or '+00:00')")
+        raise EnvelopeError(
+            "invalid_event_time", f"eventTime {value!r} has no UTC offset (expected e.g. 'Z' or '+00:00')"
+        )
     return parsed.astimezone(UTC)
 
 
@@ -37,7 +45,7 @@ def _required_string(body: dict[str, Any], field: str) -> str:
     value = body.get(field)
     if not isinstance(value, str) or not value:
         shown = "missing" if value is None else f"{type(value).__name__} {value!r}"[:80]
-        raise EnvelopeError(f"field '{field}' must be a non-empty string, got {shown}")
+        raise EnvelopeError("invalid_field", f"field '{field}' must be a non-empty string, got {shown}")
     return value
 
 
@@ -46,12 +54,12 @@ def parse_envelope(raw: bytes) -> Envelope:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise EnvelopeError(f"body is not valid JSON: {exc}") from None
+        raise EnvelopeError("invalid_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise EnvelopeError(f"body must be a JSON object, got a JSON {type(body).__name__}")
+        raise EnvelopeError("not_an_object", f"body must be a JSON object, got a JSON {type(body).__name__}")
     data = body.get("data")
     if not isinstance(data, dict):
-        raise EnvelopeError("field 'data' must be a JSON object")
+        raise EnvelopeError("invalid_field", "field 'data' must be a JSON object")
     return Envelope(
         id=_required_string(body, "id"),
         type=_required_string(body, "type"),

@@ -54,7 +54,9 @@ def normalize(envelope: Envelope, webhook: str, received_at: datetime) -> Event:
     resource = _text(data, "resourceName")
     by_admin = category != "authentication" and (admin_role is not None or resource == ADMIN_PORTAL)
     entity_type, entity_id, entity_name = (
-        _text(data, "entityType"), _text(data, "entityId"), _text(data, "entityName"),
+        _text(data, "entityType"),
+        _text(data, "entityId"),
+        _text(data, "entityName"),
     )
     entity = Party(entity_id, entity_name, entity_type) if entity_type or entity_id or entity_name else None
     if category == "authentication":

@@ -29,6 +29,8 @@ class EventFormat:
 
     name: str
     content_type: str
+    #: Value of the record's `schema` header, so consumers can route without parsing the value.
+    schema: str
     encode: Encoder
     extra_headers: HeaderBuilder = no_extra_headers
 

@@ -45,4 +45,4 @@ def encode(event: Event) -> bytes:
     return orjson.dumps(to_document(event))
 
 
-FORMAT = EventFormat(name="native", content_type="application/json", encode=encode)
+FORMAT = EventFormat(name="native", content_type="application/json", schema=NATIVE_SCHEMA, encode=encode)

@@ -1,0 +1,225 @@
+"""Authenticating IDaaS deliveries: RFC 9421 HTTP Message Signatures, HMAC-SHA256, the IDaaS profile.
+
+The profile (../shared/idaas-webhooks.md, part 1): label `sig`, covered components exactly `@method`,
+`@target-uri`, `content-digest`; `alg`, if sent, `hmac-sha256`; `Content-Digest` in sha-256 or sha-512
+(RFC 9530) checked against the raw body; the HMAC key is the UTF-8 bytes of the webhook token; two tokens may
+be valid at once during rotation. A failure returns a reason from a small fixed set (it becomes a metric
+label and the 401 body), never an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from bridge.structured_fields import Item, StructuredFieldError, Token, parse_dictionary
+
+LABEL: Final = "sig"
+ALGORITHM: Final = "hmac-sha256"
+COMPONENTS: Final = ("@method", "@target-uri", "content-digest")
+DIGESTS: Final = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}
+KNOWN_PARAMETERS: Final = frozenset({"created", "expires", "keyid", "nonce", "alg", "tag"})
+LEGACY_HEADER: Final = "x-sha2-signature"
+
+#: Every reason verification can fail for; bounded, because each is a metric label value.
+REASONS: Final = (
+    "missing_signature_headers",
+    "malformed_content_digest",
+    "unsupported_digest_algorithm",
+    "content_digest_mismatch",
+    "malformed_signature_input",
+    "malformed_signature",
+    "missing_label",
+    "unexpected_components",
+    "unsupported_algorithm",
+    "unsupported_parameter",
+    "created_outside_window",
+    "expired",
+    "signature_mismatch",
+    "legacy_signature_mismatch",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailure:
+    """Why a delivery was not authenticated: a fixed `reason` code and a human `detail`."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """What verification reads from a request; header values are as received (combined if repeated)."""
+
+    method: str
+    target_uri: str
+    body: bytes
+    content_digest: str | None
+    signature_input: str | None
+    signature: str | None
+    legacy_signature: str | None = None
+
+
+def signature_base(components: Sequence[tuple[str, str]], signature_params: str) -> bytes:
+    """RFC 9421 §2.5: one `"name": value` line per covered component, then `@signature-params`."""
+    lines = [f'"{name}": {value}' for name, value in components]
+    lines.append(f'"@signature-params": {signature_params}')
+    return "\n".join(lines).encode()
+
+
+def hmac_sha256(key: bytes, base: bytes) -> bytes:
+    return hmac.new(key, base, hashlib.sha256).digest()
+
+
+def content_digest(body: bytes, algorithm: str = "sha-256") -> str:
+    """The RFC 9530 `Content-Digest` header value for `body`."""
+    return f"{algorithm}=:{base64.b64encode(DIGESTS[algorithm](body).digest()).decode()}:"
+
+
+def sign(token: str, method: str, target_uri: str, body: bytes, created: int) -> dict[str, str]:
+    """Headers exactly as IDaaS signs a delivery; used by `idaas-bridge simulate` and the benchmark."""
+    digest = content_digest(body)
+    params = f'("@method" "@target-uri" "content-digest");created={created};alg="{ALGORITHM}"'
+    base = signature_base(
+        [("@method", method.upper()), ("@target-uri", target_uri), ("content-digest", digest)], params
+    )
+    signature = base64.b64encode(hmac_sha256(token.encode(), base)).decode()
+    return {
+        "content-digest": digest,
+        "signature-input": f"{LABEL}={params}",
+        "signature": f"{LABEL}=:{signature}:",
+        "content-type": "application/json",
+    }
+
+
+def _check_digest(header: str, body: bytes) -> AuthFailure | None:
+    try:
+        members = parse_dictionary(header)
+    except StructuredFieldError as exc:
+        return AuthFailure(
+            "malformed_content_digest", f"Content-Digest is not a structured dictionary: {exc}"
+        )
+    supported = [name for name in members if name in DIGESTS]
+    if not supported:
+        return AuthFailure(
+            "unsupported_digest_algorithm",
+            f"Content-Digest has {', '.join(members) or 'no'} digest; only sha-256 and sha-512 are accepted",
+        )
+    for name in supported:
+        value = members[name].value
+        if not isinstance(value, Item) or not isinstance(value.value, bytes):
+            return AuthFailure("malformed_content_digest", f"Content-Digest {name} is not a byte sequence")
+        if not hmac.compare_digest(value.value, DIGESTS[name](body).digest()):
+            return AuthFailure("content_digest_mismatch", f"Content-Digest {name} does not match the body")
+    return None
+
+
+def _check_parameters(params: Mapping[str, object], now: float, window: int) -> AuthFailure | None:
+    unknown = sorted(set(params) - KNOWN_PARAMETERS)
+    if unknown:
+        return AuthFailure("unsupported_parameter", f"Signature-Input has unknown parameter(s) {unknown}")
+    alg = params.get("alg")
+    if alg is not None and alg != ALGORITHM:
+        return AuthFailure("unsupported_algorithm", f'alg is {alg!r}; the IDaaS profile uses "{ALGORITHM}"')
+    created = params.get("created")
+    if created is not None:
+        if not isinstance(created, int) or isinstance(created, bool):
+            return AuthFailure("malformed_signature_input", "created must be an integer (Unix seconds)")
+        if abs(now - created) > window:
+            return AuthFailure(
+                "created_outside_window",
+                f"created={created} is {int(now - created)} s from now; allowed ±{window} s (check clocks)",
+            )
+    expires = params.get("expires")
+    if expires is not None:
+        if not isinstance(expires, int) or isinstance(expires, bool):
+            return AuthFailure("malformed_signature_input", "expires must be an integer (Unix seconds)")
+        if expires < now:
+            return AuthFailure("expired", f"expires={expires} is in the past")
+    for name in ("keyid", "nonce", "tag"):
+        if name in params and not isinstance(params[name], str):
+            return AuthFailure("malformed_signature_input", f"{name} must be a string")
+    return None
+
+
+def verify(
+    request: SignedRequest, tokens: Sequence[str], now: float, window: int, legacy: bool = False
+) -> AuthFailure | None:
+    """None when `request` is signed by one of `tokens` under the IDaaS profile, else why not."""
+    if legacy and request.legacy_signature is not None and request.signature_input is None:
+        return _verify_legacy(request, tokens)
+    missing = [
+        name
+        for name, value in (
+            ("Content-Digest", request.content_digest),
+            ("Signature-Input", request.signature_input),
+            ("Signature", request.signature),
+        )
+        if value is None
+    ]
+    if missing:
+        return AuthFailure("missing_signature_headers", f"missing header(s): {', '.join(missing)}")
+    assert request.content_digest is not None and request.signature_input is not None
+    assert request.signature is not None
+    failure = _check_digest(request.content_digest, request.body)
+    if failure is not None:
+        return failure
+    try:
+        inputs = parse_dictionary(request.signature_input)
+    except StructuredFieldError as exc:
+        return AuthFailure("malformed_signature_input", f"Signature-Input: {exc}")
+    try:
+        signatures = parse_dictionary(request.signature)
+    except StructuredFieldError as exc:
+        return AuthFailure("malformed_signature", f"Signature: {exc}")
+    member = inputs.get(LABEL)
+    signed = signatures.get(LABEL)
+    if member is None or signed is None:
+        return AuthFailure("missing_label", f'Signature-Input and Signature need a member labelled "{LABEL}"')
+    if not isinstance(member.value, list):
+        return AuthFailure("malformed_signature_input", "the sig member must be an inner list of components")
+    names = [item.value for item in member.value]
+    if sorted(map(str, names)) != sorted(COMPONENTS) or any(
+        item.params or not isinstance(item.value, str) for item in member.value
+    ):
+        return AuthFailure(
+            "unexpected_components",
+            f"covered components are {names}; the IDaaS profile signs exactly {list(COMPONENTS)}",
+        )
+    params = {
+        key: (value.value if isinstance(value, Token) else value) for key, value in member.params.items()
+    }
+    failure = _check_parameters(params, now, window)
+    if failure is not None:
+        return failure
+    if not isinstance(signed.value, Item) or not isinstance(signed.value.value, bytes):
+        return AuthFailure("malformed_signature", "the sig member of Signature must be a byte sequence")
+    values = {
+        "@method": request.method.upper(),
+        "@target-uri": request.target_uri,
+        "content-digest": request.content_digest.strip(),
+    }
+    base = signature_base([(str(name), values[str(name)]) for name in names], member.text)
+    expected = signed.value.value
+    if any(hmac.compare_digest(hmac_sha256(token.encode(), base), expected) for token in tokens):
+        return None
+    return AuthFailure(
+        "signature_mismatch",
+        f"HMAC does not match for @target-uri {request.target_uri!r}: wrong token, or a public URL that "
+        "differs from the callback URL registered in IDaaS (set public_url)",
+    )
+
+
+def _verify_legacy(request: SignedRequest, tokens: Sequence[str]) -> AuthFailure | None:
+    """The pre-RFC 9421 scheme: hex HMAC-SHA256 of the raw body in `x-sha2-signature` (opt-in only)."""
+    received = (request.legacy_signature or "").strip().lower()
+    for token in tokens:
+        expected = hmac.new(token.encode(), request.body, hashlib.sha256).hexdigest()
+        if hmac.compare_digest(expected, received):
+            return None
+    return AuthFailure("legacy_signature_mismatch", "x-sha2-signature does not match the body")

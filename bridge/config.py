@@ -1,0 +1,444 @@
+"""Typed settings: `config/bridge.yaml` plus `IDAAS_BRIDGE_*` environment overrides.
+
+Loaded once at start-up and passed down (as uvicorn does with its `Config`). Every problem is reported at
+start-up with the setting's path, the offending value and what to do, never at the first request.
+
+Environment overrides:
+- `IDAAS_BRIDGE_CONFIG`: path of the YAML file.
+- `IDAAS_BRIDGE_<SECTION>__<KEY>`: any scalar setting, e.g. `IDAAS_BRIDGE_KAFKA__BOOTSTRAP_SERVERS`
+  (values are parsed as YAML scalars, so `1.5`, `true` and `8443` get their types).
+- `IDAAS_BRIDGE_WEBHOOK_<NAME>_TOKENS`: the webhook's token, or two comma-separated during rotation
+  (`<NAME>` is the webhook name upper-cased with `-` and `.` as `_`). Tokens belong in the environment
+  (a Kubernetes Secret), not in the file.
+- `IDAAS_BRIDGE_KAFKA_CLIENT_<PROPERTY>`: a librdkafka property with `.` as `_`,
+  e.g. `IDAAS_BRIDGE_KAFKA_CLIENT_SASL_PASSWORD` → `sasl.password`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+import yaml
+
+from bridge.formats import FORMATS
+
+ENV_PREFIX: Final = "IDAAS_BRIDGE_"
+MAX_WEBHOOKS: Final = 20
+#: IDaaS abandons an attempt after 3 s; the bridge must have answered well before.
+IDAAS_DEADLINE_SECONDS: Final = 3.0
+WEBHOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+TOPIC_KEYS: Final = ("authentication", "user", "authenticator", "unknown", "deadletter")
+SECRET_KEY_PARTS: Final = ("password", "secret", "token", "key")
+
+AckMode = Literal["kafka_first", "spool_first"]
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message names it and says what to do."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "0.0.0.0"
+    port: int = 8443
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    public_base_url: str = ""
+    trusted_proxies: tuple[str, ...] = ()
+    max_body_bytes: int = 1024 * 1024
+    limit_concurrency: int = 1000
+    keep_alive_timeout_seconds: float = 5.0
+    shutdown_grace_seconds: float = 20.0
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_file)
+
+
+@dataclass(frozen=True)
+class SignatureSettings:
+    created_window_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    name: str
+    tokens: tuple[str, ...] = ()
+    public_url: str = ""
+    legacy_sha2_signature: bool = False
+
+
+@dataclass(frozen=True)
+class TopicSettings:
+    name: str
+    format: str = "native"
+
+
+def _default_topics() -> dict[str, TopicSettings]:
+    return {key: TopicSettings(name=f"idaas.{key}") for key in TOPIC_KEYS}
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_properties: dict[str, str] = field(default_factory=dict)
+    ack_deadline_seconds: float = 1.5
+    statistics_interval_seconds: float = 15.0
+    topics: dict[str, TopicSettings] = field(default_factory=_default_topics)
+
+
+@dataclass(frozen=True)
+class DedupSettings:
+    ttl_seconds: float = 900.0
+    max_entries: int = 200_000
+
+
+@dataclass(frozen=True)
+class SpoolSettings:
+    path: str = "/var/lib/idaas-bridge/spool"
+    max_bytes: int = 1024 * 1024 * 1024
+    segment_bytes: int = 64 * 1024 * 1024
+    ack_mode: AckMode = "kafka_first"
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings
+    signature: SignatureSettings
+    webhooks: tuple[WebhookSettings, ...]
+    kafka: KafkaSettings
+    dedup: DedupSettings
+    spool: SpoolSettings
+    logging: LoggingSettings
+
+    def webhook(self, name: str) -> WebhookSettings | None:
+        return next((hook for hook in self.webhooks if hook.name == name), None)
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+
+class _Section:
+    """Typed access to one mapping of the YAML, reporting errors with the full setting path."""
+
+    def __init__(self, path: str, raw: Any) -> None:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{path}: expected a mapping, got {type(raw).__name__} {raw!r}")
+        self.path = path
+        self.raw: dict[str, Any] = dict(raw)
+        self.used: set[str] = set()
+
+    def _take(self, key: str, default: Any) -> Any:
+        self.used.add(key)
+        value = self.raw.get(key, default)
+        return default if value is None else value
+
+    def _fail(self, key: str, value: Any, expected: str) -> ConfigError:
+        return ConfigError(f"{self.path}.{key} = {value!r}: {expected}")
+
+    def string(self, key: str, default: str) -> str:
+        value = self._take(key, default)
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise self._fail(key, value, "expected a string")
+        return str(value)
+
+    def integer(self, key: str, default: int, minimum: int, maximum: int | None = None) -> int:
+        value = self._take(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._fail(key, value, "expected a whole number")
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise self._fail(key, value, f"must be at least {minimum}{upper}")
+        return value
+
+    def number(self, key: str, default: float, above: float, below: float | None = None) -> float:
+        value = self._take(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._fail(key, value, "expected a number")
+        if value <= above or (below is not None and value >= below):
+            upper = f" and below {below}" if below is not None else ""
+            raise self._fail(key, value, f"must be above {above}{upper}")
+        return float(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._take(key, default)
+        if not isinstance(value, bool):
+            raise self._fail(key, value, "expected true or false")
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self._take(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self._fail(key, value, "expected a list of strings")
+        return tuple(value)
+
+    def section(self, key: str) -> _Section:
+        return _Section(f"{self.path}.{key}", self._take(key, {}))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.raw) - self.used)
+        if unknown:
+            raise ConfigError(
+                f"{self.path}: unknown setting(s) {', '.join(unknown)} (check the spelling against "
+                "config/bridge.yaml)"
+            )
+
+
+def _url(section: _Section, key: str) -> str:
+    value = section.string(key, "")
+    if value:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            raise section._fail(
+                key, value, "expected an absolute URL such as https://hooks.example.com/idaas"
+            )
+    return value
+
+
+def _server(section: _Section) -> ServerSettings:
+    settings = ServerSettings(
+        host=section.string("host", ServerSettings.host),
+        port=section.integer("port", ServerSettings.port, 1, 65535),
+        tls_cert_file=section.string("tls_cert_file", ""),
+        tls_key_file=section.string("tls_key_file", ""),
+        public_base_url=_url(section, "public_base_url"),
+        trusted_proxies=section.strings("trusted_proxies"),
+        max_body_bytes=section.integer("max_body_bytes", ServerSettings.max_body_bytes, 1024),
+        limit_concurrency=section.integer("limit_concurrency", ServerSettings.limit_concurrency, 1),
+        keep_alive_timeout_seconds=section.number(
+            "keep_alive_timeout_seconds", ServerSettings.keep_alive_timeout_seconds, 0
+        ),
+        shutdown_grace_seconds=section.number(
+            "shutdown_grace_seconds", ServerSettings.shutdown_grace_seconds, 0
+        ),
+    )
+    section.done()
+    for proxy in settings.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"server.trusted_proxies: {proxy!r} is not an IP address or CIDR network"
+            ) from None
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        raise ConfigError(
+            "server.tls_cert_file and server.tls_key_file must be set together (both empty = plain HTTP)"
+        )
+    for key in ("tls_cert_file", "tls_key_file"):
+        path = getattr(settings, key)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"server.{key} = {path!r}: no such file")
+    return settings
+
+
+def env_name(webhook: str) -> str:
+    """The environment variable that holds a webhook's tokens."""
+    return f"{ENV_PREFIX}WEBHOOK_{re.sub(r'[^A-Za-z0-9]', '_', webhook).upper()}_TOKENS"
+
+
+def _webhooks(raw: Any, environ: Mapping[str, str]) -> tuple[WebhookSettings, ...]:
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise ConfigError(f"webhooks: expected a list of {{name: ...}} entries, got {raw!r}")
+    if not raw:
+        raise ConfigError("webhooks: no webhook configured; add one entry per IDaaS webhook (name: ...)")
+    if len(raw) > MAX_WEBHOOKS:
+        raise ConfigError(f"webhooks: {len(raw)} configured; IDaaS allows at most {MAX_WEBHOOKS} per tenant")
+    hooks: list[WebhookSettings] = []
+    for index, entry in enumerate(raw):
+        section = _Section(f"webhooks[{index}]", entry)
+        name = section.string("name", "")
+        if not WEBHOOK_NAME.match(name):
+            raise ConfigError(
+                f"webhooks[{index}].name = {name!r}: use 1-63 letters, digits, '-', '_' or '.' "
+                "(it becomes the URL path /webhooks/<name>)"
+            )
+        if any(hook.name == name for hook in hooks):
+            raise ConfigError(f"webhooks[{index}].name = {name!r}: duplicate webhook name")
+        from_file = section.strings("tokens")
+        variable = env_name(name)
+        from_env = tuple(token.strip() for token in environ.get(variable, "").split(",") if token.strip())
+        tokens = from_env or from_file
+        if not tokens:
+            raise ConfigError(
+                f"webhook {name!r} has no token: set {variable} to the token IDaaS showed when the webhook "
+                "was created (two comma-separated tokens during rotation)"
+            )
+        if len(tokens) > 2:
+            raise ConfigError(f"webhook {name!r}: {len(tokens)} tokens given; at most 2 (old and new)")
+        hooks.append(
+            WebhookSettings(
+                name=name,
+                tokens=tokens,
+                public_url=_url(section, "public_url"),
+                legacy_sha2_signature=section.boolean("legacy_sha2_signature", False),
+            )
+        )
+        section.done()
+    return tuple(hooks)
+
+
+def _kafka(section: _Section, environ: Mapping[str, str]) -> KafkaSettings:
+    client_section = section.section("client_properties")
+    client = {str(key): str(value) for key, value in client_section.raw.items()}
+    prefix = f"{ENV_PREFIX}KAFKA_CLIENT_"
+    for variable, value in environ.items():
+        if variable.startswith(prefix):
+            client[variable[len(prefix) :].lower().replace("_", ".")] = value
+    topics_section = section.section("topics")
+    topics: dict[str, TopicSettings] = {}
+    for key in TOPIC_KEYS:
+        entry = topics_section.section(key)
+        topic = TopicSettings(
+            name=entry.string("name", f"idaas.{key}"),
+            format=entry.string("format", "native"),
+        )
+        entry.done()
+        if topic.format not in FORMATS:
+            raise ConfigError(
+                f"kafka.topics.{key}.format = {topic.format!r}: choose one of {', '.join(sorted(FORMATS))}"
+            )
+        if key == "deadletter" and topic.format != "native":
+            raise ConfigError("kafka.topics.deadletter.format: the dead-letter topic is always native JSON")
+        topics[key] = topic
+    topics_section.done()
+    settings = KafkaSettings(
+        bootstrap_servers=section.string("bootstrap_servers", KafkaSettings.bootstrap_servers),
+        client_properties=client,
+        ack_deadline_seconds=section.number(
+            "ack_deadline_seconds", KafkaSettings.ack_deadline_seconds, 0, IDAAS_DEADLINE_SECONDS
+        ),
+        statistics_interval_seconds=section.number(
+            "statistics_interval_seconds", KafkaSettings.statistics_interval_seconds, 0
+        ),
+        topics=topics,
+    )
+    section.done()
+    if not settings.bootstrap_servers:
+        raise ConfigError("kafka.bootstrap_servers is empty: give host:port[,host:port...]")
+    return settings
+
+
+def _spool(section: _Section) -> SpoolSettings:
+    ack_mode = section.string("ack_mode", SpoolSettings.ack_mode)
+    if ack_mode not in ("kafka_first", "spool_first"):
+        raise section._fail("ack_mode", ack_mode, "choose kafka_first or spool_first")
+    segment_bytes = section.integer("segment_bytes", SpoolSettings.segment_bytes, 64 * 1024)
+    settings = SpoolSettings(
+        path=section.string("path", SpoolSettings.path),
+        max_bytes=section.integer("max_bytes", SpoolSettings.max_bytes, segment_bytes),
+        segment_bytes=segment_bytes,
+        ack_mode="spool_first" if ack_mode == "spool_first" else "kafka_first",
+    )
+    section.done()
+    return settings
+
+
+def _apply_env_overrides(document: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """`IDAAS_BRIDGE_SECTION__KEY=value` sets document[section][key]; deeper paths use more `__`."""
+    for variable, value in environ.items():
+        if not variable.startswith(ENV_PREFIX) or "__" not in variable:
+            continue
+        path = [part.lower() for part in variable[len(ENV_PREFIX) :].split("__")]
+        target = document
+        for part in path[:-1]:
+            child = target.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{variable}: {'.'.join(path)} does not name a setting inside a mapping")
+            target = child
+        target[path[-1]] = yaml.safe_load(value) if value else ""
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read, override and validate the whole configuration, or raise ConfigError."""
+    environ = os.environ if environ is None else environ
+    config_path = path or environ.get(f"{ENV_PREFIX}CONFIG")
+    document: dict[str, Any] = {}
+    if config_path:
+        try:
+            loaded = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {str(config_path)!r} does not exist") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {str(config_path)!r} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {str(config_path)!r}: the top level must be a mapping")
+        document = loaded or {}
+    _apply_env_overrides(document, environ)
+    root = _Section("config", document)
+    signature = root.section("signature")
+    dedup = root.section("dedup")
+    logging_section = root.section("logging")
+    root.used.add("webhooks")
+    settings = Settings(
+        server=_server(root.section("server")),
+        signature=SignatureSettings(
+            created_window_seconds=signature.integer("created_window_seconds", 300, 1)
+        ),
+        webhooks=_webhooks(document.get("webhooks"), environ),
+        kafka=_kafka(root.section("kafka"), environ),
+        dedup=DedupSettings(
+            ttl_seconds=dedup.number("ttl_seconds", DedupSettings.ttl_seconds, 0),
+            max_entries=dedup.integer("max_entries", DedupSettings.max_entries, 1),
+        ),
+        spool=_spool(root.section("spool")),
+        logging=LoggingSettings(level=logging_section.string("level", "INFO").upper()),
+    )
+    for section in (root, signature, dedup, logging_section):
+        section.done()
+    if settings.logging.level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"logging.level = {settings.logging.level!r}: choose DEBUG, INFO, WARNING or ERROR")
+    return settings
+
+
+def _mask(key: str, value: Any) -> Any:
+    return "***" if any(part in key.lower() for part in SECRET_KEY_PARTS) and value else value
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as plain data, with tokens and secrets masked (for check-config)."""
+    return {
+        "server": {key: getattr(settings.server, key) for key in ServerSettings.__dataclass_fields__},
+        "signature": {"created_window_seconds": settings.signature.created_window_seconds},
+        "webhooks": [
+            {
+                "name": hook.name,
+                "tokens": [f"*** ({len(token)} chars)" for token in hook.tokens],
+                "public_url": hook.public_url,
+                "legacy_sha2_signature": hook.legacy_sha2_signature,
+            }
+            for hook in settings.webhooks
+        ],
+        "kafka": {
+            "bootstrap_servers": settings.kafka.bootstrap_servers,
+            "client_properties": {
+                key: _mask(key, value) for key, value in settings.kafka.client_properties.items()
+            },
+            "ack_deadline_seconds": settings.kafka.ack_deadline_seconds,
+            "statistics_interval_seconds": settings.kafka.statistics_interval_seconds,
+            "topics": {
+                key: {"name": topic.name, "format": topic.format}
+                for key, topic in settings.kafka.topics.items()
+            },
+        },
+        "dedup": {"ttl_seconds": settings.dedup.ttl_seconds, "max_entries": settings.dedup.max_entries},
+        "spool": {key: getattr(settings.spool, key) for key in SpoolSettings.__dataclass_fields__},
+        "logging": {"level": settings.logging.level},
+    }

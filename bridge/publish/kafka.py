@@ -1,0 +1,183 @@
+"""An asyncio facade over confluent_kafka.Producer.
+
+librdkafka does its network I/O on its own threads; delivery reports only arrive through `poll()`, which
+blocks, so one daemon thread polls and hands each report to the event loop with `call_soon_threadsafe`.
+`produce()` itself never blocks (a full queue raises BufferError, reported as a failed publish).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from bridge import metrics
+from bridge.config import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_SECONDS: Final = 0.1
+METADATA_TIMEOUT_SECONDS: Final = 2.0
+#: The bridge's defaults; anything in kafka.client_properties wins except the durability settings below.
+DEFAULT_PRODUCER_CONFIG: Final[dict[str, Any]] = {
+    "client.id": "idaas-siem-bridge",
+    "compression.type": "lz4",
+    "linger.ms": 5,
+    "message.timeout.ms": 300_000,
+    "queue.buffering.max.messages": 200_000,
+}
+#: What the bridge's promise rests on: the user cannot weaken these through client_properties.
+REQUIRED_PRODUCER_CONFIG: Final[dict[str, Any]] = {"acks": "all", "enable.idempotence": True}
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+class PublishError(Exception):
+    """Kafka did not confirm the message: `reason` is a bounded code, the message a human detail."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    topic: str
+    partition: int
+    offset: int
+
+
+def producer_config(settings: KafkaSettings) -> dict[str, Any]:
+    config: dict[str, Any] = {**DEFAULT_PRODUCER_CONFIG, **settings.client_properties}
+    config.update(REQUIRED_PRODUCER_CONFIG)
+    config["bootstrap.servers"] = settings.bootstrap_servers
+    config["statistics.interval.ms"] = int(settings.statistics_interval_seconds * 1000)
+    return config
+
+
+def _record_statistics(raw: str) -> None:
+    """librdkafka statistics → producer gauges (queue depth, per-broker round-trip time)."""
+    stats = orjson.loads(raw)
+    metrics.KAFKA_QUEUE_MESSAGES.set(stats.get("msg_cnt", 0))
+    metrics.KAFKA_QUEUE_BYTES.set(stats.get("msg_size", 0))
+    for broker in stats.get("brokers", {}).values():
+        if broker.get("nodeid", -1) >= 0:
+            rtt = broker.get("rtt", {}).get("avg", 0)
+            metrics.KAFKA_BROKER_RTT.labels(broker=broker.get("nodename", "?")).set(rtt / 1_000_000)
+
+
+class KafkaPublisher:
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._settings = settings
+        config = producer_config(settings)
+        config["stats_cb"] = _record_statistics
+        config["error_cb"] = self._on_error
+        self._producer = Producer(config)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll_forever, name="kafka-poll", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread.start()
+
+    def close(self, timeout: float) -> int:
+        """Flush for up to `timeout` seconds; returns how many messages were still not delivered."""
+        remaining = int(self._producer.flush(timeout))
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=1.0)
+        return remaining
+
+    def _poll_forever(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(POLL_INTERVAL_SECONDS)
+
+    @staticmethod
+    def _on_error(error: KafkaError) -> None:
+        log.warning("kafka client error", extra={"kafka_error": str(error), "fatal": error.fatal()})
+
+    def _settle(
+        self,
+        future: asyncio.Future[Delivered],
+        topic: str,
+        started: float,
+        error: KafkaError | None,
+        message: Message,
+    ) -> None:
+        """Runs on the event loop: resolve the waiting request and count the result."""
+        if error is None:
+            metrics.KAFKA_MESSAGES.labels(topic=topic, result="delivered").inc()
+            metrics.PUBLISH_DURATION.labels(topic=topic).observe(time.perf_counter() - started)
+            partition, offset = message.partition(), message.offset()
+            result = Delivered(
+                topic, -1 if partition is None else partition, -1 if offset is None else offset
+            )
+            if not future.done():
+                future.set_result(result)
+        else:
+            metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
+            if not future.done():
+                future.set_exception(PublishError(error.name().lower(), str(error)))
+
+    def produce(
+        self, topic: str, key: bytes, value: bytes, headers: Headers, timestamp_ms: int
+    ) -> asyncio.Future[Delivered]:
+        """Queue one message; the future resolves when the broker acknowledges it (acks=all) or fails."""
+        loop = self._loop
+        assert loop is not None, "KafkaPublisher.start() was not called"
+        future: asyncio.Future[Delivered] = loop.create_future()
+        started = time.perf_counter()
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            loop.call_soon_threadsafe(self._settle, future, topic, started, error, message)
+
+        try:
+            self._producer.produce(
+                topic,
+                value=value,
+                key=key,
+                headers=list(headers),
+                timestamp=timestamp_ms,
+                on_delivery=on_delivery,
+            )
+        except BufferError:
+            metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
+            future.set_exception(PublishError("queue_full", "the producer queue is full"))
+        except KafkaException as exc:
+            metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
+            future.set_exception(PublishError("produce_failed", str(exc)))
+        return future
+
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Headers, timestamp_ms: int, deadline: float
+    ) -> Delivered:
+        """Produce and wait up to `deadline` seconds for the acknowledgement."""
+        future = self.produce(topic, key, value, headers, timestamp_ms)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), deadline)
+        except TimeoutError:
+            metrics.KAFKA_MESSAGES.labels(topic=topic, result="timeout").inc()
+            raise PublishError("ack_timeout", f"no acknowledgement from Kafka within {deadline} s") from None
+
+    def list_topics_blocking(self, timeout: float = METADATA_TIMEOUT_SECONDS) -> set[str]:
+        """Topic names from broker metadata; raises KafkaException when no broker answers. Blocking."""
+        metadata = self._producer.list_topics(timeout=timeout)
+        return set(metadata.topics)
+
+    async def reachable(self) -> bool:
+        """Whether a broker answers a metadata request now (run off the event loop)."""
+        try:
+            await asyncio.to_thread(self.list_topics_blocking)
+        except KafkaException:
+            metrics.KAFKA_UP.set(0)
+            return False
+        metrics.KAFKA_UP.set(1)
+        return True
