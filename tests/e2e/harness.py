@@ -1,0 +1,200 @@
+"""Run the bridge as a real process, the way users and the Dockerfile do: `idaas-bridge serve --config`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from confluent_kafka import Consumer, Message
+
+ROOT = Path(__file__).resolve().parents[2]
+BRIDGE = Path(sys.executable).parent / "idaas-bridge"
+TOPIC_KEYS = ("authentication", "user", "authenticator", "unknown", "deadletter")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def dev_certificate(directory: Path) -> tuple[Path, Path]:
+    subprocess.run([str(ROOT / "deploy/dev/dev-cert.sh"), str(directory)], check=True, capture_output=True)
+    return directory / "dev-cert.pem", directory / "dev-key.pem"
+
+
+def topic_names(prefix: str) -> dict[str, str]:
+    return {key: f"{prefix}idaas.{key}" for key in TOPIC_KEYS}
+
+
+@dataclass
+class BridgeProcess:
+    """One bridge daemon on a free loopback port, with its config file, log and Kafka topics."""
+
+    workdir: Path
+    bootstrap: str
+    topic_prefix: str
+    tokens: dict[str, str] = field(default_factory=lambda: {"prod": "prod-token-1"})
+    tls: bool = True
+    formats: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def url(self, webhook: str = "prod") -> str:
+        return f"{self.base_url}/webhooks/{webhook}"
+
+    @property
+    def topics(self) -> dict[str, str]:
+        return topic_names(self.topic_prefix)
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "bridge.log"
+
+    def config(self) -> dict[str, Any]:
+        server: dict[str, Any] = {"host": "127.0.0.1", "port": self.port, "shutdown_grace_seconds": 5}
+        if self.tls:
+            cert, key = dev_certificate(self.workdir / "tls")
+            server |= {"tls_cert_file": str(cert), "tls_key_file": str(key)}
+        topics: dict[str, Any] = {
+            key: {"name": name, **({"format": self.formats[key]} if key in self.formats else {})}
+            for key, name in self.topics.items()
+        }
+        document: dict[str, Any] = {
+            "server": server,
+            "webhooks": [{"name": name} for name in self.tokens],
+            "kafka": {
+                "bootstrap_servers": self.bootstrap,
+                "topics": topics,
+                "statistics_interval_seconds": 1,
+            },
+            "spool": {"path": str(self.workdir / "spool")},
+            "logging": {"level": "INFO"},
+        }
+        for dotted, value in self.overrides.items():
+            target = document
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[leaf] = value
+        return document
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IDAAS_BRIDGE_")}
+        for name, token in self.tokens.items():
+            env[f"IDAAS_BRIDGE_WEBHOOK_{name.upper().replace('-', '_')}_TOKENS"] = token
+        return env
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config_path = self.workdir / "bridge.yaml"
+        config_path.write_text(yaml.safe_dump(self.config()))
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(BRIDGE), "serve", "--config", str(config_path)],
+            stdout=log, stderr=subprocess.STDOUT, env=self.environment(), cwd=self.workdir,
+        )
+        deadline = time.monotonic() + timeout
+        with self.client() as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"bridge exited with {self.process.returncode}:\n{self.log_tail()}")
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+        raise RuntimeError(f"bridge did not become healthy in {timeout} s:\n{self.log_tail()}")
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        verify: Any = str(self.workdir / "tls" / "dev-cert.pem") if self.tls else False
+        return httpx.Client(base_url=self.base_url, verify=verify, timeout=10.0, **kwargs)
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def metrics(self) -> str:
+        with self.client() as client:
+            return client.get("/metrics").text
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format; 0 when the series does not exist."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def consume_all(bootstrap: str, topics: Iterable[str], expected: int, timeout: float = 30.0) -> list[Message]:
+    """Read topics from the beginning until `expected` messages arrived, then 1 s more to catch extras."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"test-{uuid.uuid4().hex[:8]}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    })
+    consumer.subscribe(list(topics))
+    messages: list[Message] = []
+    deadline = time.monotonic() + timeout
+    settle_until: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            if settle_until is not None and time.monotonic() > settle_until:
+                break
+            message = consumer.poll(0.2)
+            if message is None or message.error() is not None:
+                continue
+            messages.append(message)
+            if len(messages) >= expected and settle_until is None:
+                settle_until = time.monotonic() + 1.0
+    finally:
+        consumer.close()
+    return messages
+
+
+def cleanup(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

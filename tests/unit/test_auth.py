@@ -1,0 +1,174 @@
+"""RFC 9421 verification under the IDaaS profile, with vectors computed independently of bridge.auth."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from bridge import auth
+from tests.signing import idaas_headers
+
+URL = "https://hooks.example.net/webhooks/prod"
+BODY = b'{"id":"d-1","type":"user.created","accountId":"a","eventTime":"2027-02-10T14:05:33Z","data":{}}'
+TOKEN = "s3cr3t-token"
+NOW = 1_802_345_678
+
+
+def request(headers: dict[str, str], body: bytes = BODY, url: str = URL, method: str = "POST") -> auth.SignedRequest:
+    lower = {key.lower(): value for key, value in headers.items()}
+    return auth.SignedRequest(
+        method=method,
+        target_uri=url,
+        body=body,
+        content_digest=lower.get("content-digest"),
+        signature_input=lower.get("signature-input"),
+        signature=lower.get("signature"),
+        legacy_signature=lower.get("x-sha2-signature"),
+    )
+
+
+def verify(headers: dict[str, str], **kwargs: object) -> auth.AuthFailure | None:
+    return auth.verify(request(headers, **kwargs), [TOKEN], now=NOW, window=300)  # type: ignore[arg-type]
+
+
+def test_rfc9421_b25_hmac_example_signature_base_and_mac() -> None:
+    # RFC 9421 Appendix B.2.5: the shared-secret key and the expected signature are from the RFC text.
+    key = base64.b64decode(
+        "uzvJfB4u3N0Jy4T7NZ75MDVcr8zSTInedJtkgcu46YW4XByzNJjxBdtjUkdJPBtbmHhIDi6pcl8jsasjlTMtDQ=="
+    )
+    base = auth.signature_base(
+        [("date", "Tue, 20 Apr 2021 02:07:55 GMT"), ("@authority", "example.com"),
+         ("content-type", "application/json")],
+        '("date" "@authority" "content-type");created=1618884473;keyid="test-shared-secret"',
+    )
+    assert base64.b64encode(auth.hmac_sha256(key, base)).decode() == "pxcQw6G3AjtMBQjwo8XzkZf/bws5LelbaMk5rGIGtE8="
+
+
+def test_rfc9530_sha256_digest_example() -> None:
+    # RFC 9530 §2 example: the body {"hello": "world"} followed by a newline.
+    assert auth.content_digest(b'{"hello": "world"}\n') == "sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:"
+
+
+def test_a_correctly_signed_idaas_delivery_verifies() -> None:
+    assert verify(idaas_headers(TOKEN, URL, BODY, created=NOW)) is None
+
+
+def test_sha512_content_digest_is_accepted() -> None:
+    assert verify(idaas_headers(TOKEN, URL, BODY, created=NOW, digest="sha-512")) is None
+
+
+def test_either_of_two_rotation_tokens_verifies() -> None:
+    headers = idaas_headers("new-token", URL, BODY, created=NOW)
+    assert auth.verify(request(headers), ["old-token", "new-token"], now=NOW, window=300) is None
+    assert auth.verify(request(headers), ["old-token"], now=NOW, window=300) is not None
+
+
+def test_parameters_are_taken_from_the_exact_text_received() -> None:
+    params = '("@method" "@target-uri" "content-digest");keyid="idaas";alg="hmac-sha256";nonce="n1"'
+    assert verify(idaas_headers(TOKEN, URL, BODY, params=params)) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda h: h.update({"Signature": "sig=:" + base64.b64encode(b"x" * 32).decode() + ":"}),
+         "signature_mismatch"),
+        (lambda h: h.pop("Signature"), "missing_signature_headers"),
+        (lambda h: h.pop("Content-Digest"), "missing_signature_headers"),
+        (lambda h: h.pop("Signature-Input"), "missing_signature_headers"),
+        (lambda h: h.update({"Content-Digest": "md5=:AAAA:"}), "unsupported_digest_algorithm"),
+        (lambda h: h.update({"Content-Digest": "sha-256=:" + base64.b64encode(b"\0" * 32).decode() + ":"}),
+         "content_digest_mismatch"),
+        (lambda h: h.update({"Content-Digest": "sha-256=AAAA"}), "malformed_content_digest"),
+        (lambda h: h.update({"Signature-Input": h["Signature-Input"].replace("sig=", "other=")}), "missing_label"),
+        (lambda h: h.update({"Signature": "sig=AAAA"}), "malformed_signature"),
+        (lambda h: h.update({"Signature-Input": "sig=(\"@method\""}), "malformed_signature_input"),
+        (lambda h: h.update({"Signature-Input": "sig=\"@method\""}), "malformed_signature_input"),
+    ],
+)
+def test_each_broken_header_is_rejected_with_its_reason(change: object, reason: str) -> None:
+    headers = idaas_headers(TOKEN, URL, BODY, created=NOW)
+    change(headers)  # type: ignore[operator]
+    failure = verify(headers)
+    assert failure is not None and failure.reason == reason, failure
+
+
+def test_wrong_token_is_rejected() -> None:
+    failure = verify(idaas_headers("not-the-token", URL, BODY, created=NOW))
+    assert failure is not None and failure.reason == "signature_mismatch"
+
+
+def test_tampered_body_is_rejected_by_the_digest() -> None:
+    headers = idaas_headers(TOKEN, URL, BODY, created=NOW)
+    failure = verify(headers, body=BODY.replace(b"user.created", b"user.deleted"))
+    assert failure is not None and failure.reason == "content_digest_mismatch"
+
+
+def test_a_body_with_a_recomputed_digest_still_fails_the_hmac() -> None:
+    tampered = BODY.replace(b"user.created", b"user.deleted")
+    headers = idaas_headers(TOKEN, URL, BODY, created=NOW)
+    headers["Content-Digest"] = auth.content_digest(tampered)
+    failure = verify(headers, body=tampered)
+    assert failure is not None and failure.reason == "signature_mismatch"
+
+
+def test_wrong_target_uri_is_rejected() -> None:
+    headers = idaas_headers(TOKEN, "https://other.example/webhooks/prod", BODY, created=NOW)
+    failure = verify(headers)
+    assert failure is not None and failure.reason == "signature_mismatch"
+
+
+def test_wrong_method_is_rejected() -> None:
+    failure = verify(idaas_headers(TOKEN, URL, BODY, created=NOW), method="PUT")
+    assert failure is not None and failure.reason == "signature_mismatch"
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        ('("@method" "@target-uri");created=1802345678', "unexpected_components"),
+        ('("@method" "@target-uri" "content-digest" "content-type");created=1802345678', "unexpected_components"),
+        ('("@method" "@target-uri" "content-digest";sf);created=1802345678', "unexpected_components"),
+        ('("@method" "@target-uri" "content-digest");alg="rsa-pss-sha512"', "unsupported_algorithm"),
+        ('("@method" "@target-uri" "content-digest");color="red"', "unsupported_parameter"),
+        ('("@method" "@target-uri" "content-digest");created=1802340000', "created_outside_window"),
+        ('("@method" "@target-uri" "content-digest");created=1802350000', "created_outside_window"),
+        ('("@method" "@target-uri" "content-digest");expires=1802345000', "expired"),
+        ('("@method" "@target-uri" "content-digest");created="soon"', "malformed_signature_input"),
+    ],
+)
+def test_profile_violations_are_rejected_even_when_correctly_signed(params: str, reason: str) -> None:
+    failure = verify(idaas_headers(TOKEN, URL, BODY, params=params))
+    assert failure is not None and failure.reason == reason, failure
+
+
+def test_components_in_another_order_are_verified_in_the_order_sent() -> None:
+    params = '("content-digest" "@method" "@target-uri");created=1802345678'
+    digest = auth.content_digest(BODY)
+    base = auth.signature_base(
+        [("content-digest", digest), ("@method", "POST"), ("@target-uri", URL)], params
+    )
+    mac = base64.b64encode(auth.hmac_sha256(TOKEN.encode(), base)).decode()
+    headers = {"Content-Digest": digest, "Signature-Input": f"sig={params}", "Signature": f"sig=:{mac}:"}
+    assert verify(headers) is None
+
+
+def test_legacy_hex_signature_only_when_enabled() -> None:
+    import hashlib
+    import hmac
+
+    headers = {"x-sha2-signature": hmac.new(TOKEN.encode(), BODY, hashlib.sha256).hexdigest()}
+    assert auth.verify(request(headers), [TOKEN], now=NOW, window=300, legacy=True) is None
+    refused = auth.verify(request(headers), [TOKEN], now=NOW, window=300, legacy=False)
+    assert refused is not None and refused.reason == "missing_signature_headers"
+    headers["x-sha2-signature"] = "00" * 32
+    wrong = auth.verify(request(headers), [TOKEN], now=NOW, window=300, legacy=True)
+    assert wrong is not None and wrong.reason == "legacy_signature_mismatch"
+
+
+def test_bridge_signer_matches_the_independent_signer() -> None:
+    ours = auth.sign(TOKEN, "POST", URL, BODY, NOW)
+    theirs = idaas_headers(TOKEN, URL, BODY, created=NOW)
+    assert ours["signature"] == theirs["Signature"]
+    assert ours["content-digest"] == theirs["Content-Digest"]

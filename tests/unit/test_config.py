@@ -1,0 +1,98 @@
+"""Configuration: defaults, environment overrides, secrets handling and precise start-up errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.config import ConfigError, describe, env_name, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN_ENV = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "tok-1"}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_config_file_loads_with_a_token_from_the_environment() -> None:
+    settings = load_settings(ROOT / "config/bridge.yaml", TOKEN_ENV)
+    assert settings.webhooks[0].name == "dev" and settings.webhooks[0].tokens == ("tok-1",)
+    assert settings.kafka.topics["user"].name == "idaas.user"
+    assert settings.kafka.ack_deadline_seconds == 1.5
+
+
+def test_environment_overrides_nested_settings_with_yaml_types() -> None:
+    env = TOKEN_ENV | {
+        "IDAAS_BRIDGE_KAFKA__BOOTSTRAP_SERVERS": "k1:9092,k2:9092",
+        "IDAAS_BRIDGE_KAFKA__ACK_DEADLINE_SECONDS": "0.8",
+        "IDAAS_BRIDGE_SERVER__PORT": "9000",
+        "IDAAS_BRIDGE_KAFKA__TOPICS__USER__FORMAT": "native",
+        "IDAAS_BRIDGE_KAFKA_CLIENT_SASL_PASSWORD": "pw",
+    }
+    settings = load_settings(ROOT / "config/bridge.yaml", env)
+    assert settings.kafka.bootstrap_servers == "k1:9092,k2:9092"
+    assert settings.kafka.ack_deadline_seconds == 0.8
+    assert settings.server.port == 9000
+    assert settings.kafka.client_properties["sasl.password"] == "pw"
+
+
+def test_two_tokens_for_rotation_and_env_name_rules() -> None:
+    assert env_name("eu-prod.1") == "IDAAS_BRIDGE_WEBHOOK_EU_PROD_1_TOKENS"
+    settings = load_settings(ROOT / "config/bridge.yaml", {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "old, new"})
+    assert settings.webhooks[0].tokens == ("old", "new")
+
+
+def test_check_config_output_masks_tokens_and_secrets() -> None:
+    env = TOKEN_ENV | {"IDAAS_BRIDGE_KAFKA_CLIENT_SASL_PASSWORD": "hunter2"}
+    text = repr(describe(load_settings(ROOT / "config/bridge.yaml", env)))
+    assert "tok-1" not in text and "hunter2" not in text
+    assert "***" in text
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "env", "message"),
+    [
+        ("webhooks: [{name: dev}]", {}, "set IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS"),
+        ("webhooks: []", TOKEN_ENV, "no webhook configured"),
+        ("webhooks: [{name: 'bad name'}]", TOKEN_ENV, "webhooks[0].name = 'bad name'"),
+        ("webhooks: [{name: dev}, {name: dev}]", TOKEN_ENV, "duplicate webhook name"),
+        ("webhooks: [{name: dev}]\nkafka: {ack_deadline_seconds: 3.5}", TOKEN_ENV,
+         "kafka.ack_deadline_seconds = 3.5: must be above 0 and below 3.0"),
+        ("webhooks: [{name: dev}]\nkafka: {topics: {user: {format: cef}}}", TOKEN_ENV,
+         "kafka.topics.user.format = 'cef': choose one of"),
+        ("webhooks: [{name: dev}]\nserver: {prot: 1}", TOKEN_ENV, "config.server: unknown setting(s) prot"),
+        ("webhooks: [{name: dev}]\nserver: {port: 70000}", TOKEN_ENV, "config.server.port = 70000"),
+        ("webhooks: [{name: dev}]\nserver: {tls_cert_file: /nonexistent.pem, tls_key_file: /k.pem}",
+         TOKEN_ENV, "no such file"),
+        ("webhooks: [{name: dev}]\nserver: {tls_cert_file: a.pem}", TOKEN_ENV, "must be set together"),
+        ("webhooks: [{name: dev}]\nserver: {trusted_proxies: [not-an-ip]}", TOKEN_ENV, "not an IP address"),
+        ("webhooks: [{name: dev, public_url: 'hooks.example.com'}]", TOKEN_ENV, "expected an absolute URL"),
+        ("webhooks: [{name: dev}]\nspool: {ack_mode: yolo}", TOKEN_ENV, "choose kafka_first or spool_first"),
+        ("webhooks: [{name: dev}]\nlogging: {level: LOUD}", TOKEN_ENV, "logging.level"),
+        ("webhooks: [{name: dev}]\nsurprise: 1", TOKEN_ENV, "unknown setting(s) surprise"),
+        ("- just a list", TOKEN_ENV, "top level must be a mapping"),
+        ("webhooks: [{name: dev}]", {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "a,b,c"}, "at most 2"),
+    ],
+)
+def test_invalid_settings_fail_at_start_up_naming_the_setting(
+    tmp_path: Path, yaml_text: str, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write(tmp_path, yaml_text), env)
+    assert message in str(raised.value)
+
+
+def test_more_than_twenty_webhooks_is_refused(tmp_path: Path) -> None:
+    hooks = ", ".join(f"{{name: w{i}}}" for i in range(21))
+    env = {env_name(f"w{i}"): "t" for i in range(21)}
+    with pytest.raises(ConfigError, match="at most 20"):
+        load_settings(write(tmp_path, f"webhooks: [{hooks}]"), env)
+
+
+def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.yaml", TOKEN_ENV)

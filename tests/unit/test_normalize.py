@@ -1,0 +1,116 @@
+"""Envelope validation and normalization of every catalog type (driven by the catalog, not a copy of it)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from bridge.dedup import DeliveryDedup
+from bridge.events.catalog import EVENT_TYPES, lookup
+from bridge.events.envelope import EnvelopeError, parse_envelope
+from bridge.events.normalize import normalize
+from bridge.events.samples import sample_deliveries
+
+RECEIVED = datetime(2027, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
+
+
+def test_the_catalog_has_the_sixteen_documented_types_once_each() -> None:
+    names = [row.name for row in EVENT_TYPES]
+    assert len(names) == 16 == len(set(names))
+    assert {row.topic for row in EVENT_TYPES} == {"authentication", "user", "authenticator"}
+
+
+@pytest.mark.parametrize("sample", sample_deliveries(), ids=lambda s: s["type"])
+def test_every_sample_normalizes_with_the_catalog_row(sample: dict[str, object]) -> None:
+    event = normalize(parse_envelope(orjson.dumps(sample)), "prod", RECEIVED)
+    row = lookup(str(sample["type"]))
+    assert row is not None and event.catalog_row is row
+    assert (event.category, event.action, event.outcome) == (row.category, row.action, row.outcome)
+    assert event.data == sample["data"]
+    assert event.key == (event.user.id or event.subject.id or event.account_id)
+
+
+def test_admin_created_user_names_the_admin_as_subject_and_the_new_user_as_user() -> None:
+    sample = next(s for s in sample_deliveries() if s["type"] == "user.created")
+    event = normalize(parse_envelope(orjson.dumps(sample)), "prod", RECEIVED)
+    assert event.initiated_by == "admin" and event.admin_role == "Help Desk Administrator"
+    assert event.subject.name == "ops.admin"
+    assert (event.user.id, event.user.name) == ("7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d", "tomas.reyes")
+    assert event.key == "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d"
+
+
+def test_admin_face_enrollment_targets_the_user_named_in_entity_attributes() -> None:
+    sample = next(s for s in sample_deliveries() if s["type"] == "face.biometric.created")
+    event = normalize(parse_envelope(orjson.dumps(sample)), "prod", RECEIVED)
+    assert event.user.name == "sam.whitford" and event.user.id is None
+    assert event.entity is not None and event.entity.type == "FACE"
+    assert event.authenticator == "face"
+    assert event.key == event.subject.id
+
+
+def test_self_service_events_have_the_subject_as_user() -> None:
+    sample = next(s for s in sample_deliveries() if s["type"] == "passkey.created")
+    event = normalize(parse_envelope(orjson.dumps(sample)), "prod", RECEIVED)
+    assert event.initiated_by == "user" and event.user == event.subject
+
+
+def test_sign_in_carries_the_method_as_authenticator() -> None:
+    sample = next(s for s in sample_deliveries() if s["type"] == "authentication.failed")
+    event = normalize(parse_envelope(orjson.dumps(sample)), "prod", RECEIVED)
+    assert (event.outcome, event.authenticator, event.source_ip) == ("failure", "OTP", "198.51.100.77")
+
+
+def test_unknown_type_is_kept_and_routed_to_unknown() -> None:
+    body = b'{"id":"x","type":"device.enrolled","accountId":"a","eventTime":"2027-01-01T00:00:00+02:00","data":{}}'
+    event = normalize(parse_envelope(body), "prod", RECEIVED)
+    assert (event.category, event.topic, event.outcome, event.action) == (
+        "unknown", "unknown", "unknown", "device.enrolled"
+    )
+    assert event.occurred_at == datetime(2026, 12, 31, 22, 0, tzinfo=UTC)
+    assert event.key == "a"
+
+
+def test_lenient_data_fields_of_the_wrong_type_are_ignored_not_fatal() -> None:
+    body = orjson.dumps({
+        "id": "x", "type": "user.deleted", "accountId": "a", "eventTime": "2027-01-01T00:00:00Z",
+        "data": {"subject": 42, "entityAttributes": "nope", "resourceName": None, "extra": [1]},
+    })
+    event = normalize(parse_envelope(body), "prod", RECEIVED)
+    assert event.subject.id is None and event.resource is None and event.data["extra"] == [1]
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        (b"not json", "invalid_json", "not valid JSON"),
+        (b"[1,2]", "not_an_object", "must be a JSON object"),
+        (b'{"type":"x","accountId":"a","eventTime":"2027-01-01T00:00:00Z","data":{}}', "invalid_field",
+         "field 'id' must be a non-empty string, got missing"),
+        (b'{"id":7,"type":"x","accountId":"a","eventTime":"2027-01-01T00:00:00Z","data":{}}', "invalid_field",
+         "field 'id' must be a non-empty string, got int 7"),
+        (b'{"id":"i","type":"x","accountId":"a","eventTime":"yesterday","data":{}}', "invalid_event_time",
+         "eventTime 'yesterday'"),
+        (b'{"id":"i","type":"x","accountId":"a","eventTime":"2027-01-01T00:00:00","data":{}}',
+         "invalid_event_time", "no UTC offset"),
+        (b'{"id":"i","type":"x","accountId":"a","eventTime":"2027-01-01T00:00:00Z","data":[]}', "invalid_field",
+         "field 'data' must be a JSON object"),
+    ],
+)
+def test_invalid_envelopes_name_the_problem(body: bytes, code: str, message: str) -> None:
+    with pytest.raises(EnvelopeError) as raised:
+        parse_envelope(body)
+    assert raised.value.code == code and message in str(raised.value)
+
+
+def test_dedup_remembers_for_the_ttl_and_within_the_size_bound() -> None:
+    now = [0.0]
+    dedup = DeliveryDedup(ttl_seconds=10, max_entries=2, clock=lambda: now[0])
+    dedup.remember("a")
+    assert dedup.seen("a") and not dedup.seen("b")
+    now[0] = 11
+    assert not dedup.seen("a")
+    for key in ("x", "y", "z"):
+        dedup.remember(key)
+    assert not dedup.seen("x") and dedup.seen("y") and dedup.seen("z")
