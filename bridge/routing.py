@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 import orjson
@@ -19,6 +19,10 @@ from bridge.formats.base import EventFormat, Header, rfc3339
 
 DEADLETTER_SCHEMA: Final = "idaas.deadletter/1"
 JSON: Final = b"application/json"
+#: Kafka 4 brokers reject records stamped more than `log.message.timestamp.after.max.ms` (1 h by default)
+#: ahead of their clock; a 503 for that would repeat until auto-disable. Beyond this skew the record is
+#: stamped with the receive time instead (the event time is still in the value).
+MAX_FUTURE_SKEW: Final = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,13 @@ class OutboundRecord:
 
 def _millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def record_time(event: Event) -> datetime:
+    """The Kafka record timestamp: the event time, unless it lies implausibly far in the future."""
+    if event.occurred_at - event.received_at > MAX_FUTURE_SKEW:
+        return event.received_at
+    return event.occurred_at
 
 
 class Router:
@@ -57,7 +68,7 @@ class Router:
             key=event.key.encode(),
             value=event_format.encode(event),
             headers=headers,
-            timestamp_ms=_millis(event.occurred_at),
+            timestamp_ms=_millis(record_time(event)),
         )
 
     def deadletter(self, raw: bytes, reason: str, webhook: str, received_at: datetime) -> OutboundRecord:

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -109,7 +110,10 @@ class BridgeProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [str(BRIDGE), "serve", "--config", str(config_path)],
-            stdout=log, stderr=subprocess.STDOUT, env=self.environment(), cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.environment(),
+            cwd=self.workdir,
         )
         deadline = time.monotonic() + timeout
         with self.client() as client:
@@ -125,7 +129,11 @@ class BridgeProcess:
         raise RuntimeError(f"bridge did not become healthy in {timeout} s:\n{self.log_tail()}")
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        verify: Any = str(self.workdir / "tls" / "dev-cert.pem") if self.tls else False
+        verify: Any = (
+            ssl.create_default_context(cafile=str(self.workdir / "tls" / "dev-cert.pem"))
+            if self.tls
+            else False
+        )
         return httpx.Client(base_url=self.base_url, verify=verify, timeout=10.0, **kwargs)
 
     def log_tail(self, lines: int = 40) -> str:
@@ -171,12 +179,14 @@ def metric_value(text: str, name: str, **labels: str) -> float:
 
 def consume_all(bootstrap: str, topics: Iterable[str], expected: int, timeout: float = 30.0) -> list[Message]:
     """Read topics from the beginning until `expected` messages arrived, then 1 s more to catch extras."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"test-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe(list(topics))
     messages: list[Message] = []
     deadline = time.monotonic() + timeout

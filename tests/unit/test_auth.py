@@ -15,7 +15,9 @@ TOKEN = "s3cr3t-token"
 NOW = 1_802_345_678
 
 
-def request(headers: dict[str, str], body: bytes = BODY, url: str = URL, method: str = "POST") -> auth.SignedRequest:
+def request(
+    headers: dict[str, str], body: bytes = BODY, url: str = URL, method: str = "POST"
+) -> auth.SignedRequest:
     lower = {key.lower(): value for key, value in headers.items()}
     return auth.SignedRequest(
         method=method,
@@ -38,16 +40,25 @@ def test_rfc9421_b25_hmac_example_signature_base_and_mac() -> None:
         "uzvJfB4u3N0Jy4T7NZ75MDVcr8zSTInedJtkgcu46YW4XByzNJjxBdtjUkdJPBtbmHhIDi6pcl8jsasjlTMtDQ=="
     )
     base = auth.signature_base(
-        [("date", "Tue, 20 Apr 2021 02:07:55 GMT"), ("@authority", "example.com"),
-         ("content-type", "application/json")],
+        [
+            ("date", "Tue, 20 Apr 2021 02:07:55 GMT"),
+            ("@authority", "example.com"),
+            ("content-type", "application/json"),
+        ],
         '("date" "@authority" "content-type");created=1618884473;keyid="test-shared-secret"',
     )
-    assert base64.b64encode(auth.hmac_sha256(key, base)).decode() == "pxcQw6G3AjtMBQjwo8XzkZf/bws5LelbaMk5rGIGtE8="
+    assert (
+        base64.b64encode(auth.hmac_sha256(key, base)).decode()
+        == "pxcQw6G3AjtMBQjwo8XzkZf/bws5LelbaMk5rGIGtE8="
+    )
 
 
 def test_rfc9530_sha256_digest_example() -> None:
     # RFC 9530 §2 example: the body {"hello": "world"} followed by a newline.
-    assert auth.content_digest(b'{"hello": "world"}\n') == "sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:"
+    assert (
+        auth.content_digest(b'{"hello": "world"}\n')
+        == "sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:"
+    )
 
 
 def test_a_correctly_signed_idaas_delivery_verifies() -> None:
@@ -72,19 +83,26 @@ def test_parameters_are_taken_from_the_exact_text_received() -> None:
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        (lambda h: h.update({"Signature": "sig=:" + base64.b64encode(b"x" * 32).decode() + ":"}),
-         "signature_mismatch"),
+        (
+            lambda h: h.update({"Signature": "sig=:" + base64.b64encode(b"x" * 32).decode() + ":"}),
+            "signature_mismatch",
+        ),
         (lambda h: h.pop("Signature"), "missing_signature_headers"),
         (lambda h: h.pop("Content-Digest"), "missing_signature_headers"),
         (lambda h: h.pop("Signature-Input"), "missing_signature_headers"),
         (lambda h: h.update({"Content-Digest": "md5=:AAAA:"}), "unsupported_digest_algorithm"),
-        (lambda h: h.update({"Content-Digest": "sha-256=:" + base64.b64encode(b"\0" * 32).decode() + ":"}),
-         "content_digest_mismatch"),
+        (
+            lambda h: h.update({"Content-Digest": "sha-256=:" + base64.b64encode(b"\0" * 32).decode() + ":"}),
+            "content_digest_mismatch",
+        ),
         (lambda h: h.update({"Content-Digest": "sha-256=AAAA"}), "malformed_content_digest"),
-        (lambda h: h.update({"Signature-Input": h["Signature-Input"].replace("sig=", "other=")}), "missing_label"),
+        (
+            lambda h: h.update({"Signature-Input": h["Signature-Input"].replace("sig=", "other=")}),
+            "missing_label",
+        ),
         (lambda h: h.update({"Signature": "sig=AAAA"}), "malformed_signature"),
-        (lambda h: h.update({"Signature-Input": "sig=(\"@method\""}), "malformed_signature_input"),
-        (lambda h: h.update({"Signature-Input": "sig=\"@method\""}), "malformed_signature_input"),
+        (lambda h: h.update({"Signature-Input": 'sig=("@method"'}), "malformed_signature_input"),
+        (lambda h: h.update({"Signature-Input": 'sig="@method"'}), "malformed_signature_input"),
     ],
 )
 def test_each_broken_header_is_rejected_with_its_reason(change: object, reason: str) -> None:
@@ -128,7 +146,10 @@ def test_wrong_method_is_rejected() -> None:
     ("params", "reason"),
     [
         ('("@method" "@target-uri");created=1802345678', "unexpected_components"),
-        ('("@method" "@target-uri" "content-digest" "content-type");created=1802345678', "unexpected_components"),
+        (
+            '("@method" "@target-uri" "content-digest" "content-type");created=1802345678',
+            "unexpected_components",
+        ),
         ('("@method" "@target-uri" "content-digest";sf);created=1802345678', "unexpected_components"),
         ('("@method" "@target-uri" "content-digest");alg="rsa-pss-sha512"', "unsupported_algorithm"),
         ('("@method" "@target-uri" "content-digest");color="red"', "unsupported_parameter"),

@@ -63,20 +63,31 @@ def test_sign_in_carries_the_method_as_authenticator() -> None:
 
 
 def test_unknown_type_is_kept_and_routed_to_unknown() -> None:
-    body = b'{"id":"x","type":"device.enrolled","accountId":"a","eventTime":"2027-01-01T00:00:00+02:00","data":{}}'
+    body = (
+        b'{"id":"x","type":"device.enrolled","accountId":"a",'
+        b'"eventTime":"2027-01-01T00:00:00+02:00","data":{}}'
+    )
     event = normalize(parse_envelope(body), "prod", RECEIVED)
     assert (event.category, event.topic, event.outcome, event.action) == (
-        "unknown", "unknown", "unknown", "device.enrolled"
+        "unknown",
+        "unknown",
+        "unknown",
+        "device.enrolled",
     )
     assert event.occurred_at == datetime(2026, 12, 31, 22, 0, tzinfo=UTC)
     assert event.key == "a"
 
 
 def test_lenient_data_fields_of_the_wrong_type_are_ignored_not_fatal() -> None:
-    body = orjson.dumps({
-        "id": "x", "type": "user.deleted", "accountId": "a", "eventTime": "2027-01-01T00:00:00Z",
-        "data": {"subject": 42, "entityAttributes": "nope", "resourceName": None, "extra": [1]},
-    })
+    body = orjson.dumps(
+        {
+            "id": "x",
+            "type": "user.deleted",
+            "accountId": "a",
+            "eventTime": "2027-01-01T00:00:00Z",
+            "data": {"subject": 42, "entityAttributes": "nope", "resourceName": None, "extra": [1]},
+        }
+    )
     event = normalize(parse_envelope(body), "prod", RECEIVED)
     assert event.subject.id is None and event.resource is None and event.data["extra"] == [1]
 
@@ -86,16 +97,31 @@ def test_lenient_data_fields_of_the_wrong_type_are_ignored_not_fatal() -> None:
     [
         (b"not json", "invalid_json", "not valid JSON"),
         (b"[1,2]", "not_an_object", "must be a JSON object"),
-        (b'{"type":"x","accountId":"a","eventTime":"2027-01-01T00:00:00Z","data":{}}', "invalid_field",
-         "field 'id' must be a non-empty string, got missing"),
-        (b'{"id":7,"type":"x","accountId":"a","eventTime":"2027-01-01T00:00:00Z","data":{}}', "invalid_field",
-         "field 'id' must be a non-empty string, got int 7"),
-        (b'{"id":"i","type":"x","accountId":"a","eventTime":"yesterday","data":{}}', "invalid_event_time",
-         "eventTime 'yesterday'"),
-        (b'{"id":"i","type":"x","accountId":"a","eventTime":"2027-01-01T00:00:00","data":{}}',
-         "invalid_event_time", "no UTC offset"),
-        (b'{"id":"i","type":"x","accountId":"a","eventTime":"2027-01-01T00:00:00Z","data":[]}', "invalid_field",
-         "field 'data' must be a JSON object"),
+        (
+            b'{"type":"x","accountId":"a","eventTime":"2027-01-01T00:00:00Z","data":{}}',
+            "invalid_field",
+            "field 'id' must be a non-empty string, got missing",
+        ),
+        (
+            b'{"id":7,"type":"x","accountId":"a","eventTime":"2027-01-01T00:00:00Z","data":{}}',
+            "invalid_field",
+            "field 'id' must be a non-empty string, got int 7",
+        ),
+        (
+            b'{"id":"i","type":"x","accountId":"a","eventTime":"yesterday","data":{}}',
+            "invalid_event_time",
+            "eventTime 'yesterday'",
+        ),
+        (
+            b'{"id":"i","type":"x","accountId":"a","eventTime":"2027-01-01T00:00:00","data":{}}',
+            "invalid_event_time",
+            "no UTC offset",
+        ),
+        (
+            b'{"id":"i","type":"x","accountId":"a","eventTime":"2027-01-01T00:00:00Z","data":[]}',
+            "invalid_field",
+            "field 'data' must be a JSON object",
+        ),
     ],
 )
 def test_invalid_envelopes_name_the_problem(body: bytes, code: str, message: str) -> None:
@@ -114,3 +140,19 @@ def test_dedup_remembers_for_the_ttl_and_within_the_size_bound() -> None:
     for key in ("x", "y", "z"):
         dedup.remember(key)
     assert not dedup.seen("x") and dedup.seen("y") and dedup.seen("z")
+
+
+def test_record_time_is_event_time_unless_far_in_the_future() -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from bridge.routing import record_time
+
+    sample = next(s for s in sample_deliveries() if s["type"] == "user.created")
+    event = normalize(parse_envelope(orjson.dumps(sample)), "prod", RECEIVED)
+    past = replace(event, occurred_at=RECEIVED - timedelta(days=3))
+    near = replace(event, occurred_at=RECEIVED + timedelta(minutes=10))
+    far = replace(event, occurred_at=RECEIVED + timedelta(hours=2))
+    assert record_time(past) == past.occurred_at
+    assert record_time(near) == near.occurred_at
+    assert record_time(far) == RECEIVED

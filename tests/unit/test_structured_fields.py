@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,7 +17,7 @@ def test_inner_list_with_parameters_keeps_its_exact_text() -> None:
     assert isinstance(member.value, list)
     assert [item.value for item in member.value] == ["@method", "@target-uri"]
     assert member.params == {"created": 1618884473, "keyid": "k", "alg": "hmac-sha256"}
-    assert member.text == text[len("sig="):]
+    assert member.text == text[len("sig=") :]
 
 
 def test_byte_sequences_tokens_booleans_and_numbers() -> None:
@@ -34,8 +36,21 @@ def test_escaped_quotes_in_strings() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["sig=", "Sig=1", "a=1,", "a=1 b=2", 'a="unterminated', "a=:not base64!:", 'a="\\x"', "a=(1 2", "a=?2",
-     "a=1234567890123456", "a=1.2345", "a=(1;", "1a=1"],
+    [
+        "sig=",
+        "Sig=1",
+        "a=1,",
+        "a=1 b=2",
+        'a="unterminated',
+        "a=:not base64!:",
+        'a="\\x"',
+        "a=(1 2",
+        "a=?2",
+        "a=1234567890123456",
+        "a=1.2345",
+        "a=(1;",
+        "1a=1",
+    ],
 )
 def test_malformed_dictionaries_are_rejected(text: str) -> None:
     with pytest.raises(StructuredFieldError):
@@ -45,7 +60,5 @@ def test_malformed_dictionaries_are_rejected(text: str) -> None:
 @settings(max_examples=3000, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list('sig=()"@:;,?*-.1aZ/+ \\\t\x00é')), max_size=80))
 def test_any_input_either_parses_or_raises_structured_field_error(text: str) -> None:
-    try:
+    with contextlib.suppress(StructuredFieldError):
         parse_dictionary(text)
-    except StructuredFieldError:
-        pass
