@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Final
 
 from confluent_kafka import KafkaException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -16,12 +18,17 @@ from starlette.routing import Route
 from bridge.config import ConfigError, Settings
 from bridge.dedup import DeliveryDedup
 from bridge.guard import AutoDisableGuard
-from bridge.publish.delivery import KafkaDelivery
+from bridge.publish.delivery import DurableDelivery
+from bridge.publish.drainer import Drainer
 from bridge.publish.kafka import KafkaPublisher
+from bridge.publish.spool import Spool
 from bridge.receiver import WebhookReceiver
 from bridge.routing import Router
 
 log = logging.getLogger(__name__)
+
+#: How long the drainer's producer keeps retrying one spooled record before the drainer backs off.
+DRAIN_MESSAGE_TIMEOUT_SECONDS: Final = 30.0
 
 
 class Bridge:
@@ -29,12 +36,16 @@ class Bridge:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.publisher = KafkaPublisher(settings.kafka)
-        self.router = Router(settings.kafka.topics)
+        kafka = settings.kafka
+        self.publisher = KafkaPublisher(kafka, kafka.ack_deadline_seconds, "receiver", export_statistics=True)
+        self.drain_publisher = KafkaPublisher(kafka, DRAIN_MESSAGE_TIMEOUT_SECONDS, "drainer")
+        self.spool = Spool(Path(settings.spool.path), settings.spool.max_bytes, settings.spool.segment_bytes)
+        self.drainer = Drainer(self.spool, self.drain_publisher)
+        self.router = Router(kafka.topics)
         self.receiver = WebhookReceiver(
             settings,
             self.router,
-            KafkaDelivery(self.publisher, settings.kafka.ack_deadline_seconds),
+            DurableDelivery(self.publisher, self.spool, kafka.ack_deadline_seconds, settings.spool.ack_mode),
             DeliveryDedup(settings.dedup.ttl_seconds, settings.dedup.max_entries),
             AutoDisableGuard([hook.name for hook in settings.webhooks]),
         )
@@ -61,11 +72,22 @@ class Bridge:
         return JSONResponse({"status": "alive"})
 
     async def readyz(self, request: Request) -> Response:
-        if self.shutting_down:
-            return JSONResponse({"ready": False, "reason": "shutting down"}, status_code=503)
-        if not await self.publisher.reachable():
-            return JSONResponse({"ready": False, "reason": "kafka unreachable"}, status_code=503)
-        return JSONResponse({"ready": True})
+        """Ready while deliveries can be made durable: Kafka answers, or the spool has room.
+
+        Going unready just because Kafka is down would take every pod out of the Service, turn
+        deliveries into connection errors and walk the webhook into auto-disable.
+        """
+        kafka_up = await self.publisher.reachable()
+        spool_room = self.spool.has_room()
+        ready = not self.shutting_down and (kafka_up or spool_room)
+        body = {
+            "ready": ready,
+            "shutting_down": self.shutting_down,
+            "kafka_reachable": kafka_up,
+            "spool_has_room": spool_room,
+            "spooled_records": self.spool.pending_records,
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(self, request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -73,6 +95,9 @@ class Bridge:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self.publisher.start()
+        self.drain_publisher.start()
+        self.spool.open()
+        self.drainer.start()
         log.info(
             "bridge started",
             extra={
@@ -84,8 +109,12 @@ class Bridge:
             yield
         finally:
             self.shutting_down = True
-            remaining = self.publisher.close(self.settings.server.shutdown_grace_seconds)
-            log.info("bridge stopped", extra={"undelivered_messages": remaining})
+            await self.drainer.stop()
+            await self.spool.close()
+            grace = self.settings.server.shutdown_grace_seconds
+            self.publisher.close(grace)
+            self.drain_publisher.close(grace)
+            log.info("bridge stopped", extra={"spooled_records_left": self.spool.pending_records})
 
 
 def create_app(bridge: Bridge) -> Starlette:

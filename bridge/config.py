@@ -33,6 +33,8 @@ ENV_PREFIX: Final = "IDAAS_BRIDGE_"
 MAX_WEBHOOKS: Final = 20
 #: IDaaS abandons an attempt after 3 s; the bridge must have answered well before.
 IDAAS_DEADLINE_SECONDS: Final = 3.0
+#: The ack deadline must leave time, inside those 3 s, for the spool's fsync after a missed ack.
+MAX_ACK_DEADLINE_SECONDS: Final = 2.5
 WEBHOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 TOPIC_KEYS: Final = ("authentication", "user", "authenticator", "unknown", "deadletter")
 SECRET_KEY_PARTS: Final = ("password", "secret", "token", "key")
@@ -321,7 +323,7 @@ def _kafka(section: _Section, environ: Mapping[str, str]) -> KafkaSettings:
         bootstrap_servers=section.string("bootstrap_servers", KafkaSettings.bootstrap_servers),
         client_properties=client,
         ack_deadline_seconds=section.number(
-            "ack_deadline_seconds", KafkaSettings.ack_deadline_seconds, 0, IDAAS_DEADLINE_SECONDS
+            "ack_deadline_seconds", KafkaSettings.ack_deadline_seconds, 0, MAX_ACK_DEADLINE_SECONDS
         ),
         statistics_interval_seconds=section.number(
             "statistics_interval_seconds", KafkaSettings.statistics_interval_seconds, 0

@@ -25,7 +25,7 @@ from bridge.events.catalog import UNKNOWN_TYPE_LABEL, lookup
 from bridge.events.envelope import EnvelopeError, parse_envelope
 from bridge.events.normalize import normalize
 from bridge.guard import AutoDisableGuard
-from bridge.publish.delivery import KafkaDelivery, Unavailable
+from bridge.publish.delivery import DurableDelivery, Unavailable
 from bridge.routing import Router
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class WebhookReceiver:
         self,
         settings: Settings,
         router: Router,
-        delivery: KafkaDelivery,
+        delivery: DurableDelivery,
         dedup: DeliveryDedup,
         guard: AutoDisableGuard,
     ) -> None:

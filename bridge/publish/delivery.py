@@ -1,17 +1,21 @@
 """Making one record durable: the decision between Kafka, the spool and "unavailable".
 
-The receiver only asks `submit(record)` and maps the answer to an HTTP status; what "durable"
-means lives here.
+The receiver only asks `submit(record)` and maps the answer to an HTTP status; what "durable" means
+lives here: acknowledged by Kafka (acks=all) within the ack deadline, else fsync'd in the spool.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
+from bridge.config import AckMode
 from bridge.publish.kafka import KafkaPublisher, PublishError
+from bridge.publish.spool import Spool, SpoolError
 from bridge.routing import OutboundRecord
 
 Durability = Literal["published", "spooled"]
+#: librdkafka reports a message timeout up to a poll interval late; wait that much longer for the report.
+REPORT_MARGIN_SECONDS: Final = 0.25
 
 
 class Unavailable(Exception):
@@ -22,18 +26,27 @@ class Unavailable(Exception):
         self.reason = reason
 
 
-class KafkaDelivery:
-    """Durable means acknowledged by Kafka (acks=all) within the ack deadline."""
-
-    def __init__(self, publisher: KafkaPublisher, ack_deadline: float) -> None:
+class DurableDelivery:
+    def __init__(
+        self, publisher: KafkaPublisher, spool: Spool, ack_deadline: float, ack_mode: AckMode
+    ) -> None:
         self._publisher = publisher
-        self._deadline = ack_deadline
+        self._spool = spool
+        self._wait = ack_deadline + REPORT_MARGIN_SECONDS
+        self._spool_first = ack_mode == "spool_first"
 
     async def submit(self, record: OutboundRecord) -> Durability:
+        if not self._spool_first:
+            try:
+                await self._publisher.publish(
+                    record.topic, record.key, record.value, record.headers, record.timestamp_ms, self._wait
+                )
+            except PublishError:
+                pass
+            else:
+                return "published"
         try:
-            await self._publisher.publish(
-                record.topic, record.key, record.value, record.headers, record.timestamp_ms, self._deadline
-            )
-        except PublishError as exc:
-            raise Unavailable(exc.reason) from exc
-        return "published"
+            await self._spool.append(record)
+        except SpoolError as exc:
+            raise Unavailable(f"spool_{exc.reason}") from exc
+        return "spooled"

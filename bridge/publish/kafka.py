@@ -30,7 +30,6 @@ DEFAULT_PRODUCER_CONFIG: Final[dict[str, Any]] = {
     "client.id": "idaas-siem-bridge",
     "compression.type": "lz4",
     "linger.ms": 5,
-    "message.timeout.ms": 300_000,
     "queue.buffering.max.messages": 200_000,
 }
 #: What the bridge's promise rests on: the user cannot weaken these through client_properties.
@@ -54,9 +53,11 @@ class Delivered:
     offset: int
 
 
-def producer_config(settings: KafkaSettings) -> dict[str, Any]:
+def producer_config(settings: KafkaSettings, message_timeout: float) -> dict[str, Any]:
+    """`message_timeout` bounds how long librdkafka keeps retrying one message before reporting failure."""
     config: dict[str, Any] = {**DEFAULT_PRODUCER_CONFIG, **settings.client_properties}
     config.update(REQUIRED_PRODUCER_CONFIG)
+    config["message.timeout.ms"] = int(message_timeout * 1000)
     config["bootstrap.servers"] = settings.bootstrap_servers
     config["statistics.interval.ms"] = int(settings.statistics_interval_seconds * 1000)
     return config
@@ -74,14 +75,21 @@ def _record_statistics(raw: str) -> None:
 
 
 class KafkaPublisher:
-    def __init__(self, settings: KafkaSettings) -> None:
+    """One librdkafka producer. The receiver's gives up on a message at the ack deadline (the spool takes
+    over, so nothing is published twice); the drainer's keeps retrying for longer."""
+
+    def __init__(
+        self, settings: KafkaSettings, message_timeout: float, name: str, export_statistics: bool = False
+    ) -> None:
         self._settings = settings
-        config = producer_config(settings)
-        config["stats_cb"] = _record_statistics
+        config = producer_config(settings, message_timeout)
+        config["client.id"] = f"{config['client.id']}-{name}"
+        if export_statistics:
+            config["stats_cb"] = _record_statistics
         config["error_cb"] = self._on_error
         self._producer = Producer(config)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll_forever, name="kafka-poll", daemon=True)
+        self._thread = threading.Thread(target=self._poll_forever, name=f"kafka-poll-{name}", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:

@@ -177,7 +177,8 @@ def test_body_over_the_limit_gets_413_before_verification(bridge: BridgeProcess)
 def test_health_readiness_and_tls_only(bridge: BridgeProcess) -> None:
     with bridge.client() as client:
         assert client.get("/healthz").json() == {"status": "alive"}
-        assert client.get("/readyz").json() == {"ready": True}
+        ready = client.get("/readyz").json()
+        assert ready["ready"] is True and ready["kafka_reachable"] is True and ready["spooled_records"] == 0
     import httpx
 
     with pytest.raises(httpx.TransportError):

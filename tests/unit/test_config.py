@@ -63,7 +63,7 @@ def test_check_config_output_masks_tokens_and_secrets() -> None:
         (
             "webhooks: [{name: dev}]\nkafka: {ack_deadline_seconds: 3.5}",
             TOKEN_ENV,
-            "kafka.ack_deadline_seconds = 3.5: must be above 0 and below 3.0",
+            "kafka.ack_deadline_seconds = 3.5: must be above 0 and below 2.5",
         ),
         (
             "webhooks: [{name: dev}]\nkafka: {topics: {user: {format: cef}}}",
