@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from bridge.formats import native
+from bridge.formats import ecs, native, ocsf, splunk_hec
 from bridge.formats.base import EventFormat
 
 FORMATS: Final[dict[str, EventFormat]] = {
-    native.FORMAT.name: native.FORMAT,
+    fmt.name: fmt for fmt in (native.FORMAT, ecs.FORMAT, ocsf.FORMAT, splunk_hec.FORMAT)
 }
 
 

@@ -2,9 +2,9 @@
 
 `@timestamp` is when IDaaS says the event happened and `event.created` when the bridge received it;
 `event.ingested` is left to Elasticsearch (Fleet's final pipeline sets it). Categorization comes from the
-catalog row. Who acted is `user.*` (the IDaaS subject) and, for everything but a sign-in, the account the event
-is about is `user.target.*`, as the ECS user-usage guide puts it. What ECS has no field for lives under one
-vendor namespace, `entrust_idaas.*`. A type without a catalog row is `event.kind: event` with no category
+catalog row. Who acted is `user.*` (the IDaaS subject) and, for everything but a sign-in, the account the
+event is about is `user.target.*`, as the ECS user-usage guide puts it. What ECS has no field for lives under
+one vendor namespace, `entrust_idaas.*`. A type without a catalog row is `event.kind: event` with no category
 (ECS: leave it empty when nothing fits) and its `data` kept whole in `event.original`.
 """
 
@@ -103,6 +103,4 @@ def encode(event: Event) -> bytes:
     return orjson.dumps(to_document(event))
 
 
-FORMAT = EventFormat(
-    name="ecs", content_type="application/json", schema=f"ecs/{ECS_VERSION}", encode=encode
-)
+FORMAT = EventFormat(name="ecs", content_type="application/json", schema=f"ecs/{ECS_VERSION}", encode=encode)

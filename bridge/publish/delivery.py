@@ -6,6 +6,7 @@ lives here: acknowledged by Kafka (acks=all) within the ack deadline, else fsync
 
 from __future__ import annotations
 
+import time
 from typing import Final, Literal
 
 from bridge.config import AckMode
@@ -16,6 +17,9 @@ from bridge.routing import OutboundRecord
 Durability = Literal["published", "spooled"]
 #: librdkafka reports a message timeout up to a poll interval late; wait that much longer for the report.
 REPORT_MARGIN_SECONDS: Final = 0.25
+#: After Kafka missed an ack, go straight to the spool for this long instead of making every request in
+#: an outage wait out the full ack deadline; then Kafka is tried again.
+KAFKA_BACKOFF_SECONDS: Final = 1.0
 
 
 class Unavailable(Exception):
@@ -34,15 +38,16 @@ class DurableDelivery:
         self._spool = spool
         self._wait = ack_deadline + REPORT_MARGIN_SECONDS
         self._spool_first = ack_mode == "spool_first"
+        self._kafka_retry_at = 0.0
 
     async def submit(self, record: OutboundRecord) -> Durability:
-        if not self._spool_first:
+        if not self._spool_first and time.monotonic() >= self._kafka_retry_at:
             try:
                 await self._publisher.publish(
                     record.topic, record.key, record.value, record.headers, record.timestamp_ms, self._wait
                 )
             except PublishError:
-                pass
+                self._kafka_retry_at = time.monotonic() + KAFKA_BACKOFF_SECONDS
             else:
                 return "published"
         try:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,8 +177,14 @@ def metric_value(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def consume_all(bootstrap: str, topics: Iterable[str], expected: int, timeout: float = 30.0) -> list[Message]:
-    """Read topics from the beginning until `expected` messages arrived, then 1 s more to catch extras."""
+def consume_all(
+    bootstrap: str,
+    topics: Iterable[str],
+    expected: int,
+    timeout: float = 30.0,
+    done: Callable[[list[Message]], bool] | None = None,
+) -> list[Message]:
+    """Read topics from the beginning until `expected` messages arrived (and `done` holds), then 1 s more."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -199,7 +205,7 @@ def consume_all(bootstrap: str, topics: Iterable[str], expected: int, timeout: f
             if message is None or message.error() is not None:
                 continue
             messages.append(message)
-            if len(messages) >= expected and settle_until is None:
+            if len(messages) >= expected and settle_until is None and (done is None or done(messages)):
                 settle_until = time.monotonic() + 1.0
     finally:
         consumer.close()

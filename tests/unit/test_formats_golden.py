@@ -1,36 +1,37 @@
-"""Golden files: each format's document for each sample type, checked in and compared byte-for-byte as JSON.
+"""Golden files: each format's document for each sample type (and one unknown type), checked in.
 
 Regenerate after an intended change with `UPDATE_GOLDEN=1 pytest tests/unit/test_formats_golden.py`, then
-review the diff: it is the change users' SIEM pipelines will see.
+review the diff: it is the change users' SIEM pipelines will see. Without UPDATE_GOLDEN a difference fails.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 import pytest
 
-from bridge.events.envelope import parse_envelope
-from bridge.events.normalize import normalize
-from bridge.events.samples import sample_deliveries
 from bridge.formats import FORMATS
+from tests.schema_validation import case_name, deliveries, normalized
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-RECEIVED_AT = datetime(2027, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
-CASES = [(name, sample) for name in sorted(FORMATS) for sample in sample_deliveries()]
+CASES = [(name, delivery) for name in sorted(FORMATS) for delivery in deliveries()]
 
 
-@pytest.mark.parametrize(("format_name", "sample"), CASES, ids=[f"{n}-{s['type']}" for n, s in CASES])
-def test_document_matches_the_golden_file(format_name: str, sample: dict[str, object]) -> None:
-    event = normalize(parse_envelope(orjson.dumps(sample)), "prod", RECEIVED_AT)
-    document = json.loads(FORMATS[format_name].encode(event))
-    path = GOLDEN / format_name / f"{sample['type']}.json"
+@pytest.mark.parametrize(("format_name", "delivery"), CASES, ids=[f"{n}-{case_name(d)}" for n, d in CASES])
+def test_document_matches_the_golden_file(format_name: str, delivery: dict[str, object]) -> None:
+    document = json.loads(FORMATS[format_name].encode(normalized(delivery)))
+    path = GOLDEN / format_name / f"{case_name(delivery)}.json"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     assert path.exists(), f"no golden file {path}: run with UPDATE_GOLDEN=1 and review it"
-    assert document == json.loads(path.read_text())
+    assert document == json.loads(path.read_text()), f"{path} differs: if intended, UPDATE_GOLDEN=1"
+
+
+def test_every_golden_file_belongs_to_a_case() -> None:
+    """A renamed or removed type must not leave a stale golden file that nobody checks any more."""
+    expected = {f"{name}/{case_name(delivery)}.json" for name, delivery in CASES}
+    present = {str(path.relative_to(GOLDEN)) for path in GOLDEN.glob("*/*.json")}
+    assert present == expected

@@ -1,0 +1,177 @@
+"""The bridge's promise under faults, against a real broker of its own that the tests stop, kill and pause.
+
+Every delivery that got a 2xx must be in Kafka afterwards (checked by id); no answer may take 3 s; no 5xx
+while the spool had room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Message
+
+from tests.e2e.harness import BridgeProcess, consume_all, metric_value
+from tests.e2e.load import LoadResult, run_load
+from tests.kafka_broker import LocalKafka, create_topics
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+IDAAS_DEADLINE = 3.0
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[LocalKafka]:
+    kafka = LocalKafka(name="faults", port=19092, controller_port=19093)
+    kafka.wipe()
+    kafka.start()
+    yield kafka
+    kafka.wipe()
+
+
+@pytest.fixture
+def fault_bridge(tmp_path: Path, broker: LocalKafka, topic_prefix: str) -> Iterator[BridgeProcess]:
+    if not broker.running():
+        broker.start()
+    process = BridgeProcess(
+        workdir=tmp_path / "bridge",
+        bootstrap=broker.bootstrap,
+        topic_prefix=topic_prefix,
+        tls=False,
+        overrides={"kafka.ack_deadline_seconds": 1.0},
+    )
+    create_topics(broker.bootstrap, list(process.topics.values()))
+    yield process
+    process.stop()
+
+
+def ids_in_kafka(bridge: BridgeProcess, wanted: set[str], timeout: float = 120.0) -> list[str]:
+    """Every delivery id in the bridge's topics, read until all `wanted` ids were seen (or the timeout)."""
+    seen: set[str] = set()
+
+    def all_seen(messages: list[Message]) -> bool:
+        seen.update(json.loads(m.value())["id"] for m in messages[len(seen_count) :])
+        seen_count[:] = messages
+        return wanted <= seen
+
+    seen_count: list[Message] = []
+    messages = consume_all(
+        bridge.bootstrap, bridge.topics.values(), expected=len(wanted), timeout=timeout, done=all_seen
+    )
+    return [json.loads(m.value())["id"] for m in messages]
+
+
+def wait_for_drain(bridge: BridgeProcess, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while metric_value(bridge.metrics(), "idaas_bridge_spool_records") > 0:
+        assert time.monotonic() < deadline, "spool did not drain"
+        time.sleep(0.5)
+
+
+def in_background(action: object) -> threading.Thread:
+    thread = threading.Thread(target=action, daemon=True)  # type: ignore[arg-type]
+    thread.start()
+    return thread
+
+
+def report(name: str, load: LoadResult, found: list[str]) -> None:
+    accepted = load.accepted
+    print(
+        f"\n[{name}] sent={len(load.answers)} 2xx={len(accepted)} 200={load.count(200)} "
+        f"202={load.count(202)} 503={load.count(503)} "
+        f"other={len(load.answers) - len(accepted) - load.count(503)} "
+        f"in_kafka={len(set(found))} duplicates={len(found) - len(set(found))} "
+        f"lost={len(accepted - set(found))} max_latency={load.max_seconds:.3f}s"
+    )
+
+
+def test_broker_outage_under_load_loses_nothing_and_never_answers_5xx(
+    fault_bridge: BridgeProcess, broker: LocalKafka
+) -> None:
+    fault_bridge.start()
+
+    def outage() -> None:
+        time.sleep(4)
+        broker.stop()
+        time.sleep(22)
+        broker.start()
+
+    thread = in_background(outage)
+    load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=20_000, workers=48))
+    thread.join()
+    wait_for_drain(fault_bridge)
+    found = ids_in_kafka(fault_bridge, load.accepted)
+    report("broker outage", load, found)
+    assert len(load.answers) == 20_000
+    assert load.count(202) > 0, "the outage never reached the spool: the test did not test it"
+    assert [a for a in load.answers if a.status >= 500] == []
+    assert [a for a in load.answers if a.status == 0] == []
+    assert load.accepted <= set(found)
+    assert load.max_seconds < IDAAS_DEADLINE
+
+
+def test_bridge_crash_mid_load_loses_no_accepted_delivery(fault_bridge: BridgeProcess) -> None:
+    fault_bridge.overrides["spool.ack_mode"] = "spool_first"
+    fault_bridge.start()
+    stop = asyncio.Event()
+
+    def crash() -> None:
+        time.sleep(3)
+        fault_bridge.kill()
+
+    thread = in_background(crash)
+    load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=20_000, workers=32, stop=stop))
+    thread.join()
+    fault_bridge.start()
+    wait_for_drain(fault_bridge)
+    found = ids_in_kafka(fault_bridge, load.accepted)
+    report("bridge crash", load, found)
+    assert load.count(202) > 100, "too few deliveries were accepted before the crash to prove anything"
+    assert load.accepted <= set(found)
+
+
+def test_a_full_spool_answers_503_and_never_a_2xx_that_is_lost(
+    fault_bridge: BridgeProcess, broker: LocalKafka
+) -> None:
+    fault_bridge.overrides |= {"spool.max_bytes": 256 * 1024, "spool.segment_bytes": 64 * 1024}
+    fault_bridge.start()
+    broker.stop()
+    try:
+        load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=1500, workers=32))
+    finally:
+        broker.start()
+    wait_for_drain(fault_bridge)
+    found = ids_in_kafka(fault_bridge, load.accepted)
+    report("spool full", load, found)
+    assert load.count(202) > 0 and load.count(503) > 0
+    assert all(a.status in (202, 503) for a in load.answers)
+    assert load.accepted <= set(found)
+    assert load.max_seconds < IDAAS_DEADLINE
+
+
+def test_a_paused_broker_never_makes_an_answer_take_3_seconds(
+    fault_bridge: BridgeProcess, broker: LocalKafka
+) -> None:
+    fault_bridge.start()
+
+    def pause() -> None:
+        time.sleep(2)
+        broker.pause()
+        time.sleep(10)
+        broker.resume()
+
+    thread = in_background(pause)
+    load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=6000, workers=32))
+    thread.join()
+    wait_for_drain(fault_bridge)
+    found = ids_in_kafka(fault_bridge, load.accepted)
+    report("paused broker", load, found)
+    assert load.count(202) > 0
+    assert [a for a in load.answers if a.status >= 500 or a.status == 0] == []
+    assert load.max_seconds < IDAAS_DEADLINE
+    assert load.accepted <= set(found)
