@@ -27,6 +27,7 @@ class Answer:
     status: int
     seconds: float
     body: str
+    started: float
 
 
 @dataclass
@@ -78,7 +79,7 @@ async def run_load(
                 status, text = response.status_code, response.text
             except httpx.TransportError as exc:
                 status, text = 0, repr(exc)
-            result.answers.append(Answer(delivery_id, status, time.perf_counter() - started, text))
+            result.answers.append(Answer(delivery_id, status, time.perf_counter() - started, text, started))
 
     async with httpx.AsyncClient(verify=verify, timeout=10.0, limits=limits) as client:
         await asyncio.gather(*(worker(client) for _ in range(workers)))
