@@ -9,6 +9,7 @@ import ssl
 import sys
 import time
 from collections.abc import Sequence
+from types import FrameType
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -26,6 +27,18 @@ EXIT_CONFIG: Final = 2
 def serve(settings: Settings) -> int:
     import uvicorn
 
+    class BridgeServer(uvicorn.Server):
+        """uvicorn's server, telling the bridge the moment SIGTERM arrives so /readyz turns false at once
+        (uvicorn then stops accepting, lets in-flight requests finish, and runs the lifespan shutdown)."""
+
+        def __init__(self, config: uvicorn.Config, bridge: Bridge) -> None:
+            super().__init__(config)
+            self.bridge = bridge
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            self.bridge.shutting_down = True
+            super().handle_exit(sig, frame)
+
     from bridge import logs
     from bridge.app import Bridge, create_app
 
@@ -40,7 +53,9 @@ def serve(settings: Settings) -> int:
         ssl_certfile=server_settings.tls_cert_file or None,
         ssl_keyfile=server_settings.tls_key_file or None,
         ssl_ciphers=TLS12_CIPHERS,
-        limit_concurrency=server_settings.limit_concurrency,
+        # The receiver answers 503 + Retry-After past limit_concurrency requests; this is the backstop
+        # for connections (uvicorn answers a bare 503 past it).
+        limit_concurrency=2 * server_settings.limit_concurrency,
         timeout_keep_alive=int(server_settings.keep_alive_timeout_seconds),
         timeout_graceful_shutdown=int(server_settings.shutdown_grace_seconds),
         log_config=None,
@@ -51,7 +66,7 @@ def serve(settings: Settings) -> int:
     config.load()
     if config.ssl is not None:
         config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
-    uvicorn.Server(config).run()
+    BridgeServer(config, bridge).run()
     return 0
 
 

@@ -8,6 +8,7 @@ a 4xx there would repeat forever and end in auto-disable.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import time
@@ -57,6 +58,7 @@ class WebhookReceiver:
         self._delivery = delivery
         self._dedup = dedup
         self._guard = guard
+        self._in_flight = 0
         self._trusted = [
             ipaddress.ip_network(proxy, strict=False) for proxy in settings.server.trusted_proxies
         ]
@@ -69,7 +71,18 @@ class WebhookReceiver:
             return _json(
                 404, {"error": "unknown_webhook", "detail": f"no webhook named {name!r} is configured"}
             )
-        response = await self._handle(request, webhook)
+        if self._in_flight >= self._settings.server.limit_concurrency:
+            response = _json(
+                503,
+                {"error": "overloaded", "detail": "too many deliveries in progress; retry shortly"},
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
+        else:
+            self._in_flight += 1
+            try:
+                response = await self._handle(request, webhook)
+            finally:
+                self._in_flight -= 1
         elapsed = time.perf_counter() - started
         metrics.REQUEST_DURATION.labels(webhook=name).observe(elapsed)
         metrics.RESPONSES.labels(webhook=name, code=str(response.status_code)).inc()
@@ -114,11 +127,15 @@ class WebhookReceiver:
         return b"".join(chunks)
 
     async def _handle(self, request: Request, webhook: WebhookSettings) -> Response:
+        server = self._settings.server
         try:
-            body = await self._read_body(request)
+            body = await asyncio.wait_for(self._read_body(request), server.body_read_timeout_seconds)
         except BodyTooLarge:
-            limit = self._settings.server.max_body_bytes
-            return _json(413, {"error": "body_too_large", "detail": f"bodies are limited to {limit} bytes"})
+            detail = f"bodies are limited to {server.max_body_bytes} bytes"
+            return _json(413, {"error": "body_too_large", "detail": detail})
+        except TimeoutError:
+            detail = f"the body did not arrive within {server.body_read_timeout_seconds} s"
+            return _json(408, {"error": "body_timeout", "detail": detail})
         headers = request.headers
         failure = auth.verify(
             auth.SignedRequest(

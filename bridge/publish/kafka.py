@@ -84,6 +84,8 @@ class KafkaPublisher:
         self._settings = settings
         config = producer_config(settings, message_timeout)
         config["client.id"] = f"{config['client.id']}-{name}"
+        # librdkafka's own log lines go through logging, so they come out as JSON like everything else.
+        config["logger"] = logging.getLogger(f"bridge.kafka.{name}")
         if export_statistics:
             config["stats_cb"] = _record_statistics
         config["error_cb"] = self._on_error

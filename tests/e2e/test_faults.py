@@ -23,7 +23,6 @@ from tests.kafka_broker import LocalKafka, create_topics
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-
 @pytest.fixture(scope="module")
 def broker() -> Iterator[LocalKafka]:
     kafka = LocalKafka(name="faults", port=19092, controller_port=19093)

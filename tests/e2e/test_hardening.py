@@ -1,0 +1,172 @@
+"""Bad input and hard stops: dead letters, slow clients, overload, TLS versions, SIGTERM with a spool."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.e2e.harness import BridgeProcess, consume_all, metric_value
+from tests.kafka_broker import create_topics
+from tests.signing import idaas_headers
+
+pytestmark = pytest.mark.kafka
+TOKEN = "prod-token-1"
+
+
+def signed_post(bridge: BridgeProcess, body: bytes) -> httpx.Response:
+    with bridge.client() as client:
+        return client.post("/webhooks/prod", content=body, headers=idaas_headers(TOKEN, bridge.url(), body))
+
+
+def test_authenticated_but_invalid_bodies_go_to_the_dead_letter_topic(bridge: BridgeProcess) -> None:
+    not_json = b"{not json"
+    not_utf8 = b"\xff\xfe\x00binary"
+    no_id = orjson.dumps(
+        {"type": "user.created", "accountId": "a", "eventTime": "2027-01-01T00:00:00Z", "data": {}}
+    )
+    for body in (not_json, not_utf8, no_id):
+        answer = signed_post(bridge, body)
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["status"] == "deadlettered"
+    messages = consume_all(bridge.bootstrap, [bridge.topics["deadletter"]], expected=3)
+    records = sorted((json.loads(m.value()) for m in messages), key=lambda r: r["reason"])
+    assert len(records) == 3
+    by_body = {r["body"]: r for r in records}
+    assert by_body[not_json.decode()]["reason"].startswith("body is not valid JSON")
+    binary = by_body[base64.b64encode(not_utf8).decode()]
+    assert binary["body_encoding"] == "base64"
+    assert by_body[no_id.decode()]["reason"] == "field 'id' must be a non-empty string, got missing"
+    assert {r["webhook"] for r in records} == {"prod"}
+    assert {m.key() for m in messages} == {b"prod"}
+    other_topics = [name for key, name in bridge.topics.items() if key != "deadletter"]
+    assert consume_all(bridge.bootstrap, other_topics, expected=1, timeout=3) == []
+    metrics = bridge.metrics()
+    assert metric_value(metrics, "idaas_bridge_deadletters_total", reason="invalid_json") == 2
+    assert metric_value(metrics, "idaas_bridge_deadletters_total", reason="invalid_field") == 1
+
+
+def test_tls_1_0_and_1_1_are_refused_and_1_2_and_1_3_accepted(bridge: BridgeProcess) -> None:
+    cafile = str(bridge.workdir / "tls" / "dev-cert.pem")
+
+    def handshake(version: ssl.TLSVersion) -> str:
+        context = ssl.create_default_context(cafile=cafile)
+        context.set_ciphers("ALL:@SECLEVEL=0")
+        context.minimum_version = version
+        context.maximum_version = version
+        with (
+            socket.create_connection(("127.0.0.1", bridge.port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            return str(tls.version())
+
+    assert handshake(ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    assert handshake(ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
+    for old in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1):
+        with pytest.raises(ssl.SSLError):
+            handshake(old)
+
+
+def plain_bridge(
+    tmp_path: Path, broker: str, prefix: str, bridge_bootstrap: str | None = None, **overrides: object
+) -> BridgeProcess:
+    """A plain-HTTP bridge with its topics on `broker`; `bridge_bootstrap` points the bridge elsewhere."""
+    process = BridgeProcess(
+        workdir=tmp_path / "plain",
+        bootstrap=bridge_bootstrap or broker,
+        topic_prefix=prefix,
+        tls=False,
+        overrides=overrides,
+    )
+    create_topics(broker, list(process.topics.values()))
+    return process
+
+
+def test_slow_bodies_time_out_and_overload_gets_503_with_retry_after(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    bridge = plain_bridge(
+        tmp_path,
+        kafka_bootstrap,
+        topic_prefix,
+        **{"server.body_read_timeout_seconds": 1.5, "server.limit_concurrency": 2},
+    )
+    bridge.start()
+    try:
+        head = (
+            f"POST /webhooks/prod HTTP/1.1\r\nHost: 127.0.0.1:{bridge.port}\r\n"
+            'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"id":'
+        ).encode()
+        slow = [socket.create_connection(("127.0.0.1", bridge.port)) for _ in range(2)]
+        for connection in slow:
+            connection.sendall(head)
+        time.sleep(0.3)
+        body = b'{"id":"x"}'
+        with bridge.client() as client:
+            answer = client.post(
+                "/webhooks/prod", content=body, headers=idaas_headers(TOKEN, bridge.url(), body)
+            )
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "2"
+        for connection in slow:
+            connection.settimeout(5)
+            reply = connection.recv(4096).decode()
+            assert reply.startswith("HTTP/1.1 408"), reply
+            assert "body_timeout" in reply
+            connection.close()
+    finally:
+        bridge.stop()
+
+
+def test_sigterm_keeps_spooled_events_for_the_next_start(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    # Kafka unreachable: every delivery waits in the spool.
+    bridge = plain_bridge(
+        tmp_path,
+        kafka_bootstrap,
+        topic_prefix,
+        bridge_bootstrap="127.0.0.1:1",
+        **{"spool.ack_mode": "spool_first"},
+    )
+    bridge.start()
+    ids = [f"sigterm-{i}" for i in range(25)]
+    event_time = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for delivery_id in ids:
+        body = orjson.dumps(
+            {
+                "id": delivery_id,
+                "type": "user.updated",
+                "accountId": "a",
+                "eventTime": event_time,
+                "data": {},
+            }
+        )
+        answer = signed_post(bridge, body)
+        assert answer.status_code == 202 and answer.json()["status"] == "spooled"
+    bridge.signal(signal.SIGTERM)
+    # uvicorn re-raises the signal once its shutdown is complete, so the exit status is "killed by SIGTERM".
+    assert bridge.process is not None and bridge.process.wait(30) in (0, -signal.SIGTERM)
+    log = bridge.log_path.read_text()
+    assert '"spooled_records_left":25' in log and "Application shutdown complete" in log
+
+    restarted = BridgeProcess(
+        workdir=bridge.workdir,
+        bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        tls=False,
+        port=bridge.port,
+    )
+    restarted.start()
+    try:
+        messages = consume_all(kafka_bootstrap, [restarted.topics["user"]], expected=25)
+        assert sorted(json.loads(m.value())["id"] for m in messages) == sorted(ids)
+    finally:
+        restarted.stop()
