@@ -34,6 +34,9 @@ RECORD_HEAD: Final = struct.Struct("<qdHIIH")
 HEADER_HEAD: Final = struct.Struct("<HI")
 SEGMENT_PREFIX: Final = "segment-"
 SEGMENT_SUFFIX: Final = ".log"
+#: Beside each segment, how much of it Kafka confirmed ("<records> <bytes>"). Written without fsync: a
+#: stale checkpoint after a crash only means some records are published again (at least once).
+CHECKPOINT_SUFFIX: Final = ".acked"
 
 
 class SpoolError(Exception):
@@ -173,13 +176,16 @@ class Spool:
         )
         for number in found:
             segment = _Segment(number, self._path(number), sealed=True)
+            acked_records, acked_bytes = self._read_checkpoint(number)
             for payload, size in read_segment(segment.path):
-                if segment.records == 0:
-                    segment.oldest_unconfirmed = decode_record(payload)[1]
                 segment.records += 1
                 segment.bytes += size
-            if segment.records == 0:
-                segment.path.unlink()
+                if segment.records == acked_records + 1:
+                    segment.oldest_unconfirmed = decode_record(payload)[1]
+            if acked_records <= segment.records:
+                segment.confirmed, segment.confirmed_bytes = acked_records, acked_bytes
+            if segment.remaining == 0:
+                self._delete(segment)
             else:
                 self._segments[number] = segment
         self._start_segment((found[-1] if found else 0) + 1)
@@ -220,8 +226,25 @@ class Spool:
         _fsync_directory(self.directory)
 
     def _delete(self, segment: _Segment) -> None:
-        del self._segments[segment.number]
+        self._segments.pop(segment.number, None)
         segment.path.unlink(missing_ok=True)
+        self._checkpoint_path(segment.number).unlink(missing_ok=True)
+
+    def _checkpoint_path(self, number: int) -> Path:
+        return self._path(number).with_suffix(CHECKPOINT_SUFFIX)
+
+    def _read_checkpoint(self, number: int) -> tuple[int, int]:
+        try:
+            records, size = self._checkpoint_path(number).read_text().split()
+            return int(records), int(size)
+        except (OSError, ValueError):
+            return 0, 0
+
+    def _write_checkpoint(self, segment: _Segment) -> None:
+        path = self._checkpoint_path(segment.number)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(f"{segment.confirmed} {segment.confirmed_bytes}")
+        temporary.replace(path)
 
     # --- appending -------------------------------------------------------------------------------------
 
@@ -316,14 +339,15 @@ class Spool:
         segment = self._segments[confirmed[0].segment]
         segment.confirmed += len(confirmed)
         segment.confirmed_bytes += sum(item.size for item in confirmed)
-        if segment.remaining == 0:
-            segment.oldest_unconfirmed = None
-            if segment.sealed:
-                self._delete(segment)
-            else:
+        if segment.remaining == 0 and segment.sealed:
+            self._delete(segment)
+        else:
+            self._write_checkpoint(segment)
+            if segment.remaining == 0:
+                segment.oldest_unconfirmed = None
                 self._wake_writer.set()
-        elif next_spooled_at is not None:
-            segment.oldest_unconfirmed = next_spooled_at
+            elif next_spooled_at is not None:
+                segment.oldest_unconfirmed = next_spooled_at
         self.publish_gauges()
 
     def publish_gauges(self) -> None:

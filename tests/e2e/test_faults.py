@@ -110,13 +110,14 @@ def test_broker_outage_under_load_loses_nothing_and_never_answers_5xx(
     fault_bridge.start()
 
     def outage() -> None:
-        time.sleep(4)
+        time.sleep(8)
         broker.stop()
         time.sleep(22)
         broker.start()
 
     thread = in_background(outage)
-    load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=20_000, workers=48))
+    # Steady 500 deliveries/s for 40 s; the broker is down from 8 s to about 33 s.
+    load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=20_000, workers=48, rate=500))
     thread.join()
     wait_for_drain(fault_bridge)
     found = ids_in_kafka(fault_bridge, load.accepted)
@@ -139,7 +140,9 @@ def test_bridge_crash_mid_load_loses_no_accepted_delivery(fault_bridge: BridgePr
         fault_bridge.kill()
 
     thread = in_background(crash)
-    load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=20_000, workers=32, stop=stop))
+    load = asyncio.run(
+        run_load(fault_bridge.base_url, "prod-token-1", total=20_000, workers=32, stop=stop, rate=1000)
+    )
     thread.join()
     fault_bridge.start()
     wait_for_drain(fault_bridge)
@@ -174,13 +177,13 @@ def test_a_paused_broker_never_makes_an_answer_take_3_seconds(
     fault_bridge.start()
 
     def pause() -> None:
-        time.sleep(2)
+        time.sleep(3)
         broker.pause()
         time.sleep(10)
         broker.resume()
 
     thread = in_background(pause)
-    load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=6000, workers=32))
+    load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=6000, workers=32, rate=300))
     thread.join()
     wait_for_drain(fault_bridge)
     found = ids_in_kafka(fault_bridge, load.accepted)

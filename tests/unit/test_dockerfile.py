@@ -167,7 +167,9 @@ def _e2e_command() -> list[str]:
             and isinstance(node.args[0], ast.List)
         ):
             return [
-                element.value if isinstance(element, ast.Constant) else "<expr>"
+                element.value
+                if isinstance(element, ast.Constant) and isinstance(element.value, str)
+                else "<expr>"
                 for element in node.args[0].elts
             ]
     raise AssertionError("tests/e2e/harness.py starts no subprocess.Popen([...])")

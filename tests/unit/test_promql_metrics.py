@@ -139,3 +139,16 @@ def test_substitute_replaces_every_variable_syntax_and_rejects_unknown_ones() ->
     )
     with pytest.raises(KeyError, match=r"\$missing"):
         substitute("x{a=~'$missing'}", values)
+
+
+def test_dashboard_panels_have_unique_ids_and_do_not_overlap() -> None:
+    panels = _dashboard()["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels)
+    taken: dict[tuple[int, int], str] = {}
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        for row in range(grid["y"], grid["y"] + grid["h"]):
+            for column in range(grid["x"], grid["x"] + grid["w"]):
+                assert (column, row) not in taken, f"{panel['title']} overlaps {taken[(column, row)]}"
+                taken[(column, row)] = panel["title"]

@@ -143,3 +143,22 @@ def test_segments_roll_and_are_deleted_once_confirmed(tmp_path: Path) -> None:
         await spool.close()
 
     asyncio.run(scenario())
+
+
+def test_confirmed_progress_survives_a_restart_so_little_is_published_twice(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        spool = Spool(tmp_path, max_bytes=10_000_000, segment_bytes=1024 * 1024)
+        spool.open()
+        for i in range(100):
+            await spool.append(record(i))
+        number = spool.drainable_segments()[0]
+        spool.confirm(spool.next_batch(number, 60), None)
+        await spool.close()  # as after a crash: the segment is still active, 60 of 100 confirmed
+
+        reopened = Spool(tmp_path, max_bytes=10_000_000, segment_bytes=1024 * 1024)
+        reopened.open()
+        assert reopened.pending_records == 40
+        assert [r.key for r in await drain_all(reopened)] == [f"user-{i}".encode() for i in range(60, 100)]
+        await reopened.close()
+
+    asyncio.run(scenario())

@@ -1,0 +1,680 @@
+"""helm/idaas-siem-bridge: lint, render, validate every manifest offline, and check what the bridge gets.
+
+Three installs are rendered: the minimal one (a Kafka address and one token), every option on
+(tests/helm/values-all-on.yaml), and one with pre-existing Secrets. Core objects are validated with
+kubernetes-validate's bundled schemas (strict); the Prometheus Operator CRDs, which it has no schema for, are
+checked against the small schemas below. The rendered bridge.yaml is loaded by the bridge's own config loader
+with the environment the rendered Secret provides.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from bridge.config import env_name, load_settings
+
+ROOT: Final = Path(__file__).resolve().parents[2]
+CHART: Final = ROOT / "helm/idaas-siem-bridge"
+ALL_ON: Final = ROOT / "tests/helm/values-all-on.yaml"
+REQUIRED: Final = [
+    "--set",
+    "config.kafka.bootstrap_servers=kafka.kafka.svc:9092",
+    "--set",
+    "secrets.webhookTokens.idaas=tok",
+]
+SCENARIOS: Final = {
+    "minimal": REQUIRED,
+    "all-on": ["-f", str(ALL_ON)],
+    "existing-secrets": [
+        f"--set={setting}"
+        for setting in (
+            "config.kafka.bootstrap_servers=kafka:9092",
+            "secrets.existingSecret=bridge-env",
+            "kafkaTls.enabled=true",
+            "kafkaTls.existingSecret=kafka-ca",
+            "kafkaTls.clientAuth=true",
+            "topics.create=true",
+            "serviceAccount.create=false",
+            "serviceAccount.name=bridge",
+        )
+    ],
+}
+CRD_KINDS: Final = frozenset({"ServiceMonitor", "PrometheusRule"})
+IMAGE_CMD: Final = ["serve", "--config", "/etc/idaas-bridge/bridge.yaml"]
+#: The bridge's config file schema (config/bridge.yaml): section -> keys, exactly.
+BRIDGE_SCHEMA: Final = {
+    "server": {
+        "host",
+        "port",
+        "tls_cert_file",
+        "tls_key_file",
+        "public_base_url",
+        "trusted_proxies",
+        "max_body_bytes",
+        "limit_concurrency",
+        "keep_alive_timeout_seconds",
+        "shutdown_grace_seconds",
+    },
+    "signature": {"created_window_seconds"},
+    "kafka": {
+        "bootstrap_servers",
+        "client_properties",
+        "ack_deadline_seconds",
+        "statistics_interval_seconds",
+        "topics",
+    },
+    "dedup": {"ttl_seconds", "max_entries"},
+    "spool": {"path", "max_bytes", "segment_bytes", "ack_mode"},
+    "logging": {"level"},
+}
+DURATION: Final = {"type": "string", "pattern": r"^([0-9]+(ms|s|m|h|d|w|y))+$"}
+LABELS: Final = {"type": "object", "additionalProperties": {"type": "string"}}
+METADATA: Final = {
+    "type": "object",
+    "required": ["name", "labels"],
+    "properties": {
+        "name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+        "labels": LABELS,
+    },
+}
+SERVICE_MONITOR_SCHEMA: Final = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "metadata": METADATA,
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["selector", "endpoints"],
+            "properties": {
+                "namespaceSelector": {
+                    "type": "object",
+                    "properties": {"matchNames": {"type": "array", "items": {"type": "string"}}},
+                },
+                "selector": {
+                    "type": "object",
+                    "required": ["matchLabels"],
+                    "properties": {"matchLabels": LABELS},
+                },
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["port", "path"],
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string"},
+                            "scheme": {"enum": ["http", "https"]},
+                            "interval": DURATION,
+                            "scrapeTimeout": DURATION,
+                            "relabelings": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "action": {"enum": ["replace", "keep", "drop", "labelmap"]},
+                                        "targetLabel": {"type": "string"},
+                                        "replacement": {"type": "string"},
+                                        "sourceLabels": {"type": "array", "items": {"type": "string"}},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+PROMETHEUS_RULE_SCHEMA: Final = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "metadata": METADATA,
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["groups"],
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name", "rules"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "interval": DURATION,
+                            "rules": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["alert", "expr", "labels", "annotations"],
+                                    "properties": {
+                                        "alert": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                                        "expr": {"type": "string", "minLength": 1},
+                                        "for": DURATION,
+                                        "labels": {
+                                            **LABELS,
+                                            "required": ["severity"],
+                                            "properties": {"severity": {"enum": ["warning", "critical"]}},
+                                        },
+                                        "annotations": {
+                                            **LABELS,
+                                            "required": ["summary", "description", "runbook"],
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def helm() -> str:
+    """The helm that deploy/tools/install-helm.sh built; missing fails under CI and skips elsewhere."""
+    path = ROOT / ".cache/tools/bin/helm"
+    found = str(path) if path.exists() else shutil.which("helm")
+    if found is None:
+        message = "helm is not installed: run deploy/tools/install-helm.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120)
+
+
+def render(*args: str) -> list[dict[str, Any]]:
+    result = run_helm("template", "idaas", str(CHART), "--namespace", "idaas", *args)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def manifests() -> dict[str, list[dict[str, Any]]]:
+    return {name: render(*args) for name, args in SCENARIOS.items()}
+
+
+def find(docs: list[dict[str, Any]], kind: str, component: str = "bridge") -> list[dict[str, Any]]:
+    return [
+        doc
+        for doc in docs
+        if doc["kind"] == kind and doc["metadata"]["labels"].get("app.kubernetes.io/component") == component
+    ]
+
+
+def one(docs: list[dict[str, Any]], kind: str, component: str = "bridge") -> dict[str, Any]:
+    found = find(docs, kind, component)
+    assert len(found) == 1, f"{len(found)} {kind} objects of component {component}"
+    return found[0]
+
+
+def workload(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    found = [doc for doc in docs if doc["kind"] in ("Deployment", "StatefulSet")]
+    assert len(found) == 1
+    return found[0]
+
+
+def matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def secret_env(docs: list[dict[str, Any]], component: str = "bridge") -> dict[str, str]:
+    secrets = [doc for doc in find(docs, "Secret", component) if "kafka-tls" not in doc["metadata"]["name"]]
+    return {key: base64.b64decode(value).decode() for doc in secrets for key, value in doc["data"].items()}
+
+
+def bridge_yaml(docs: list[dict[str, Any]], component: str = "bridge") -> str:
+    text: str = one(docs, "ConfigMap", component)["data"]["bridge.yaml"]
+    return text
+
+
+# --- lint and validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_helm_lint_strict(scenario: str) -> None:
+    result = run_helm("lint", "--strict", str(CHART), *SCENARIOS[scenario])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_every_manifest_is_valid_kubernetes(
+    manifests: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    version = kubernetes_validate.latest_version()
+    for doc in manifests[scenario]:
+        if doc["kind"] in CRD_KINDS:
+            continue
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_prometheus_operator_objects_are_well_formed(
+    manifests: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    schemas = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "PrometheusRule": PROMETHEUS_RULE_SCHEMA}
+    for doc in manifests[scenario]:
+        if doc["kind"] in schemas:
+            jsonschema.validate(doc, schemas[doc["kind"]])
+
+
+def test_minimal_install_renders_the_core_objects(manifests: dict[str, list[dict[str, Any]]]) -> None:
+    kinds = sorted(doc["kind"] for doc in manifests["minimal"])
+    assert kinds == sorted(
+        [
+            "ConfigMap",
+            "Deployment",
+            "NetworkPolicy",
+            "PodDisruptionBudget",
+            "Secret",
+            "Service",
+            "ServiceAccount",
+        ]
+    )
+
+
+def test_all_on_renders_every_template(manifests: dict[str, list[dict[str, Any]]]) -> None:
+    kinds = {doc["kind"] for doc in manifests["all-on"]}
+    assert kinds == {
+        "ConfigMap",
+        "HorizontalPodAutoscaler",
+        "Ingress",
+        "Job",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "PrometheusRule",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+        "ServiceMonitor",
+        "StatefulSet",
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "secrets.webhookTokens.idaas=tok"], "config.kafka.bootstrap_servers is required"),
+        (["--set", "config.kafka.bootstrap_servers=k:9092"], 'webhook "idaas" has no token'),
+        ([*REQUIRED, "--set", "secrets.existingSecret=env"], "secrets.existingSecret is set"),
+        (
+            [*REQUIRED, "--set", "terminationGracePeriodSeconds=25"],
+            "terminationGracePeriodSeconds (25) must exceed",
+        ),
+        ([*REQUIRED, "--set", "spool.sizeLimit=1Gi"], "the spool volume (1Gi) is smaller"),
+        ([*REQUIRED, "--set", "spool.sizeLimit=2Gb"], 'cannot read "2Gb" as a size'),
+        ([*REQUIRED, "--set", "kafkaTls.enabled=true"], "give kafkaTls.caCert"),
+        ([*REQUIRED, "--set", "kafkaTls.clientCert=x"], "clientCert and kafkaTls.clientKey go together"),
+    ],
+)
+def test_bad_values_fail_with_the_value_to_fix(args: list[str], message: str) -> None:
+    result = run_helm("template", "idaas", str(CHART), *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+# --- what the bridge gets -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_rendered_bridge_yaml_has_exactly_the_bridge_schema(
+    manifests: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    config = yaml.safe_load(bridge_yaml(manifests[scenario]))
+    assert set(config) == {*BRIDGE_SCHEMA, "webhooks"}
+    for section, keys in BRIDGE_SCHEMA.items():
+        assert set(config[section]) == keys, section
+    for hook in config["webhooks"]:
+        assert set(hook) == {"name", "public_url", "legacy_sha2_signature"}
+    assert set(config["kafka"]["topics"]) == {
+        "authentication",
+        "user",
+        "authenticator",
+        "unknown",
+        "deadletter",
+    }
+    assert config["server"] | {"public_base_url": "", "trusted_proxies": []} == {
+        **config["server"],
+        "host": "0.0.0.0",
+        "port": 8080,
+        "tls_cert_file": "",
+        "tls_key_file": "",
+        "public_base_url": "",
+        "trusted_proxies": [],
+    }
+    assert config["spool"]["path"] == "/var/lib/idaas-bridge/spool"
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_the_bridge_accepts_the_rendered_config_with_the_rendered_secret(
+    manifests: dict[str, list[dict[str, Any]]], scenario: str, tmp_path: Path
+) -> None:
+    docs = manifests[scenario]
+    path = tmp_path / "bridge.yaml"
+    path.write_text(bridge_yaml(docs))
+    environ = secret_env(docs)
+    if scenario == "existing-secrets":  # what the user's own Secret would hold
+        environ = {env_name("idaas"): "tok"}
+    settings = load_settings(path, environ=environ)
+    assert settings.server.port == 8080 and not settings.server.tls
+    # The topics Job reads an identical copy.
+    if find(docs, "ConfigMap", "topics"):
+        assert bridge_yaml(docs, "topics") == bridge_yaml(docs)
+        assert secret_env(docs, "topics") == secret_env(docs)
+
+
+def test_minimal_install_needs_only_a_kafka_address_and_one_token(
+    manifests: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    docs = manifests["minimal"]
+    assert secret_env(docs) == {"IDAAS_BRIDGE_WEBHOOK_IDAAS_TOKENS": "tok"}
+    path = tmp_path / "bridge.yaml"
+    path.write_text(bridge_yaml(docs))
+    settings = load_settings(path, environ=secret_env(docs))
+    assert settings.kafka.bootstrap_servers == "kafka.kafka.svc:9092"
+    assert [(hook.name, hook.tokens) for hook in settings.webhooks] == [("idaas", ("tok",))]
+    assert settings.kafka.client_properties == {}
+
+
+def test_all_on_secret_env_reaches_the_bridge_settings(
+    manifests: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    docs = manifests["all-on"]
+    values = yaml.safe_load(ALL_ON.read_text())
+    path = tmp_path / "bridge.yaml"
+    path.write_text(bridge_yaml(docs))
+    env = secret_env(docs)
+    assert set(env) == {
+        env_name("idaas"),
+        env_name("idaas-eu.prod"),
+        "IDAAS_BRIDGE_KAFKA_CLIENT_SASL_PASSWORD",
+        "IDAAS_BRIDGE_KAFKA_CLIENT_SSL_KEY_PASSWORD",
+    }
+    settings = load_settings(path, environ=env)
+    assert {hook.name: hook.tokens for hook in settings.webhooks} == {
+        "idaas": ("token-one",),
+        "idaas-eu.prod": ("old-token", "new-token"),
+    }
+    client = settings.kafka.client_properties
+    assert client["sasl.password"] == "s3cret" and client["ssl.key.password"] == "key-pass"
+    assert client["ssl.ca.location"] == "/etc/kafka-tls/ca.crt"
+    assert client["ssl.certificate.location"] == "/etc/kafka-tls/tls.crt"
+    assert client["security.protocol"] == "SASL_SSL"
+    assert settings.server.public_base_url == "https://idaas-bridge.example.com"
+    assert settings.server.trusted_proxies == ("10.0.0.0/8", "192.168.1.10")
+    assert settings.server.shutdown_grace_seconds == 30.5
+    assert {key: topic.format for key, topic in settings.kafka.topics.items()} == {
+        key: topic.get("format", "native") for key, topic in values["config"]["kafka"]["topics"].items()
+    }
+    assert settings.spool.ack_mode == "spool_first" and settings.spool.max_bytes == 2147483648
+    tls = next(doc for doc in find(docs, "Secret") if doc["metadata"]["name"].endswith("kafka-tls"))
+    assert base64.b64decode(tls["data"]["ca.crt"]).decode() == values["kafkaTls"]["caCert"]
+
+
+# --- the pods -------------------------------------------------------------------------------------------
+
+
+def _pod_specs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    specs = [workload(docs)["spec"]["template"]["spec"]]
+    specs += [job["spec"]["template"]["spec"] for job in find(docs, "Job", "topics")]
+    return specs
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_pods_run_non_root_read_only_without_capabilities(
+    manifests: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    for spec in _pod_specs(manifests[scenario]):
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["runAsUser"] == 10001
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert spec["automountServiceAccountToken"] is False
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"] == {"drop": ["ALL"]}
+            mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
+            assert {"/etc/idaas-bridge", "/tmp"} <= mounts
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_bridge_container_probes_drain_and_command(
+    manifests: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    docs = manifests[scenario]
+    spec = workload(docs)["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["args"] == IMAGE_CMD and "command" not in container  # the image's ENTRYPOINT runs
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert "requests" in container["resources"] and "limits" in container["resources"]
+    sleep = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert sleep[0] == "sleep"
+    grace = yaml.safe_load(bridge_yaml(docs))["server"]["shutdown_grace_seconds"]
+    assert spec["terminationGracePeriodSeconds"] > int(sleep[1]) + grace
+    assert {"mountPath": "/var/lib/idaas-bridge/spool", "name": "spool"} in container["volumeMounts"]
+    secret_refs = [source["secretRef"]["name"] for source in container["envFrom"]]
+    assert secret_refs == [
+        "bridge-env" if scenario == "existing-secrets" else workload(docs)["metadata"]["name"]
+    ]
+
+
+def test_spool_is_a_size_limited_empty_dir_by_default(manifests: dict[str, list[dict[str, Any]]]) -> None:
+    deployment = workload(manifests["minimal"])
+    assert deployment["kind"] == "Deployment"
+    volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["spool"] == {"name": "spool", "emptyDir": {"sizeLimit": "2Gi"}}
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def test_persistent_spool_is_a_statefulset_with_one_claim_per_pod(
+    manifests: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = manifests["all-on"]
+    statefulset = workload(docs)
+    assert statefulset["kind"] == "StatefulSet"
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "spool"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "4Gi"
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    volumes = {volume["name"] for volume in statefulset["spec"]["template"]["spec"]["volumes"]}
+    assert "spool" not in volumes, "the claim template provides the spool volume"
+    assert statefulset["spec"]["serviceName"] == one(docs, "Service")["metadata"]["name"]
+    assert "replicas" not in statefulset["spec"], "the HPA owns the replica count"
+    target = one(docs, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]
+    assert target == {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": statefulset["metadata"]["name"]}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_selectors_pick_the_bridge_pods_and_never_the_topics_job(
+    manifests: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    docs = manifests[scenario]
+    pod_labels = workload(docs)["spec"]["template"]["metadata"]["labels"]
+    selectors = [
+        workload(docs)["spec"]["selector"]["matchLabels"],
+        one(docs, "Service")["spec"]["selector"],
+        *(doc["spec"]["selector"]["matchLabels"] for doc in find(docs, "PodDisruptionBudget")),
+        *(doc["spec"]["podSelector"]["matchLabels"] for doc in find(docs, "NetworkPolicy")),
+    ]
+    job_labels = [job["spec"]["template"]["metadata"]["labels"] for job in find(docs, "Job", "topics")]
+    for selector in selectors:
+        assert matches(selector, pod_labels)
+        assert not any(matches(selector, labels) for labels in job_labels)
+
+
+# --- exposure and monitoring -----------------------------------------------------------------------------
+
+
+def test_ingress_publishes_only_the_webhooks_with_tls(manifests: dict[str, list[dict[str, Any]]]) -> None:
+    docs = manifests["all-on"]
+    ingress = one(docs, "Ingress")
+    service = one(docs, "Service")
+    assert ingress["spec"]["tls"] == [
+        {
+            "secretName": "idaas-bridge-tls",
+            "hosts": ["idaas-bridge.example.com", "idaas-bridge-dr.example.com"],
+        }
+    ]
+    for rule in ingress["spec"]["rules"]:
+        (path,) = rule["http"]["paths"]
+        assert path["path"] == "/webhooks/" and path["pathType"] == "Prefix"
+        assert path["backend"]["service"] == {"name": service["metadata"]["name"], "port": {"name": "http"}}
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
+    ]
+
+
+def test_network_policy_opens_8080_and_restricts_egress_to_dns_and_kafka(
+    manifests: dict[str, list[dict[str, Any]]],
+) -> None:
+    minimal = one(manifests["minimal"], "NetworkPolicy")["spec"]
+    assert minimal["policyTypes"] == ["Ingress"]
+    assert minimal["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+    restricted = one(manifests["all-on"], "NetworkPolicy")["spec"]
+    assert restricted["policyTypes"] == ["Ingress", "Egress"]
+    assert len(restricted["ingress"][0]["from"]) == 2
+    dns, kafka, extra = restricted["egress"]
+    assert {port["port"] for port in dns["ports"]} == {53}
+    assert kafka == {
+        "ports": [{"port": 9096, "protocol": "TCP"}],
+        "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+    }
+    assert extra["to"] == [{"ipBlock": {"cidr": "169.254.169.254/32"}}]
+
+
+def test_service_monitor_scrapes_metrics_as_job_idaas_siem_bridge(
+    manifests: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = manifests["all-on"]
+    monitor = one(docs, "ServiceMonitor", "monitoring")
+    service = one(docs, "Service")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert matches(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["idaas"]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics" and endpoint["interval"] == "15s"
+    assert {"action": "replace", "targetLabel": "job", "replacement": "idaas-siem-bridge"} in endpoint[
+        "relabelings"
+    ]
+
+
+def test_chart_copies_of_the_alerts_and_dashboard_are_identical_to_deploy() -> None:
+    assert (CHART / "files/alerts.yaml").read_bytes() == (ROOT / "deploy/prometheus/alerts.yaml").read_bytes()
+    assert (CHART / "files/idaas-siem-bridge.json").read_bytes() == (
+        ROOT / "deploy/grafana/idaas-siem-bridge.json"
+    ).read_bytes()
+
+
+def _rule_groups(*args: str) -> list[dict[str, Any]]:
+    rule = one(
+        render(*REQUIRED, "--set", "prometheusRule.enabled=true", *args), "PrometheusRule", "monitoring"
+    )
+    groups: list[dict[str, Any]] = rule["spec"]["groups"]
+    return groups
+
+
+def test_prometheus_rule_is_alerts_yaml_with_the_configured_no_delivery_hours() -> None:
+    alerts = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yaml").read_text())["groups"]
+    assert _rule_groups() == alerts
+    changed = {
+        rule["alert"]: rule["expr"]
+        for group, original in zip(
+            _rule_groups("--set", "prometheusRule.noDeliveriesHours=12"), alerts, strict=True
+        )
+        for rule, before in zip(group["rules"], original["rules"], strict=True)
+        if rule != before
+    }
+    assert list(changed) == ["IdaasBridgeNoRecentDeliveries"]
+    assert re.search(r"\) > 12 \* 3600$", changed["IdaasBridgeNoRecentDeliveries"])
+
+
+def test_grafana_dashboard_config_map_for_the_sidecar(manifests: dict[str, list[dict[str, Any]]]) -> None:
+    dashboard = one(manifests["all-on"], "ConfigMap", "monitoring")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["namespace"] == "monitoring"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "Security"}
+    (content,) = dashboard["data"].values()
+    assert content == (ROOT / "deploy/grafana/idaas-siem-bridge.json").read_text()
+    assert json.loads(content)["uid"] == "idaas-siem-bridge"
+
+
+# --- the topics Job --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", ["all-on", "existing-secrets"])
+def test_topics_job_runs_before_install_with_its_own_copies(
+    manifests: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    docs = manifests[scenario]
+    job = one(docs, "Job", "topics")
+    hooks = find(docs, "ConfigMap", "topics") + find(docs, "Secret", "topics")
+    for doc in [job, *hooks]:
+        annotations = doc["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+        assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+    for doc in hooks:  # created before the Job
+        assert int(doc["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+            job["metadata"]["annotations"]["helm.sh/hook-weight"]
+        )
+    spec = job["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["args"][:3] == ["topics", "--config", "/etc/idaas-bridge/bridge.yaml"]
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == one(docs, "ConfigMap", "topics")["metadata"]["name"]
+    hook_secrets = {doc["metadata"]["name"] for doc in find(docs, "Secret", "topics")}
+    env_secret = container["envFrom"][0]["secretRef"]["name"]
+    tls_secret = volumes["kafka-tls"]["secret"]["secretName"]
+    if scenario == "existing-secrets":
+        assert (env_secret, tls_secret) == ("bridge-env", "kafka-ca") and not hook_secrets
+        assert spec["serviceAccountName"] == "bridge"
+    else:
+        assert {env_secret, tls_secret} == hook_secrets
+        assert "serviceAccountName" not in spec, "the chart's ServiceAccount does not exist before install"
+
+
+# --- values.yaml -----------------------------------------------------------------------------------------
+
+
+def test_values_yaml_documents_every_setting() -> None:
+    """Each key at the top two levels has a comment on the line(s) right above it."""
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    undocumented = [
+        line
+        for number, line in enumerate(lines)
+        if re.match(r"^( {2})?[A-Za-z]\w*:", line) and not lines[number - 1].lstrip().startswith("#")
+    ]
+    assert not undocumented
