@@ -24,7 +24,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bridge.config import env_name, load_settings
+from bridge.config import describe, env_name, load_settings
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 CHART: Final = ROOT / "helm/idaas-siem-bridge"
@@ -52,34 +52,10 @@ SCENARIOS: Final = {
         )
     ],
 }
+#: The oldest Kubernetes the chart supports (Chart.yaml kubeVersion), checked against its schemas too.
+MIN_KUBERNETES: Final = "1.27.0"
 CRD_KINDS: Final = frozenset({"ServiceMonitor", "PrometheusRule"})
 IMAGE_CMD: Final = ["serve", "--config", "/etc/idaas-bridge/bridge.yaml"]
-#: The bridge's config file schema (config/bridge.yaml): section -> keys, exactly.
-BRIDGE_SCHEMA: Final = {
-    "server": {
-        "host",
-        "port",
-        "tls_cert_file",
-        "tls_key_file",
-        "public_base_url",
-        "trusted_proxies",
-        "max_body_bytes",
-        "limit_concurrency",
-        "keep_alive_timeout_seconds",
-        "shutdown_grace_seconds",
-    },
-    "signature": {"created_window_seconds"},
-    "kafka": {
-        "bootstrap_servers",
-        "client_properties",
-        "ack_deadline_seconds",
-        "statistics_interval_seconds",
-        "topics",
-    },
-    "dedup": {"ttl_seconds", "max_entries"},
-    "spool": {"path", "max_bytes", "segment_bytes", "ack_mode"},
-    "logging": {"level"},
-}
 DURATION: Final = {"type": "string", "pattern": r"^([0-9]+(ms|s|m|h|d|w|y))+$"}
 LABELS: Final = {"type": "object", "additionalProperties": {"type": "string"}}
 METADATA: Final = {
@@ -266,11 +242,16 @@ def test_helm_lint_strict(scenario: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_chart_declares_the_oldest_kubernetes_it_is_validated_against() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["kubeVersion"] == f">={MIN_KUBERNETES}-0"
+
+
+@pytest.mark.parametrize("version", [MIN_KUBERNETES, kubernetes_validate.latest_version()])
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_every_manifest_is_valid_kubernetes(
-    manifests: dict[str, list[dict[str, Any]]], scenario: str
+    manifests: dict[str, list[dict[str, Any]]], scenario: str, version: str
 ) -> None:
-    version = kubernetes_validate.latest_version()
     for doc in manifests[scenario]:
         if doc["kind"] in CRD_KINDS:
             continue
@@ -346,22 +327,24 @@ def test_bad_values_fail_with_the_value_to_fix(args: list[str], message: str) ->
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_rendered_bridge_yaml_has_exactly_the_bridge_schema(
-    manifests: dict[str, list[dict[str, Any]]], scenario: str
+def test_rendered_bridge_yaml_sets_every_setting_the_bridge_has(
+    manifests: dict[str, list[dict[str, Any]]], scenario: str, tmp_path: Path
 ) -> None:
-    config = yaml.safe_load(bridge_yaml(manifests[scenario]))
-    assert set(config) == {*BRIDGE_SCHEMA, "webhooks"}
-    for section, keys in BRIDGE_SCHEMA.items():
-        assert set(config[section]) == keys, section
+    """Same sections and keys as the bridge's effective configuration (`idaas-bridge check-config`)."""
+    text = bridge_yaml(manifests[scenario])
+    path = tmp_path / "bridge.yaml"
+    path.write_text(text)
+    config = yaml.safe_load(text)
+    effective = describe(
+        load_settings(path, environ={env_name(hook["name"]): "t" for hook in config["webhooks"]})
+    )
+    assert set(config) == set(effective)
+    for section in set(effective) - {"webhooks", "kafka"}:
+        assert set(config[section]) == set(effective[section]), section
+    assert set(config["kafka"]) == set(effective["kafka"])
+    assert set(config["kafka"]["topics"]) == set(effective["kafka"]["topics"])
     for hook in config["webhooks"]:
-        assert set(hook) == {"name", "public_url", "legacy_sha2_signature"}
-    assert set(config["kafka"]["topics"]) == {
-        "authentication",
-        "user",
-        "authenticator",
-        "unknown",
-        "deadletter",
-    }
+        assert set(hook) == set(effective["webhooks"][0]) - {"tokens"}
     assert config["server"] | {"public_base_url": "", "trusted_proxies": []} == {
         **config["server"],
         "host": "0.0.0.0",
@@ -431,7 +414,7 @@ def test_all_on_secret_env_reaches_the_bridge_settings(
     assert client["security.protocol"] == "SASL_SSL"
     assert settings.server.public_base_url == "https://idaas-bridge.example.com"
     assert settings.server.trusted_proxies == ("10.0.0.0/8", "192.168.1.10")
-    assert settings.server.shutdown_grace_seconds == 30.5
+    assert settings.server.shutdown_grace_seconds == 30.5 and settings.server.body_read_timeout_seconds == 5
     assert {key: topic.format for key, topic in settings.kafka.topics.items()} == {
         key: topic.get("format", "native") for key, topic in values["config"]["kafka"]["topics"].items()
     }
@@ -678,3 +661,32 @@ def test_values_yaml_documents_every_setting() -> None:
         if re.match(r"^( {2})?[A-Za-z]\w*:", line) and not lines[number - 1].lstrip().startswith("#")
     ]
     assert not undocumented
+
+
+@pytest.mark.parametrize(
+    ("scenario", "urls"),
+    [
+        ("minimal", ["https://<your public host>/webhooks/idaas"]),
+        ("all-on", ["https://idaas-bridge.example.com/webhooks/idaas", "https://hooks.example.com/idaas/eu"]),
+    ],
+)
+def test_install_notes_list_the_callback_urls_to_register(
+    scenario: str, urls: list[str], tmp_path: Path
+) -> None:
+    """NOTES.txt renders (helm template skips it), through a chart copy that renders it into a ConfigMap."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    shutil.copy(chart / "templates/NOTES.txt", chart / "files/NOTES.txt")
+    (chart / "templates/notes-check.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n"
+        'data: {NOTES.txt: {{ tpl (.Files.Get "files/NOTES.txt") . | toJson }}}\n'
+    )
+    result = run_helm(
+        "template", "idaas", str(chart), "--show-only", "templates/notes-check.yaml", *SCENARIOS[scenario]
+    )
+    assert result.returncode == 0, result.stderr
+    notes: str = yaml.safe_load(result.stdout)["data"]["NOTES.txt"]
+    listed = [line.strip() for line in notes.splitlines() if line.startswith("  http")]
+    assert listed == urls
+    kind = workload(render(*SCENARIOS[scenario]))["kind"].lower()
+    assert f"exec {kind}/" in notes

@@ -16,17 +16,35 @@
 {{- end }}
 {{- end }}
 
-{{- define "idaas-siem-bridge.selectorLabels" -}}
+{{- define "idaas-siem-bridge.instanceLabels" -}}
 app.kubernetes.io/name: {{ include "idaas-siem-bridge.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{- define "idaas-siem-bridge.labels" -}}
+{{/* The bridge pods; the topics Job's pods have component "topics" and match no bridge selector. */}}
+{{- define "idaas-siem-bridge.selectorLabels" -}}
+{{ include "idaas-siem-bridge.instanceLabels" . }}
+app.kubernetes.io/component: bridge
+{{- end }}
+
+{{- define "idaas-siem-bridge.commonLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "idaas-siem-bridge.selectorLabels" . }}
+{{ include "idaas-siem-bridge.instanceLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: idaas-siem-bridge
+{{- end }}
+
+{{- define "idaas-siem-bridge.labels" -}}
+{{ include "idaas-siem-bridge.commonLabels" . }}
+app.kubernetes.io/component: bridge
+{{- end }}
+
+{{/* Annotations of the pre-install/pre-upgrade hook objects of the topics Job, given the weight. */}}
+{{- define "idaas-siem-bridge.hookAnnotations" -}}
+helm.sh/hook: pre-install,pre-upgrade
+helm.sh/hook-weight: {{ . | quote }}
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 {{- end }}
 
 {{- define "idaas-siem-bridge.serviceAccountName" -}}
@@ -107,6 +125,9 @@ Checks that run before anything renders: fail fast with the value to fix.
 {{- if and .Values.kafkaTls.enabled (not .Values.kafkaTls.existingSecret) (not .Values.kafkaTls.caCert) }}
 {{- fail "kafkaTls.enabled: give kafkaTls.caCert (PEM) or kafkaTls.existingSecret" }}
 {{- end }}
+{{- if ne (empty .Values.kafkaTls.clientCert) (empty .Values.kafkaTls.clientKey) }}
+{{- fail "kafkaTls.clientCert and kafkaTls.clientKey go together (mutual TLS)" }}
+{{- end }}
 {{- end }}
 
 {{/* server.public_base_url: the configured one, else https://<first ingress host> when the ingress is on. */}}
@@ -148,6 +169,7 @@ server:
   max_body_bytes: {{ $config.server.max_body_bytes | toJson }}
   limit_concurrency: {{ $config.server.limit_concurrency | toJson }}
   keep_alive_timeout_seconds: {{ $config.server.keep_alive_timeout_seconds | toJson }}
+  body_read_timeout_seconds: {{ $config.server.body_read_timeout_seconds | toJson }}
   shutdown_grace_seconds: {{ $config.server.shutdown_grace_seconds | toJson }}
 signature:
   created_window_seconds: {{ $config.signature.created_window_seconds | toJson }}
@@ -198,7 +220,19 @@ logging:
 {{- end }}
 {{- end }}
 
-{{/* Volumes and mounts shared by the bridge pods and the topics Job; called with (dict "root" $ "configMap" name). */}}
+{{/* Kafka TLS Secret data from the PEM values. */}}
+{{- define "idaas-siem-bridge.kafkaTlsData" -}}
+ca.crt: {{ .Values.kafkaTls.caCert | b64enc | quote }}
+{{- if .Values.kafkaTls.clientCert }}
+tls.crt: {{ .Values.kafkaTls.clientCert | b64enc | quote }}
+tls.key: {{ .Values.kafkaTls.clientKey | b64enc | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Volumes shared by the bridge pods and the topics Job, called with
+(dict "root" $ "configMap" <ConfigMap name> "kafkaTlsSecret" <Secret name>).
+*/}}
 {{- define "idaas-siem-bridge.configVolumes" -}}
 - name: config
   configMap:
@@ -206,7 +240,7 @@ logging:
 {{- if .root.Values.kafkaTls.enabled }}
 - name: kafka-tls
   secret:
-    secretName: {{ include "idaas-siem-bridge.kafkaTlsSecretName" .root }}
+    secretName: {{ .kafkaTlsSecret }}
     defaultMode: 0440
 {{- end }}
 - name: tmp
