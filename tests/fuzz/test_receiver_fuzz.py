@@ -44,7 +44,7 @@ json_scalars = (
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=8,
+    max_leaves=5,
 )
 envelopes = st.fixed_dictionaries(
     {
@@ -80,11 +80,11 @@ bodies = (
     | envelopes.map(lambda e: {k: v for k, v in e.items() if k != "id"}).map(orjson.dumps)
 )
 header_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=120)
-#: One in ten is signed correctly: each of those waits for a real Kafka ack, the rest stay in-process.
-signing = st.sampled_from(
-    ["valid", "sha512"]
-    + ["wrong_token", "random_headers", "mangled_input", "no_headers"] * 4
-    + ["random_headers"] * 2
+#: About one in five is signed correctly: each of those waits for a real Kafka ack, the rest stay
+#: in-process. (Hypothesis favours small integers, so the valid kinds sit at the top of the range.)
+INVALID_KINDS = ("wrong_token", "random_headers", "mangled_input", "no_headers")
+signing = st.integers(0, 99).map(
+    lambda n: ("valid" if n % 2 else "sha512") if n >= 80 else INVALID_KINDS[n % len(INVALID_KINDS)]
 )
 
 
@@ -187,6 +187,7 @@ def run_one(harness: Harness, body: bytes, kind: str, junk: str) -> None:
             harness.published.add(answer["id"])
 
 
+@pytest.mark.timeout(1200)
 def test_generated_deliveries_never_5xx_and_every_authenticated_one_lands(
     harness: Harness, kafka_bootstrap: str
 ) -> None:
