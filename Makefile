@@ -8,7 +8,6 @@ BIN := $(VENV)/bin
 CACHE := .cache
 DEV_TOKEN ?= dev-token-change-me
 DEV_URL := https://127.0.0.1:8443/webhooks/dev
-export PIP_CACHE_DIR ?= $(CURDIR)/$(CACHE)/pip
 
 .PHONY: help venv kafka-up kafka-down topics dev-cert run simulate lint typecheck test test-fast tools bench clean
 
