@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bridge import metrics
 from bridge.config import ConfigError, Settings
 from bridge.dedup import DeliveryDedup
 from bridge.guard import AutoDisableGuard
@@ -42,6 +43,9 @@ class Bridge:
         self.spool = Spool(Path(settings.spool.path), settings.spool.max_bytes, settings.spool.segment_bytes)
         self.drainer = Drainer(self.spool, self.drain_publisher)
         self.router = Router(kafka.topics)
+        for topic in kafka.topics.values():
+            for result in metrics.KAFKA_RESULTS:
+                metrics.KAFKA_MESSAGES.labels(topic=topic.name, result=result)
         self.receiver = WebhookReceiver(
             settings,
             self.router,

@@ -81,6 +81,8 @@ LAST_SUCCESS = Gauge(
 )
 
 # --- Kafka publishing -------------------------------------------------------------------------------
+#: Every value of KAFKA_MESSAGES's `result` label, pre-created per topic so "no failures" reads as 0.
+KAFKA_RESULTS: Final = ("delivered", "failed", "timeout")
 KAFKA_MESSAGES = Counter(
     "idaas_bridge_kafka_messages_total",
     "Messages handed to Kafka by delivery result: delivered, failed, timeout.",
