@@ -97,7 +97,7 @@ def test_slow_bodies_time_out_and_overload_gets_503_with_retry_after(
         tmp_path,
         kafka_bootstrap,
         topic_prefix,
-        **{"server.body_read_timeout_seconds": 1.5, "server.limit_concurrency": 2},
+        **{"server.body_read_timeout_seconds": 3, "server.limit_concurrency": 2},
     )
     bridge.start()
     try:
@@ -108,7 +108,7 @@ def test_slow_bodies_time_out_and_overload_gets_503_with_retry_after(
         slow = [socket.create_connection(("127.0.0.1", bridge.port)) for _ in range(2)]
         for connection in slow:
             connection.sendall(head)
-        time.sleep(0.3)
+        time.sleep(1.0)  # both requests are now inside the receiver, waiting for their bodies
         body = b'{"id":"x"}'
         with bridge.client() as client:
             answer = client.post(
