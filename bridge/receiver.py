@@ -202,6 +202,6 @@ class WebhookReceiver:
                 {"error": "unavailable", "reason": exc.reason},
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
-        metrics.DEADLETTERS.labels(webhook=webhook, reason=error.code).inc()
+        metrics.DEADLETTERS.labels(webhook=webhook, reason=error.reason).inc()
         metrics.DELIVERIES.labels(webhook=webhook, event_type=UNKNOWN_TYPE_LABEL, status="deadletter").inc()
         return _json(202, {"status": "deadlettered", "reason": str(error)})

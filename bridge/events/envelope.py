@@ -8,13 +8,11 @@ from typing import Any
 
 import orjson
 
+from bridge.errors import ReasonedError
 
-class EnvelopeError(ValueError):
-    """Not a valid IDaaS envelope: a bounded `code` (a metric label); the message names the field."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class EnvelopeError(ReasonedError, ValueError):
+    """Not a valid IDaaS envelope; the message names the field and the value."""
 
 
 @dataclass(frozen=True, slots=True)

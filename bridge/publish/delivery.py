@@ -10,6 +10,7 @@ import time
 from typing import Final, Literal
 
 from bridge.config import AckMode
+from bridge.errors import ReasonedError
 from bridge.publish.kafka import KafkaPublisher, PublishError
 from bridge.publish.spool import Spool, SpoolError
 from bridge.routing import OutboundRecord
@@ -22,12 +23,8 @@ REPORT_MARGIN_SECONDS: Final = 0.25
 KAFKA_BACKOFF_SECONDS: Final = 1.0
 
 
-class Unavailable(Exception):
+class Unavailable(ReasonedError):
     """Nothing durable could be done; the receiver answers 503 so that IDaaS retries."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class DurableDelivery:
@@ -53,5 +50,5 @@ class DurableDelivery:
         try:
             await self._spool.append(record)
         except SpoolError as exc:
-            raise Unavailable(f"spool_{exc.reason}") from exc
+            raise Unavailable(f"spool_{exc.reason}", str(exc)) from exc
         return "spooled"

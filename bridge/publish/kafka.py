@@ -20,6 +20,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from bridge import metrics
 from bridge.config import KafkaSettings
+from bridge.errors import ReasonedError
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,8 @@ REQUIRED_PRODUCER_CONFIG: Final[dict[str, Any]] = {"acks": "all", "enable.idempo
 Headers = Sequence[tuple[str, bytes]]
 
 
-class PublishError(Exception):
-    """Kafka did not confirm the message: `reason` is a bounded code, the message a human detail."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+class PublishError(ReasonedError):
+    """Kafka did not confirm the message (ack timeout, queue full, broker error)."""
 
 
 @dataclass(frozen=True, slots=True)

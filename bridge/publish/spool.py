@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from bridge import metrics
+from bridge.errors import ReasonedError
 from bridge.routing import OutboundRecord
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,8 @@ SEGMENT_SUFFIX: Final = ".log"
 CHECKPOINT_SUFFIX: Final = ".acked"
 
 
-class SpoolError(Exception):
+class SpoolError(ReasonedError):
     """The spool could not make a record durable: `reason` is `full` or `io_error`."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

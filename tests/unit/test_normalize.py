@@ -127,7 +127,7 @@ def test_lenient_data_fields_of_the_wrong_type_are_ignored_not_fatal() -> None:
 def test_invalid_envelopes_name_the_problem(body: bytes, code: str, message: str) -> None:
     with pytest.raises(EnvelopeError) as raised:
         parse_envelope(body)
-    assert raised.value.code == code and message in str(raised.value)
+    assert raised.value.reason == code and message in str(raised.value)
 
 
 def test_dedup_remembers_for_the_ttl_and_within_the_size_bound() -> None:
