@@ -41,6 +41,7 @@ def serve(settings: Settings) -> int:
 
     from bridge import logs
     from bridge.app import Bridge, create_app
+    from bridge.http_protocol import protocol_with_header_timeout
 
     logs.configure(settings.logging.level)
     bridge = Bridge(settings)
@@ -61,6 +62,7 @@ def serve(settings: Settings) -> int:
         log_config=None,
         access_log=False,
         server_header=False,
+        http=protocol_with_header_timeout(server_settings.header_read_timeout_seconds),
         proxy_headers=False,
     )
     config.load()

@@ -57,6 +57,7 @@ class ServerSettings:
     max_body_bytes: int = 1024 * 1024
     limit_concurrency: int = 1000
     keep_alive_timeout_seconds: float = 5.0
+    header_read_timeout_seconds: float = 10.0
     body_read_timeout_seconds: float = 10.0
     shutdown_grace_seconds: float = 20.0
 
@@ -224,6 +225,9 @@ def _server(section: _Section) -> ServerSettings:
         limit_concurrency=section.integer("limit_concurrency", ServerSettings.limit_concurrency, 1),
         keep_alive_timeout_seconds=section.number(
             "keep_alive_timeout_seconds", ServerSettings.keep_alive_timeout_seconds, 0
+        ),
+        header_read_timeout_seconds=section.number(
+            "header_read_timeout_seconds", ServerSettings.header_read_timeout_seconds, 0
         ),
         body_read_timeout_seconds=section.number(
             "body_read_timeout_seconds", ServerSettings.body_read_timeout_seconds, 0

@@ -97,7 +97,7 @@ def test_slow_bodies_time_out_and_overload_gets_503_with_retry_after(
         tmp_path,
         kafka_bootstrap,
         topic_prefix,
-        **{"server.body_read_timeout_seconds": 3, "server.limit_concurrency": 2},
+        **{"server.body_read_timeout_seconds": 6, "server.limit_concurrency": 2},
     )
     bridge.start()
     try:
@@ -108,7 +108,7 @@ def test_slow_bodies_time_out_and_overload_gets_503_with_retry_after(
         slow = [socket.create_connection(("127.0.0.1", bridge.port)) for _ in range(2)]
         for connection in slow:
             connection.sendall(head)
-        time.sleep(1.0)  # both requests are now inside the receiver, waiting for their bodies
+        time.sleep(2.0)  # both requests are now inside the receiver, waiting for their bodies
         body = b'{"id":"x"}'
         with bridge.client() as client:
             answer = client.post(
@@ -116,11 +116,36 @@ def test_slow_bodies_time_out_and_overload_gets_503_with_retry_after(
             )
         assert answer.status_code == 503 and answer.headers["retry-after"] == "2"
         for connection in slow:
-            connection.settimeout(5)
+            connection.settimeout(10)
             reply = connection.recv(4096).decode()
             assert reply.startswith("HTTP/1.1 408"), reply
             assert "body_timeout" in reply
             connection.close()
+    finally:
+        bridge.stop()
+
+
+def test_headers_that_arrive_too_slowly_get_408_and_a_closed_connection(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    bridge = plain_bridge(
+        tmp_path, kafka_bootstrap, topic_prefix, **{"server.header_read_timeout_seconds": 1}
+    )
+    bridge.start()
+    try:
+        silent = socket.create_connection(("127.0.0.1", bridge.port))
+        dribbling = socket.create_connection(("127.0.0.1", bridge.port))
+        dribbling.sendall(b"POST /webhooks/prod HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        for connection in (silent, dribbling):
+            connection.settimeout(5)
+            reply = connection.recv(4096).decode()
+            assert reply.startswith("HTTP/1.1 408") and "header_timeout" in reply, reply
+            assert connection.recv(4096) == b""  # closed by the bridge
+            connection.close()
+        assert time.monotonic() - started < 3
+        with bridge.client() as client:  # a well-behaved client on a new connection is unaffected
+            assert client.get("/healthz").status_code == 200
     finally:
         bridge.stop()
 

@@ -169,6 +169,7 @@ server:
   max_body_bytes: {{ $config.server.max_body_bytes | toJson }}
   limit_concurrency: {{ $config.server.limit_concurrency | toJson }}
   keep_alive_timeout_seconds: {{ $config.server.keep_alive_timeout_seconds | toJson }}
+  header_read_timeout_seconds: {{ $config.server.header_read_timeout_seconds | toJson }}
   body_read_timeout_seconds: {{ $config.server.body_read_timeout_seconds | toJson }}
   shutdown_grace_seconds: {{ $config.server.shutdown_grace_seconds | toJson }}
 signature:
