@@ -526,17 +526,28 @@ def required_paths(
 
 HEC_KEYS: Final = frozenset({"time", "host", "source", "sourcetype", "index", "event", "fields"})
 SOURCETYPES: Final = frozenset(f"entrust:idaas:{category}" for category in get_args(Category))
-#: CIM `action` → data model, as deploy/splunk's eventtypes tag them, and the fields that model requires.
-CIM_MODELS: Final = {
-    **dict.fromkeys(("success", "failure"), "Authentication"),
-    **dict.fromkeys(("created", "deleted", "modified"), "Change.Account_Management"),
+#: CIM `action` → (data model, dataset): the datasets' own constraints in the CIM data models (Authentication:
+#: Successful_Authentication `action="success"`, Failed_Authentication `action="failure"`; Change >
+#: Account_Management, entered by `tag=account`: Accounts_Created `action="created"`, Accounts_Deleted
+#: `action="deleted"`, Accounts_Updated `action="updated" OR action="modified"`). deploy/splunk's eventtypes
+#: tag by the same values.
+CIM_DATASETS: Final = {
+    "success": ("Authentication", "Successful_Authentication"),
+    "failure": ("Authentication", "Failed_Authentication"),
+    "created": ("Change", "Accounts_Created"),
+    "deleted": ("Change", "Accounts_Deleted"),
+    "modified": ("Change", "Accounts_Updated"),
 }
+CIM_MODELS: Final = {action: model for action, (model, _) in CIM_DATASETS.items()}
+#: The fields each model requires of every event in it (Change: of All_Changes, which Account_Management
+#: inherits; `object_attrs` and `object_id` only "if applicable", so not here).
 CIM_REQUIRED: Final = {
     "Authentication": ("action", "app", "src", "dest", "user"),
-    "Change.Account_Management": (
+    "Change": (
         "action",
         "status",
         "change_type",
+        "command",
         "object",
         "object_category",
         "user",
@@ -560,7 +571,7 @@ def _cim_errors(event: Mapping[str, Json]) -> list[str]:
         for name in CIM_REQUIRED[model]
         if not isinstance(event.get(name), str) or not event[name]
     ]
-    if model == "Change.Account_Management":
+    if model == "Change":
         if event.get("status") not in ("success", "failure"):
             errors.append(f"event.status: {event.get('status')!r} is not success or failure")
         if event.get("object_category") != "user":

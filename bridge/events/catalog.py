@@ -31,22 +31,38 @@ class Ecs:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthFactor:
+    """An OCSF 1.8.0 `auth_factor`: `factor_type_id` from the schema's enum and its caption (the source's own
+    name for 99, which OCSF asks for instead of the caption "Other")."""
+
+    type_id: int
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ocsf:
-    """OCSF 1.8.0 class and activity. `activity` is the schema's caption, or the source's own name for 99."""
+    """OCSF 1.8.0 class and activity. `activity` is the schema's caption, or the source's own name for 99.
+
+    `factor` is the authenticator the event type is about, for the types that name one in their own right;
+    a sign-in names its factor per event (`data.token`), so its row has none.
+    """
 
     class_uid: int
     activity_id: int
     activity: str
+    factor: AuthFactor | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Cim:
-    """The Splunk CIM data model the event belongs to and its prescribed `action` value.
+    """The Splunk CIM data model the event belongs to, the dataset it lands in, and its `action` value.
 
-    The add-on in deploy/splunk tags events by these `action` values, so the value alone decides the model.
+    The add-on in deploy/splunk tags events by these `action` values, so the value alone decides the model;
+    the dataset follows from the model's own constraint on `action` (the schema tests check that it does).
     """
 
     model: Literal["Authentication", "Change"]
+    dataset: str
     action: str
 
 
@@ -88,44 +104,69 @@ AUTHENTICATOR_CHANGED: Final = USER_CHANGED
 AUTHENTICATOR_SENT: Final = Ecs(("iam",), ("user", "info"), has_outcome=False)
 LOGIN_LINK_SENT: Final = Ecs(("authentication",), ("info",), has_outcome=False)
 
-FACTOR_ENABLED: Final = Ocsf(ACCOUNT_CHANGE, 10, "MFA Factor Enable")
-CIM_MODIFIED: Final = Cim("Change", "modified")
+#: OCSF `factor_type_id` values (dictionary.json, `auth_factor`) for the authenticators IDaaS names.
+PASSWORD: Final = AuthFactor(11, "Password")
+SECURITY_QUESTION: Final = AuthFactor(2, "Security Question")
+OTP: Final = AuthFactor(7, "OTP")
+PUSH: Final = AuthFactor(5, "Push Notification")
+WEBAUTHN: Final = AuthFactor(10, "WebAuthn")
+BIOMETRIC: Final = AuthFactor(4, "Biometric")
+EMAIL: Final = AuthFactor(8, "Email")
+#: OCSF has no grid card factor: 99 Other with the name IDaaS uses for it.
+GRID_CARD: Final = AuthFactor(99, "Grid Card")
+
+LOGON: Final = Ocsf(AUTHENTICATION, 1, "Logon")
+
+
+def account_change(activity_id: int, activity: str, factor: AuthFactor | None = None) -> Ocsf:
+    """An Account Change (3001) activity: what every change to an account or its authenticators is."""
+    return Ocsf(ACCOUNT_CHANGE, activity_id, activity, factor)
+
+
+def factor_enabled(factor: AuthFactor) -> Ocsf:
+    """MFA Factor Enable: OCSF's own activity for enrolling an authenticator, with the factor enrolled."""
+    return account_change(10, "MFA Factor Enable", factor)
+
+
+SIGNED_IN: Final = Cim("Authentication", "Successful_Authentication", "success")
+SIGN_IN_FAILED: Final = Cim("Authentication", "Failed_Authentication", "failure")
+CIM_UPDATED: Final = Cim("Change", "Accounts_Updated", "modified")
 
 # fmt: off
 # A table: one row per type, its columns aligned, reads better than the formatter's one-value-per-line.
 EVENT_TYPES: Final[tuple[EventType, ...]] = (
     EventType("authentication.succeeded", "authentication", "authenticate", "success",
-              SIGN_IN, Ocsf(AUTHENTICATION, 1, "Logon"), Cim("Authentication", "success")),
+              SIGN_IN, LOGON, SIGNED_IN),
     EventType("authentication.failed", "authentication", "authenticate", "failure",
-              SIGN_IN, Ocsf(AUTHENTICATION, 1, "Logon"), Cim("Authentication", "failure")),
+              SIGN_IN, LOGON, SIGN_IN_FAILED),
     EventType("user.created", "user", "create", "success",
-              USER_CREATED, Ocsf(ACCOUNT_CHANGE, 1, "Create"), Cim("Change", "created")),
+              USER_CREATED, account_change(1, "Create"), Cim("Change", "Accounts_Created", "created")),
     EventType("user.updated", "user", "update", "success",
-              USER_CHANGED, Ocsf(ACCOUNT_CHANGE, 99, "Update"), CIM_MODIFIED),
+              USER_CHANGED, account_change(99, "Update"), CIM_UPDATED),
     EventType("user.deleted", "user", "delete", "success",
-              USER_DELETED, Ocsf(ACCOUNT_CHANGE, 6, "Delete"), Cim("Change", "deleted")),
+              USER_DELETED, account_change(6, "Delete"), Cim("Change", "Accounts_Deleted", "deleted")),
     EventType("user.registration.completed", "user", "complete-registration", "success",
-              USER_CHANGED, Ocsf(ACCOUNT_CHANGE, 99, "Registration Complete"), CIM_MODIFIED),
+              USER_CHANGED, account_change(99, "Registration Complete"), CIM_UPDATED),
     EventType("password.updated", "password", "update", "success",
-              AUTHENTICATOR_CHANGED, Ocsf(ACCOUNT_CHANGE, 3, "Password Change"), CIM_MODIFIED),
+              AUTHENTICATOR_CHANGED, account_change(3, "Password Change", PASSWORD), CIM_UPDATED),
     EventType("kba.question.created", "kba", "create", "success",
-              AUTHENTICATOR_CHANGED, FACTOR_ENABLED, CIM_MODIFIED),
+              AUTHENTICATOR_CHANGED, factor_enabled(SECURITY_QUESTION), CIM_UPDATED),
     EventType("grid.created", "grid", "create", "success",
-              AUTHENTICATOR_CHANGED, FACTOR_ENABLED, CIM_MODIFIED),
+              AUTHENTICATOR_CHANGED, factor_enabled(GRID_CARD), CIM_UPDATED),
     EventType("grid.email.sent", "grid", "send-email", "success",
-              AUTHENTICATOR_SENT, Ocsf(ACCOUNT_CHANGE, 99, "Grid Card Email Sent"), None),
+              AUTHENTICATOR_SENT, account_change(99, "Grid Card Email Sent", GRID_CARD), None),
     EventType("grid.password.email.sent", "grid", "send-password-email", "success",
-              AUTHENTICATOR_SENT, Ocsf(ACCOUNT_CHANGE, 99, "Grid Card Password Email Sent"), None),
+              AUTHENTICATOR_SENT, account_change(99, "Grid Card Password Email Sent", GRID_CARD), None),
     EventType("passkey.created", "passkey", "create", "success",
-              AUTHENTICATOR_CHANGED, FACTOR_ENABLED, CIM_MODIFIED),
+              AUTHENTICATOR_CHANGED, factor_enabled(WEBAUTHN), CIM_UPDATED),
     EventType("passkey.updated", "passkey", "update", "success",
-              AUTHENTICATOR_CHANGED, Ocsf(ACCOUNT_CHANGE, 99, "MFA Factor Update"), CIM_MODIFIED),
+              AUTHENTICATOR_CHANGED, account_change(99, "MFA Factor Update", WEBAUTHN), CIM_UPDATED),
     EventType("passkey.deleted", "passkey", "delete", "success",
-              AUTHENTICATOR_CHANGED, Ocsf(ACCOUNT_CHANGE, 11, "MFA Factor Disable"), CIM_MODIFIED),
+              AUTHENTICATOR_CHANGED, account_change(11, "MFA Factor Disable", WEBAUTHN), CIM_UPDATED),
     EventType("magiclink.email.sent", "magiclink", "send-email", "success",
-              LOGIN_LINK_SENT, Ocsf(AUTHENTICATION, 99, "Magic Link Sent"), None),
+              LOGIN_LINK_SENT, Ocsf(AUTHENTICATION, 99, "Magic Link Sent", EMAIL), None),
     EventType("face.biometric.created", "face", "create", "success",
-              AUTHENTICATOR_CHANGED, FACTOR_ENABLED, CIM_MODIFIED),
+              AUTHENTICATOR_CHANGED, factor_enabled(BIOMETRIC), CIM_UPDATED),
 )
 # fmt: on
 

@@ -13,7 +13,20 @@ from typing import Any, Final
 
 import orjson
 
-from bridge.events.catalog import ACCOUNT_CHANGE, AUTHENTICATION
+from bridge.events.catalog import (
+    ACCOUNT_CHANGE,
+    AUTHENTICATION,
+    BIOMETRIC,
+    EMAIL,
+    GRID_CARD,
+    OTP,
+    PASSWORD,
+    PUSH,
+    SECURITY_QUESTION,
+    WEBAUTHN,
+    AuthFactor,
+    EventType,
+)
 from bridge.events.model import Event, Party
 from bridge.formats._fields import PRODUCT, VENDOR, epoch_millis, ip_or_none
 from bridge.formats.base import EventFormat, rfc3339
@@ -25,19 +38,19 @@ CLASS_NAMES: Final = {0: "Base Event", AUTHENTICATION: "Authentication", ACCOUNT
 CATEGORY_NAMES: Final = {0: "Uncategorized", 3: "Identity & Access Management"}
 #: outcome → (status_id, status).
 STATUS: Final = {"success": (1, "Success"), "failure": (2, "Failure"), "unknown": (0, "Unknown")}
-#: IDaaS authenticator (a sign-in's `token`, or the authenticator category) → (factor_type_id, factor_type).
-FACTORS: Final = {
-    "PASSWORD": (11, "Password"),
-    "KBA": (2, "Security Question"),
-    "OTP": (7, "OTP"),
-    "TOKEN": (7, "OTP"),
-    "TOKENPUSH": (5, "Push Notification"),
-    "SMARTCREDENTIALPUSH": (5, "Push Notification"),
-    "FIDO": (10, "WebAuthn"),
-    "PASSKEY": (10, "WebAuthn"),
-    "FACE": (4, "Biometric"),
-    "MAGICLINK": (8, "Email"),
-    "GRID": (99, "Grid Card"),
+#: A sign-in's IDaaS `token` → its factor; authenticator events take theirs from their catalog row.
+SIGN_IN_FACTORS: Final = {
+    "PASSWORD": PASSWORD,
+    "KBA": SECURITY_QUESTION,
+    "OTP": OTP,
+    "TOKEN": OTP,
+    "TOKENPUSH": PUSH,
+    "SMARTCREDENTIALPUSH": PUSH,
+    "FIDO": WEBAUTHN,
+    "PASSKEY": WEBAUTHN,
+    "FACE": BIOMETRIC,
+    "MAGICLINK": EMAIL,
+    "GRID": GRID_CARD,
 }
 #: The `data` fields every class maps to an attribute; the rest is `unmapped`.
 MAPPED_FIELDS: Final = frozenset({"subject", "subjectName", "subjectType", "resourceName", "token"})
@@ -63,6 +76,13 @@ def _user(party: Party, admin: bool = False) -> dict[str, Any] | None:
     elif party.type is not None:
         user["type_id"], user["type"] = 99, party.type
     return user
+
+
+def _auth_factor(event: Event, row: EventType) -> AuthFactor | None:
+    """The row's factor, or for a sign-in the one its token names (99 with the IDaaS name if unlisted)."""
+    if row.ocsf.factor is not None or event.authenticator is None:
+        return row.ocsf.factor
+    return SIGN_IN_FACTORS.get(event.authenticator.upper(), AuthFactor(99, event.authenticator))
 
 
 def _classification(event: Event) -> dict[str, Any]:
@@ -120,9 +140,8 @@ def to_document(event: Event) -> dict[str, Any]:
         document["actor"] = actor
     if event.catalog_row.ocsf.class_uid == AUTHENTICATION:
         document["service"] = {"name": event.resource or PRODUCT}
-    if event.authenticator is not None:
-        factor_id, factor = FACTORS.get(event.authenticator.upper(), (99, event.authenticator))
-        document["auth_factors"] = [{"factor_type_id": factor_id, "factor_type": factor}]
+    if (factor := _auth_factor(event, event.catalog_row)) is not None:
+        document["auth_factors"] = [{"factor_type_id": factor.type_id, "factor_type": factor.type}]
     mapped = MAPPED_FIELDS
     if (ip := ip_or_none(event.source_ip)) is not None:
         document["src_endpoint"] = {"ip": ip}

@@ -18,9 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.events.catalog import EVENT_TYPES
+from bridge.events.catalog import EVENT_TYPES, EventType
 from bridge.formats import FORMATS
 from tests.schema_validation import (
+    CIM_DATASETS,
     ECS_FLAT,
     OCSF_DIR,
     UNKNOWN_DELIVERY,
@@ -63,6 +64,10 @@ def mutated(original: dict[str, Any], mutation: Mutation) -> dict[str, Any]:
     copied = copy.deepcopy(original)
     mutation(copied)
     return copied
+
+
+def sample(row: EventType) -> dict[str, Any]:
+    return next(delivery for delivery in DELIVERIES if delivery["type"] == row.name)
 
 
 DROP = object()
@@ -196,6 +201,16 @@ def test_ocsf_validation_rejects(mutation: Mutation, expected: str, ocsf: OcsfSc
     assert any(expected in error for error in errors), errors
 
 
+@pytest.mark.parametrize("row", [row for row in EVENT_TYPES if row.ocsf.factor], ids=lambda row: row.name)
+def test_the_auth_factor_a_catalog_row_names_reaches_the_ocsf_event(row: EventType, ocsf: OcsfSchema) -> None:
+    """The factor column is checked against the schema's `factor_type_id` enum through the event it fills."""
+    event = document("ocsf", sample(row))
+    assert row.ocsf.factor is not None and validate_ocsf(event, ocsf) == []
+    assert event["auth_factors"] == [
+        {"factor_type_id": row.ocsf.factor.type_id, "factor_type": row.ocsf.factor.type}
+    ]
+
+
 def test_ocsf_classes_are_compiled_as_the_ocsf_server_compiles_them(ocsf: OcsfSchema) -> None:
     authentication, account_change = ocsf.classes[3002], ocsf.classes[3001]
     # extends: Authentication ← iam ← base_event; the enums of all three and the dictionary merge.
@@ -305,6 +320,12 @@ def test_hec_validation_rejects(mutation: Mutation, expected: str) -> None:
     assert validate_hec(orjson.dumps(envelope)) == []
     errors = validate_hec(orjson.dumps(mutated(envelope, mutation)))
     assert any(expected in error for error in errors), errors
+
+
+@pytest.mark.parametrize("row", [row for row in EVENT_TYPES if row.cim], ids=lambda row: row.name)
+def test_each_hec_event_lands_in_the_cim_dataset_its_catalog_row_names(row: EventType) -> None:
+    action = document("splunk_hec", sample(row))["event"]["action"]
+    assert row.cim is not None and CIM_DATASETS[action] == (row.cim.model, row.cim.dataset)
 
 
 def test_hec_validation_rejects_what_is_not_a_json_object() -> None:
