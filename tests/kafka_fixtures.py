@@ -1,4 +1,7 @@
-"""pytest plugin: one real broker per test session (or KAFKA_BOOTSTRAP_SERVERS) and fresh topic prefixes."""
+"""pytest plugin: one real Kafka broker per test session, and a fresh topic prefix per test.
+
+Loaded from tests/conftest.py with `pytest_plugins = ["tests.kafka_fixtures"]`.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +11,31 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.kafka_broker import LocalKafka
+from tests.kafka_broker import LocalKafka, wait_for_broker
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    """The shared broker: the one named by KAFKA_BOOTSTRAP_SERVERS, else the project's local broker."""
+    """Bootstrap servers of the session's broker.
+
+    KAFKA_BOOTSTRAP_SERVERS names an external broker (CI service, a developer's cluster); otherwise the
+    project's local broker is started. A broker that was already running (`make kafka-up`) is left running
+    for the developer; one this fixture started is stopped again so test runs leave no JVM behind.
+    """
     configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if configured:
+        wait_for_broker(configured, timeout=30)
         yield configured
         return
     broker = LocalKafka()
-    already_running = broker.running()
+    started_here = not broker.running()
     broker.start()
     yield broker.bootstrap
-    if not already_running:
+    if started_here:
         broker.stop()
 
 
 @pytest.fixture
 def topic_prefix() -> str:
-    """A unique prefix so each test reads only what it wrote."""
+    """A unique topic prefix, so each test reads only what it wrote even on a long-lived shared broker."""
     return f"t{uuid.uuid4().hex[:10]}."
