@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ import pytest
 import yaml
 
 from bridge.config import describe, env_name, load_settings
+from tests.tools import tool
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 CHART: Final = ROOT / "helm/idaas-siem-bridge"
@@ -173,15 +173,7 @@ PROMETHEUS_RULE_SCHEMA: Final = {
 
 
 def helm() -> str:
-    """The helm that deploy/tools/install-helm.sh built; missing fails under CI and skips elsewhere."""
-    path = ROOT / ".cache/tools/bin/helm"
-    found = str(path) if path.exists() else shutil.which("helm")
-    if found is None:
-        message = "helm is not installed: run deploy/tools/install-helm.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return tool("helm", "deploy/tools/install-helm.sh")
 
 
 def run_helm(*args: str) -> subprocess.CompletedProcess[str]:

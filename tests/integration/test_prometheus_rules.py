@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, Final
 
-import pytest
 import yaml
 
 from tests.promql_exprs import ALERTS, dashboard_exprs
+from tests.tools import tool
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 ALERT_TESTS: Final = ROOT / "deploy/prometheus/alerts.test.yaml"
 
 
 def promtool() -> str:
-    """The promtool deploy/tools/install-promtool.sh extracted; missing fails under CI and skips elsewhere."""
-    path = ROOT / ".cache/tools/bin/promtool"
-    found = str(path) if path.exists() else shutil.which("promtool")
-    if found is None:
-        message = "promtool is not installed: run deploy/tools/install-promtool.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return tool("promtool", "deploy/tools/install-promtool.sh")
 
 
 def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,6 @@ metric name, a label that does not exist or a wrong function then shows up as an
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
@@ -23,11 +22,11 @@ from tests.e2e.harness import BridgeProcess, free_port
 from tests.kafka_broker import create_topics
 from tests.promql_exprs import PromQLExpr, alert_exprs, dashboard_exprs
 from tests.signing import idaas_headers
+from tests.tools import tool
 
 pytestmark = pytest.mark.kafka
 
 ROOT = Path(__file__).resolve().parents[2]
-PROMETHEUS = ROOT / ".cache" / "tools" / "bin" / "prometheus"
 JOB = "idaas-siem-bridge"
 COMPARISON_WITH_NUMBER = re.compile(r"(==|!=|>=|<=|>|<)\s*(?=\d)")
 ABSENT = re.compile(r"^\s*absent\((?P<inner>.*)\)\s*$", re.DOTALL)
@@ -56,10 +55,7 @@ def send(bridge: BridgeProcess, client: httpx.Client, body: bytes, token: str = 
 def scraped_bridge(
     tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
 ) -> Iterator[tuple[BridgeProcess, str]]:
-    if not PROMETHEUS.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{PROMETHEUS} is missing: make tools installs it")
-        pytest.skip(f"{PROMETHEUS} is missing (make tools)")
+    prometheus_binary = tool("prometheus", "deploy/tools/install-promtool.sh")
     bridge = BridgeProcess(
         workdir=tmp_path / "bridge", bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, tls=False
     )
@@ -74,7 +70,7 @@ def scraped_bridge(
     )
     prometheus = subprocess.Popen(
         [
-            str(PROMETHEUS),
+            prometheus_binary,
             f"--config.file={config}",
             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{port}",
