@@ -10,8 +10,9 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Message
@@ -104,6 +105,25 @@ def report(name: str, load: LoadResult, found: list[str]) -> None:
     print("  slowest:", [(round(a.started - first, 2), round(a.seconds, 3), a.status) for a in slowest])
 
 
+def load_through(
+    bridge: BridgeProcess,
+    name: str,
+    fault: Callable[[], None],
+    after: Callable[[], None] | None = None,
+    **load_options: Any,
+) -> tuple[LoadResult, list[str]]:
+    """Run `fault` beside a load, then `after`, wait for the spool to drain and read every id from Kafka."""
+    thread = in_background(fault)
+    load = asyncio.run(run_load(bridge.base_url, "prod-token-1", **load_options))
+    thread.join()
+    if after is not None:
+        after()
+    wait_for_drain(bridge)
+    found = ids_in_kafka(bridge, load.accepted)
+    report(name, load, found)
+    return load, found
+
+
 def test_broker_outage_under_load_loses_nothing_and_never_answers_5xx(
     fault_bridge: BridgeProcess, broker: LocalKafka
 ) -> None:
@@ -115,13 +135,8 @@ def test_broker_outage_under_load_loses_nothing_and_never_answers_5xx(
         time.sleep(22)
         broker.start()
 
-    thread = in_background(outage)
     # Steady 500 deliveries/s for 40 s; the broker is down from 8 s to about 33 s.
-    load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=20_000, workers=48, rate=500))
-    thread.join()
-    wait_for_drain(fault_bridge)
-    found = ids_in_kafka(fault_bridge, load.accepted)
-    report("broker outage", load, found)
+    load, found = load_through(fault_bridge, "broker outage", outage, total=20_000, workers=48, rate=500)
     assert len(load.answers) == 20_000
     assert load.count(202) > 0, "the outage never reached the spool: the test did not test it"
     assert [a for a in load.answers if a.status >= 500] == []
@@ -133,21 +148,14 @@ def test_broker_outage_under_load_loses_nothing_and_never_answers_5xx(
 def test_bridge_crash_mid_load_loses_no_accepted_delivery(fault_bridge: BridgeProcess) -> None:
     fault_bridge.overrides["spool.ack_mode"] = "spool_first"
     fault_bridge.start()
-    stop = asyncio.Event()
 
     def crash() -> None:
         time.sleep(3)
         fault_bridge.kill()
 
-    thread = in_background(crash)
-    load = asyncio.run(
-        run_load(fault_bridge.base_url, "prod-token-1", total=20_000, workers=32, stop=stop, rate=1000)
+    load, found = load_through(
+        fault_bridge, "bridge crash", crash, after=fault_bridge.start, total=20_000, workers=32, rate=1000
     )
-    thread.join()
-    fault_bridge.start()
-    wait_for_drain(fault_bridge)
-    found = ids_in_kafka(fault_bridge, load.accepted)
-    report("bridge crash", load, found)
     assert load.count(202) > 100, "too few deliveries were accepted before the crash to prove anything"
     assert load.accepted <= set(found)
 
@@ -182,12 +190,7 @@ def test_a_paused_broker_never_makes_an_answer_take_3_seconds(
         time.sleep(10)
         broker.resume()
 
-    thread = in_background(pause)
-    load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=6000, workers=32, rate=300))
-    thread.join()
-    wait_for_drain(fault_bridge)
-    found = ids_in_kafka(fault_bridge, load.accepted)
-    report("paused broker", load, found)
+    load, found = load_through(fault_bridge, "paused broker", pause, total=6000, workers=32, rate=300)
     assert load.count(202) > 0
     assert [a for a in load.answers if a.status >= 500 or a.status == 0] == []
     assert answers_over_deadline(fault_bridge) == 0
