@@ -39,6 +39,11 @@ class BodyTooLarge(Exception):
     pass
 
 
+# RFC 9110 15.5.9: a 408 means the server stopped waiting, so it ends the connection rather than holding
+# it open for the keep-alive timeout on behalf of a client that is too slow.
+CLOSE_CONNECTION = {"connection": "close"}
+
+
 def _json(status: int, body: dict[str, str], headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
 
@@ -135,7 +140,7 @@ class WebhookReceiver:
             return _json(413, {"error": "body_too_large", "detail": detail})
         except TimeoutError:
             detail = f"the body did not arrive within {server.body_read_timeout_seconds} s"
-            return _json(408, {"error": "body_timeout", "detail": detail})
+            return _json(408, {"error": "body_timeout", "detail": detail}, CLOSE_CONNECTION)
         headers = request.headers
         failure = auth.verify(
             auth.SignedRequest(
