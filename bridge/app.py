@@ -22,6 +22,7 @@ from bridge.guard import AutoDisableGuard
 from bridge.publish.delivery import DurableDelivery
 from bridge.publish.drainer import Drainer
 from bridge.publish.kafka import KafkaPublisher
+from bridge.publish.rejected import RejectedRecords
 from bridge.publish.spool import Spool
 from bridge.receiver import WebhookReceiver
 from bridge.routing import Router
@@ -41,11 +42,13 @@ class Bridge:
         self.publisher = KafkaPublisher(kafka, kafka.ack_deadline_seconds, "receiver", export_statistics=True)
         self.drain_publisher = KafkaPublisher(kafka, DRAIN_MESSAGE_TIMEOUT_SECONDS, "drainer")
         self.spool = Spool(Path(settings.spool.path), settings.spool.max_bytes, settings.spool.segment_bytes)
-        self.drainer = Drainer(self.spool, self.drain_publisher)
-        self.router = Router(kafka.topics)
+        self.rejected = RejectedRecords(Path(settings.spool.path))
+        self.drainer = Drainer(self.spool, self.drain_publisher, self.rejected)
+        self.router = Router(kafka)
         for topic in kafka.topics.values():
             for result in metrics.KAFKA_RESULTS:
                 metrics.KAFKA_MESSAGES.labels(topic=topic.name, result=result)
+            metrics.SPOOL_REJECTED.labels(topic=topic.name)
         self.receiver = WebhookReceiver(
             settings,
             self.router,
@@ -101,6 +104,7 @@ class Bridge:
         self.publisher.start()
         self.drain_publisher.start()
         self.spool.open()
+        self.rejected.publish_gauge()
         self.drainer.start()
         log.info(
             "bridge started",

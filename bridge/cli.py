@@ -1,4 +1,4 @@
-"""`idaas-bridge`: serve | check-config | topics | simulate."""
+"""`idaas-bridge`: serve | check-config | topics | simulate | rejected."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import ssl
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Final
 from urllib.parse import urlsplit
@@ -18,10 +19,15 @@ import orjson
 from bridge import auth
 from bridge.config import ConfigError, Settings, describe, load_settings
 from bridge.events.samples import sample_deliveries
+from bridge.publish.kafka import producer_config, topic_limit_bytes
+from bridge.publish.rejected import RejectedRecord, RejectedRecords
+from bridge.routing import OutboundRecord
 
 #: Modern AEAD suites only for TLS 1.2 (TLS 1.3 suites are fixed by OpenSSL).
 TLS12_CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS"
 EXIT_CONFIG: Final = 2
+#: How long a replay waits for Kafka to take one rejected record.
+REPLAY_TIMEOUT_SECONDS: Final = 30.0
 
 
 def serve(settings: Settings) -> int:
@@ -84,13 +90,69 @@ def create_topics(settings: Settings, partitions: int, replication: int) -> int:
     if not wanted:
         print("all topics exist")
         return 0
+    # Large enough for the biggest record the bridge produces (broker default: 1 MiB).
+    topic_config = {"max.message.bytes": str(topic_limit_bytes(settings.kafka))}
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=replication) for name in wanted]
+        [
+            NewTopic(name, num_partitions=partitions, replication_factor=replication, config=topic_config)
+            for name in wanted
+        ]
     )
     for name, future in futures.items():
         future.result(timeout=30)
-        print(f"created topic {name} ({partitions} partitions, replication factor {replication})")
+        print(
+            f"created topic {name} ({partitions} partitions, replication factor {replication}, "
+            f"max.message.bytes {topic_config['max.message.bytes']})"
+        )
     return 0
+
+
+def rejected(settings: Settings, replay: bool) -> int:
+    """List the records Kafka refused for good, or publish them again (one at a time: the broker refuses
+    a whole batch for one record it will not take) and keep only those it still refuses."""
+    from confluent_kafka import KafkaError, KafkaException, Producer
+
+    store = RejectedRecords(Path(settings.spool.path))
+    if not replay:
+        kept = store.read()
+        for entry in kept:
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.rejected_at))
+            print(f"{when} {entry.record.topic} {len(entry.record.value)} bytes: {entry.detail}")
+        print(f"{len(kept)} rejected record(s) in {store.path}")
+        return 0
+    producer = Producer(producer_config(settings.kafka, REPLAY_TIMEOUT_SECONDS))
+
+    def refusal(record: OutboundRecord) -> str | None:
+        """None once Kafka acknowledged the record, else why it did not."""
+        outcome: list[KafkaError | None] = []
+        try:
+            producer.produce(
+                record.topic,
+                value=record.value,
+                key=record.key,
+                headers=list(record.headers),
+                timestamp=record.timestamp_ms,
+                on_delivery=lambda error, _message: outcome.append(error),
+            )
+            producer.flush(REPLAY_TIMEOUT_SECONDS + 5)
+        except KafkaException as exc:
+            return str(exc)
+        if not outcome:
+            return "no answer from Kafka"
+        return None if outcome[0] is None else str(outcome[0])
+
+    def publish(records: list[RejectedRecord]) -> list[RejectedRecord]:
+        refused = []
+        for entry in records:
+            why = refusal(entry.record)
+            if why is not None:
+                refused.append(entry)
+                print(f"still refused: {entry.record.topic}: {why}")
+        return refused
+
+    published, refused = store.replay(publish)
+    print(f"published {published} rejected record(s); {refused} still in {store.path}")
+    return 1 if refused else 0
 
 
 def simulate(settings: Settings, url: str, webhook: str, cafile: str | None, types: Sequence[str]) -> int:
@@ -130,12 +192,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("check-config", "validate the configuration and print it with secrets masked"),
         ("topics", "create the configured Kafka topics that do not exist yet"),
         ("simulate", "send one signed sample delivery of each event type to a running bridge"),
+        ("rejected", "list the records Kafka refused for good, kept in the spool directory, or replay them"),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("--config", help="YAML config file (default: $IDAAS_BRIDGE_CONFIG)")
         if name == "topics":
             command.add_argument("--partitions", type=int, default=3)
             command.add_argument("--replication-factor", type=int, default=1)
+        if name == "rejected":
+            command.add_argument(
+                "--replay", action="store_true", help="publish them again; keep only those still refused"
+            )
         if name == "simulate":
             command.add_argument("--url", required=True, help="e.g. https://127.0.0.1:8443/webhooks/dev")
             command.add_argument("--webhook", required=True, help="configured webhook name whose token signs")
@@ -153,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return create_topics(settings, args.partitions, args.replication_factor)
         if args.command == "simulate":
             return simulate(settings, args.url, args.webhook, args.cafile, args.type)
+        if args.command == "rejected":
+            return rejected(settings, args.replay)
         return serve(settings)
     except ConfigError as exc:
         print(f"idaas-bridge: configuration error: {exc}", file=sys.stderr)

@@ -40,6 +40,10 @@ TOPIC_KEYS: Final = ("authentication", "user", "authenticator", "unknown", "dead
 SECRET_KEY_PARTS: Final = ("password", "secret", "token", "key")
 
 AckMode = Literal["kafka_first", "spool_first"]
+#: What a dead-letter record holds besides the body: its fields and headers, the webhook name three times
+#: (63 bytes at most) and a reason of at most MAX_REASON_BYTES (six times that if JSON escapes every byte).
+DEADLETTER_OVERHEAD_BYTES: Final = 8192
+MAX_REASON_BYTES: Final = 1024
 
 
 class ConfigError(ValueError):
@@ -96,6 +100,13 @@ class KafkaSettings:
     ack_deadline_seconds: float = 1.5
     statistics_interval_seconds: float = 15.0
     topics: dict[str, TopicSettings] = field(default_factory=_default_topics)
+    max_record_bytes: int = 2 * 1024 * 1024
+
+
+def largest_deadletter_bytes(max_body_bytes: int) -> int:
+    """The largest dead-letter record a body of `max_body_bytes` can make: the body base64-encoded
+    (4 bytes per 3), which the router falls back to whenever the UTF-8 text would not fit."""
+    return 4 * -(-max_body_bytes // 3) + DEADLETTER_OVERHEAD_BYTES
 
 
 @dataclass(frozen=True)
@@ -327,6 +338,11 @@ def _kafka(section: _Section, environ: Mapping[str, str]) -> KafkaSettings:
             raise ConfigError("kafka.topics.deadletter.format: the dead-letter topic is always native JSON")
         topics[key] = topic
     topics_section.done()
+    if "message.max.bytes" in client:
+        raise ConfigError(
+            "kafka.client_properties.message.max.bytes: set kafka.max_record_bytes instead; the bridge "
+            "derives the producer's limit from it and checks records against it before producing them"
+        )
     settings = KafkaSettings(
         bootstrap_servers=section.string("bootstrap_servers", KafkaSettings.bootstrap_servers),
         client_properties=client,
@@ -337,6 +353,7 @@ def _kafka(section: _Section, environ: Mapping[str, str]) -> KafkaSettings:
             "statistics_interval_seconds", KafkaSettings.statistics_interval_seconds, 0
         ),
         topics=topics,
+        max_record_bytes=section.integer("max_record_bytes", KafkaSettings.max_record_bytes, 64 * 1024),
     )
     section.done()
     if not settings.bootstrap_servers:
@@ -357,6 +374,19 @@ def _spool(section: _Section) -> SpoolSettings:
     )
     section.done()
     return settings
+
+
+def _check_deadletter_fits(settings: Settings) -> None:
+    """Every authenticated delivery must fit in Kafka at least as a dead letter, or it could only be lost."""
+    max_body, max_record = settings.server.max_body_bytes, settings.kafka.max_record_bytes
+    largest = largest_deadletter_bytes(max_body)
+    if largest > max_record:
+        fitting_body = (max_record - DEADLETTER_OVERHEAD_BYTES) // 4 * 3
+        raise ConfigError(
+            f"server.max_body_bytes = {max_body}: the dead-letter record of a body that large can reach "
+            f"{largest} bytes, above kafka.max_record_bytes = {max_record}; lower server.max_body_bytes to "
+            f"at most {fitting_body} or raise kafka.max_record_bytes to at least {largest}"
+        )
 
 
 def _apply_env_overrides(document: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -413,6 +443,7 @@ def load_settings(
     )
     for section in (root, signature, dedup, logging_section):
         section.done()
+    _check_deadletter_fits(settings)
     if settings.logging.level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"logging.level = {settings.logging.level!r}: choose DEBUG, INFO, WARNING or ERROR")
     return settings
@@ -443,6 +474,7 @@ def describe(settings: Settings) -> dict[str, Any]:
             },
             "ack_deadline_seconds": settings.kafka.ack_deadline_seconds,
             "statistics_interval_seconds": settings.kafka.statistics_interval_seconds,
+            "max_record_bytes": settings.kafka.max_record_bytes,
             "topics": {
                 key: {"name": topic.name, "format": topic.format}
                 for key, topic in settings.kafka.topics.items()

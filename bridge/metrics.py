@@ -60,7 +60,7 @@ AUTHENTICATIONS = Counter(
 )
 DEADLETTERS = Counter(
     "idaas_bridge_deadletters_total",
-    "Authenticated deliveries that could not be normalized and went to the dead-letter topic.",
+    "Authenticated deliveries sent to the dead-letter topic: not a valid envelope, or a record too large.",
     ["webhook", "reason"],
 )
 DEDUP_ENTRIES = Gauge(
@@ -125,6 +125,17 @@ SPOOL_APPENDS = Counter(
 )
 SPOOL_DRAINED = Counter(
     "idaas_bridge_spool_drained_total", "Spooled records confirmed by Kafka and released.", ["topic"]
+)
+SPOOL_REJECTED = Counter(
+    "idaas_bridge_spool_rejected_total",
+    "Spooled records Kafka refused for good (too large for the topic, timestamp out of range), moved to the "
+    "spool's rejected.jsonl (Kafka's reason is in the log and in `idaas-bridge rejected`).",
+    ["topic"],
+)
+REJECTED_RECORDS = Gauge(
+    "idaas_bridge_rejected_records",
+    "Records in the spool's rejected.jsonl waiting for an operator: fix the topic, then `idaas-bridge "
+    "rejected --replay`.",
 )
 SPOOL_TORN_RECORDS = Counter(
     "idaas_bridge_spool_torn_records_total",

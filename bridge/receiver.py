@@ -22,12 +22,13 @@ from starlette.responses import Response
 from bridge import auth, metrics
 from bridge.config import Settings, WebhookSettings
 from bridge.dedup import DeliveryDedup
+from bridge.errors import ReasonedError
 from bridge.events.catalog import UNKNOWN_TYPE_LABEL, lookup
 from bridge.events.envelope import EnvelopeError, parse_envelope
 from bridge.events.normalize import normalize
 from bridge.guard import AutoDisableGuard
 from bridge.publish.delivery import DurableDelivery, Unavailable
-from bridge.routing import Router
+from bridge.routing import RecordTooLarge, Router
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,10 @@ class WebhookReceiver:
             metrics.DELIVERIES.labels(webhook=webhook, event_type=type_label, status="duplicate").inc()
             return _json(200, {"id": envelope.id, "status": "duplicate"})
         event = normalize(envelope, webhook, received_at)
-        record = self._router.route(event)
+        try:
+            record = self._router.route(event)
+        except RecordTooLarge as exc:
+            return await self._deadletter(webhook, body, exc, received_at)
         try:
             status = await self._delivery.submit(record)
         except Unavailable as exc:
@@ -193,7 +197,7 @@ class WebhookReceiver:
         return _json(200 if status == "published" else 202, {"id": envelope.id, "status": status})
 
     async def _deadletter(
-        self, webhook: str, body: bytes, error: EnvelopeError, received_at: datetime
+        self, webhook: str, body: bytes, error: ReasonedError, received_at: datetime
     ) -> Response:
         record = self._router.deadletter(body, str(error), webhook, received_at)
         try:

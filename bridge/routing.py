@@ -12,7 +12,8 @@ from typing import Final
 
 import orjson
 
-from bridge.config import TopicSettings
+from bridge.config import MAX_REASON_BYTES, KafkaSettings
+from bridge.errors import ReasonedError
 from bridge.events.model import Event
 from bridge.formats import get_format
 from bridge.formats.base import EventFormat, Header, rfc3339
@@ -36,6 +37,15 @@ class OutboundRecord:
     timestamp_ms: int
 
 
+class RecordTooLarge(ReasonedError):
+    """The encoded event would exceed kafka.max_record_bytes; the delivery becomes a dead letter."""
+
+
+def record_bytes(record: OutboundRecord) -> int:
+    """The record's size as the producer counts it against its limit: value, key and headers."""
+    return len(record.value) + len(record.key) + sum(len(name) + len(value) for name, value in record.headers)
+
+
 def _millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -48,11 +58,12 @@ def record_time(event: Event) -> datetime:
 
 
 class Router:
-    def __init__(self, topics: dict[str, TopicSettings]) -> None:
+    def __init__(self, kafka: KafkaSettings) -> None:
         self._routes: dict[str, tuple[str, EventFormat]] = {
-            key: (topic.name, get_format(topic.format)) for key, topic in topics.items()
+            key: (topic.name, get_format(topic.format)) for key, topic in kafka.topics.items()
         }
-        self.deadletter_topic = topics["deadletter"].name
+        self.deadletter_topic = kafka.topics["deadletter"].name
+        self._max_record_bytes = kafka.max_record_bytes
 
     def route(self, event: Event) -> OutboundRecord:
         topic, event_format = self._routes[event.topic]
@@ -63,38 +74,52 @@ class Router:
             ("schema", event_format.schema.encode()),
         ]
         headers.extend(event_format.extra_headers(event))
-        return OutboundRecord(
+        record = OutboundRecord(
             topic=topic,
             key=event.key.encode(),
             value=event_format.encode(event),
             headers=headers,
             timestamp_ms=_millis(record_time(event)),
         )
+        size = record_bytes(record)
+        if size > self._max_record_bytes:
+            raise RecordTooLarge(
+                "record_too_large",
+                f"the {event_format.name} record for topic {topic} would be {size} bytes, above "
+                f"kafka.max_record_bytes = {self._max_record_bytes}",
+            )
+        return record
 
     def deadletter(self, raw: bytes, reason: str, webhook: str, received_at: datetime) -> OutboundRecord:
-        """A delivery that authenticated but could not be normalized, kept whole with the reason."""
+        """A delivery that authenticated but cannot be published as an event, kept whole with the reason.
+
+        The body stays readable text when it is UTF-8 and the record fits; otherwise it is base64, whose
+        size start-up checked against kafka.max_record_bytes (config.largest_deadletter_bytes)."""
+        fields = {
+            "schema": DEADLETTER_SCHEMA,
+            "webhook": webhook,
+            "reason": reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore"),
+            "received_at": rfc3339(received_at),
+        }
+        headers: list[Header] = [
+            ("idaas-webhook", webhook.encode()),
+            ("content-type", JSON),
+            ("schema", DEADLETTER_SCHEMA.encode()),
+        ]
+
+        def deadletter_record(encoding: str, body: str) -> OutboundRecord:
+            return OutboundRecord(
+                topic=self.deadletter_topic,
+                key=webhook.encode(),
+                value=orjson.dumps({**fields, "body_encoding": encoding, "body": body}),
+                headers=headers,
+                timestamp_ms=_millis(received_at),
+            )
+
         try:
-            body, encoding = raw.decode("utf-8"), "utf-8"
+            record = deadletter_record("utf-8", raw.decode("utf-8"))
+            if record_bytes(record) <= self._max_record_bytes:  # JSON escapes can make text 6 times longer
+                return record
         except UnicodeDecodeError:
-            body, encoding = base64.b64encode(raw).decode(), "base64"
-        value = orjson.dumps(
-            {
-                "schema": DEADLETTER_SCHEMA,
-                "webhook": webhook,
-                "reason": reason,
-                "received_at": rfc3339(received_at),
-                "body_encoding": encoding,
-                "body": body,
-            }
-        )
-        return OutboundRecord(
-            topic=self.deadletter_topic,
-            key=webhook.encode(),
-            value=value,
-            headers=[
-                ("idaas-webhook", webhook.encode()),
-                ("content-type", JSON),
-                ("schema", DEADLETTER_SCHEMA.encode()),
-            ],
-            timestamp_ms=_millis(received_at),
-        )
+            pass
+        return deadletter_record("base64", base64.b64encode(raw).decode())

@@ -2,6 +2,10 @@
 
 A record leaves the spool only after Kafka acknowledged it (and every record before it in its segment), so
 a crash at any point loses nothing: the next start reads the spool back and publishes again (at least once).
+
+A record Kafka refuses for good (RECORD_REJECTED_CODES) would stop the drain forever, so it is produced
+again on its own: the broker fails a whole batch for one oversized record, so only alone is the verdict
+about this record. Refused alone, it moves to the rejected file (rejected.py) and the drain goes on.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import logging
 from typing import Final
 
 from bridge import metrics
-from bridge.publish.kafka import KafkaPublisher
+from bridge.publish.kafka import KafkaPublisher, PublishError
+from bridge.publish.rejected import RejectedRecords
 from bridge.publish.spool import Spool, SpooledRecord
 
 log = logging.getLogger(__name__)
@@ -25,11 +30,14 @@ GAUGE_REFRESH_SECONDS: Final = 5.0
 
 
 class Drainer:
-    def __init__(self, spool: Spool, publisher: KafkaPublisher) -> None:
+    def __init__(self, spool: Spool, publisher: KafkaPublisher, rejected: RejectedRecords) -> None:
         self._spool = spool
         self._publisher = publisher
+        self._rejected = rejected
         self._task: asyncio.Task[None] | None = None
         self._backoff = MIN_BACKOFF_SECONDS
+        #: The next batch is one record: the one the broker just refused together with its batch.
+        self._isolate_next = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="spool-drainer")
@@ -48,8 +56,10 @@ class Drainer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._spool.appended.wait(), GAUGE_REFRESH_SECONDS)
                 self._spool.publish_gauges()
+                await asyncio.to_thread(self._rejected.publish_gauge)
                 continue
-            batch = await asyncio.to_thread(self._spool.next_batch, segments[0], BATCH_RECORDS)
+            size = 1 if self._isolate_next else BATCH_RECORDS
+            batch = await asyncio.to_thread(self._spool.next_batch, segments[0], size)
             if await self._publish(batch):
                 self._backoff = MIN_BACKOFF_SECONDS
             else:
@@ -57,7 +67,8 @@ class Drainer:
                 self._backoff = min(self._backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def _publish(self, batch: list[SpooledRecord]) -> bool:
-        """Publish a batch; confirm its longest acknowledged prefix. True when all of it went through."""
+        """Publish a batch; confirm its longest settled prefix (acknowledged, or refused for good and kept in
+        the rejected file). True when the drain can go on at once: all settled, or a record to isolate."""
         futures = [
             self._publisher.produce(
                 item.record.topic,
@@ -69,15 +80,27 @@ class Drainer:
             for item in batch
         ]
         results = await asyncio.gather(*futures, return_exceptions=True)
-        delivered = 0
-        for result in results:
-            if isinstance(result, BaseException):
+        self._isolate_next = False
+        settled = 0
+        for item, result in zip(batch, results, strict=True):
+            if isinstance(result, PublishError) and result.record_rejected and len(batch) == 1:
+                where = {"topic": item.record.topic, "error": str(result), "file": str(self._rejected.path)}
+                try:
+                    await asyncio.to_thread(self._rejected.keep, item.record, result)
+                except OSError as exc:
+                    log.error(
+                        "kafka refused a spooled record and the rejected file failed: kept in the spool",
+                        extra={**where, "io_error": str(exc)},
+                    )
+                    break
+                log.error("kafka refused a spooled record; moved to the rejected file", extra=where)
+            elif isinstance(result, BaseException):
+                self._isolate_next = isinstance(result, PublishError) and result.record_rejected
                 log.warning("spool drain paused", extra={"error": str(result)})
                 break
-            delivered += 1
-        confirmed = batch[:delivered]
-        for item in confirmed:
-            metrics.SPOOL_DRAINED.labels(topic=item.record.topic).inc()
-        next_spooled_at = batch[delivered].spooled_at if delivered < len(batch) else None
-        self._spool.confirm(confirmed, next_spooled_at)
-        return delivered == len(batch)
+            else:
+                metrics.SPOOL_DRAINED.labels(topic=item.record.topic).inc()
+            settled += 1
+        next_spooled_at = batch[settled].spooled_at if settled < len(batch) else None
+        self._spool.confirm(batch[:settled], next_spooled_at)
+        return settled == len(batch) or self._isolate_next

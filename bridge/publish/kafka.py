@@ -35,12 +35,41 @@ DEFAULT_PRODUCER_CONFIG: Final[dict[str, Any]] = {
 }
 #: What the bridge's promise rests on: the user cannot weaken these through client_properties.
 REQUIRED_PRODUCER_CONFIG: Final[dict[str, Any]] = {"acks": "all", "enable.idempotence": True}
+#: librdkafka's message.max.bytes also bounds the produce request around a record; this much more than
+#: kafka.max_record_bytes keeps a record of exactly that size producible. Topics get the same limit.
+PROTOCOL_OVERHEAD_BYTES: Final = 64 * 1024
+#: Errors that condemn the record itself, not the connection or the cluster: retrying it can never
+#: succeed until an operator changes the topic. (The broker fails a whole batch with them, so a record is
+#: only judged by such an error when it was produced alone.)
+RECORD_REJECTED_CODES: Final = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_TIMESTAMP,
+        KafkaError.INVALID_MSG_SIZE,
+    }
+)
 
 Headers = Sequence[tuple[str, bytes]]
 
 
 class PublishError(ReasonedError):
-    """Kafka did not confirm the message (ack timeout, queue full, broker error)."""
+    """Kafka did not confirm the message (ack timeout, queue full, broker error). `record_rejected`: the
+    error was one of RECORD_REJECTED_CODES."""
+
+    def __init__(self, reason: str, detail: str, record_rejected: bool = False) -> None:
+        super().__init__(reason, detail)
+        self.record_rejected = record_rejected
+
+    @classmethod
+    def from_kafka(cls, error: KafkaError) -> PublishError:
+        return cls(error.name().lower(), str(error), error.code() in RECORD_REJECTED_CODES)
+
+
+def topic_limit_bytes(settings: KafkaSettings) -> int:
+    """The producer's message.max.bytes and the max.message.bytes of the topics the bridge creates."""
+    return settings.max_record_bytes + PROTOCOL_OVERHEAD_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +84,7 @@ def producer_config(settings: KafkaSettings, message_timeout: float) -> dict[str
     config: dict[str, Any] = {**DEFAULT_PRODUCER_CONFIG, **settings.client_properties}
     config.update(REQUIRED_PRODUCER_CONFIG)
     config["message.timeout.ms"] = int(message_timeout * 1000)
+    config["message.max.bytes"] = topic_limit_bytes(settings)
     config["bootstrap.servers"] = settings.bootstrap_servers
     config["statistics.interval.ms"] = int(settings.statistics_interval_seconds * 1000)
     return config
@@ -132,7 +162,7 @@ class KafkaPublisher:
         else:
             metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
             if not future.done():
-                future.set_exception(PublishError(error.name().lower(), str(error)))
+                future.set_exception(PublishError.from_kafka(error))
 
     def produce(
         self, topic: str, key: bytes, value: bytes, headers: Headers, timestamp_ms: int
@@ -160,7 +190,7 @@ class KafkaPublisher:
             future.set_exception(PublishError("queue_full", "the producer queue is full"))
         except KafkaException as exc:
             metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
-            future.set_exception(PublishError("produce_failed", str(exc)))
+            future.set_exception(PublishError.from_kafka(exc.args[0]))
         return future
 
     async def publish(

@@ -220,7 +220,7 @@ class Spool:
         self._file = segment.path.open("ab")
         self._segments[number] = segment
         self._active = segment
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
 
     def _delete(self, segment: _Segment) -> None:
         self._segments.pop(segment.number, None)
@@ -283,7 +283,7 @@ class Spool:
             data = b"".join(item.frame for item in batch)
             started = time.perf_counter()
             try:
-                await asyncio.to_thread(_write_and_sync, self._file, data)
+                await asyncio.to_thread(write_and_sync, self._file, data)
             except OSError as exc:
                 metrics.SPOOL_WRITE_ERRORS.inc()
                 log.error("spool write failed", extra={"error": str(exc)})
@@ -354,13 +354,13 @@ class Spool:
         metrics.SPOOL_OLDEST_AGE.set(time.time() - min(waiting) if waiting else 0)
 
 
-def _write_and_sync(file: BinaryIO, data: bytes) -> None:
+def write_and_sync(file: BinaryIO, data: bytes) -> None:
     file.write(data)
     file.flush()
     os.fsync(file.fileno())
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     """A new segment file survives a crash only once its directory entry is synced too."""
     descriptor = os.open(directory, os.O_RDONLY)
     try:

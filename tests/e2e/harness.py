@@ -20,6 +20,9 @@ import httpx
 import yaml
 from confluent_kafka import Consumer, Message
 
+from tests.kafka_broker import create_topics
+from tests.signing import idaas_headers
+
 ROOT = Path(__file__).resolve().parents[2]
 BRIDGE = Path(sys.executable).parent / "idaas-bridge"
 TOPIC_KEYS = ("authentication", "user", "authenticator", "unknown", "deadletter")
@@ -96,6 +99,18 @@ class BridgeProcess:
                 target = target.setdefault(part, {})
             target[leaf] = value
         return document
+
+    def restarted_with(self, bootstrap: str) -> BridgeProcess:
+        """The same bridge (workdir, spool, port) pointed at `bootstrap`; not started yet."""
+        return BridgeProcess(
+            workdir=self.workdir,
+            bootstrap=bootstrap,
+            topic_prefix=self.topic_prefix,
+            tokens=self.tokens,
+            tls=self.tls,
+            formats=self.formats,
+            port=self.port,
+        )
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IDAAS_BRIDGE_")}
@@ -214,3 +229,31 @@ def consume_all(
 
 def cleanup(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def signed_post(bridge: BridgeProcess, body: bytes, webhook: str = "prod") -> httpx.Response:
+    """POST `body` signed with the webhook's token exactly as IDaaS signs."""
+    with bridge.client() as client:
+        headers = idaas_headers(bridge.tokens[webhook], bridge.url(webhook), body)
+        return client.post(f"/webhooks/{webhook}", content=body, headers=headers)
+
+
+def plain_bridge(
+    tmp_path: Path, broker: str, prefix: str, bridge_bootstrap: str | None = None, **overrides: object
+) -> BridgeProcess:
+    """A plain-HTTP bridge with its topics on `broker`; `bridge_bootstrap` points the bridge elsewhere."""
+    process = BridgeProcess(
+        workdir=tmp_path / "plain",
+        bootstrap=bridge_bootstrap or broker,
+        topic_prefix=prefix,
+        tls=False,
+        overrides=overrides,
+    )
+    create_topics(broker, list(process.topics.values()))
+    return process
+
+
+def offline_bridge(tmp_path: Path, broker: str, prefix: str) -> BridgeProcess:
+    """A plain-HTTP bridge with no reachable Kafka, in spool_first mode: every delivery waits in the spool
+    until `restarted_with(broker)` drains it."""
+    return plain_bridge(tmp_path, broker, prefix, "127.0.0.1:1", **{"spool.ack_mode": "spool_first"})

@@ -10,21 +10,19 @@ import ssl
 import time
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 
-from tests.e2e.harness import BridgeProcess, consume_all, metric_value
-from tests.kafka_broker import create_topics
-from tests.signing import idaas_headers
+from tests.e2e.harness import (
+    BridgeProcess,
+    consume_all,
+    metric_value,
+    offline_bridge,
+    plain_bridge,
+    signed_post,
+)
 
 pytestmark = pytest.mark.kafka
-TOKEN = "prod-token-1"
-
-
-def signed_post(bridge: BridgeProcess, body: bytes) -> httpx.Response:
-    with bridge.client() as client:
-        return client.post("/webhooks/prod", content=body, headers=idaas_headers(TOKEN, bridge.url(), body))
 
 
 def test_authenticated_but_invalid_bodies_go_to_the_dead_letter_topic(bridge: BridgeProcess) -> None:
@@ -84,21 +82,6 @@ def read_until_closed(connection: socket.socket, timeout: float) -> str:
     return b"".join(chunks).decode()
 
 
-def plain_bridge(
-    tmp_path: Path, broker: str, prefix: str, bridge_bootstrap: str | None = None, **overrides: object
-) -> BridgeProcess:
-    """A plain-HTTP bridge with its topics on `broker`; `bridge_bootstrap` points the bridge elsewhere."""
-    process = BridgeProcess(
-        workdir=tmp_path / "plain",
-        bootstrap=bridge_bootstrap or broker,
-        topic_prefix=prefix,
-        tls=False,
-        overrides=overrides,
-    )
-    create_topics(broker, list(process.topics.values()))
-    return process
-
-
 def test_slow_bodies_time_out_and_overload_gets_503_with_retry_after(
     tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
@@ -118,11 +101,7 @@ def test_slow_bodies_time_out_and_overload_gets_503_with_retry_after(
         for connection in slow:
             connection.sendall(head)
         time.sleep(2.0)  # both requests are now inside the receiver, waiting for their bodies
-        body = b'{"id":"x"}'
-        with bridge.client() as client:
-            answer = client.post(
-                "/webhooks/prod", content=body, headers=idaas_headers(TOKEN, bridge.url(), body)
-            )
+        answer = signed_post(bridge, b'{"id":"x"}')
         assert answer.status_code == 503 and answer.headers["retry-after"] == "2"
         for connection in slow:
             reply = read_until_closed(connection, timeout=10)
@@ -158,14 +137,7 @@ def test_headers_that_arrive_too_slowly_get_408_and_a_closed_connection(
 def test_sigterm_keeps_spooled_events_for_the_next_start(
     tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    # Kafka unreachable: every delivery waits in the spool.
-    bridge = plain_bridge(
-        tmp_path,
-        kafka_bootstrap,
-        topic_prefix,
-        bridge_bootstrap="127.0.0.1:1",
-        **{"spool.ack_mode": "spool_first"},
-    )
+    bridge = offline_bridge(tmp_path, kafka_bootstrap, topic_prefix)
     bridge.start()
     ids = [f"sigterm-{i}" for i in range(25)]
     event_time = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -187,13 +159,7 @@ def test_sigterm_keeps_spooled_events_for_the_next_start(
     log = bridge.log_path.read_text()
     assert '"spooled_records_left":25' in log and "Application shutdown complete" in log
 
-    restarted = BridgeProcess(
-        workdir=bridge.workdir,
-        bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        tls=False,
-        port=bridge.port,
-    )
+    restarted = bridge.restarted_with(kafka_bootstrap)
     restarted.start()
     try:
         messages = consume_all(kafka_bootstrap, [restarted.topics["user"]], expected=25)

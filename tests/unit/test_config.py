@@ -85,6 +85,18 @@ def test_check_config_output_masks_tokens_and_secrets() -> None:
         ("webhooks: [{name: dev}]\nsurprise: 1", TOKEN_ENV, "unknown setting(s) surprise"),
         ("- just a list", TOKEN_ENV, "top level must be a mapping"),
         ("webhooks: [{name: dev}]", {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "a,b,c"}, "at most 2"),
+        (
+            "webhooks: [{name: dev}]\nkafka: {max_record_bytes: 1000000}",
+            TOKEN_ENV,
+            "server.max_body_bytes = 1048576: the dead-letter record of a body that large can reach 1406296 "
+            "bytes, above kafka.max_record_bytes = 1000000; lower server.max_body_bytes to at most 743856 or "
+            "raise kafka.max_record_bytes to at least 1406296",
+        ),
+        (
+            "webhooks: [{name: dev}]",
+            TOKEN_ENV | {"IDAAS_BRIDGE_KAFKA_CLIENT_MESSAGE_MAX_BYTES": "5000000"},
+            "kafka.client_properties.message.max.bytes: set kafka.max_record_bytes instead",
+        ),
     ],
 )
 def test_invalid_settings_fail_at_start_up_naming_the_setting(
@@ -93,6 +105,16 @@ def test_invalid_settings_fail_at_start_up_naming_the_setting(
     with pytest.raises(ConfigError) as raised:
         load_settings(write(tmp_path, yaml_text), env)
     assert message in str(raised.value)
+
+
+def test_the_body_limit_the_error_suggests_is_exactly_the_largest_that_fits(tmp_path: Path) -> None:
+    def load(max_body: int) -> None:
+        text = f"webhooks: [{{name: dev}}]\nserver: {{max_body_bytes: {max_body}}}\n"
+        load_settings(write(tmp_path, text + "kafka: {max_record_bytes: 1000000}"), TOKEN_ENV)
+
+    load(743856)
+    with pytest.raises(ConfigError, match="at most 743856"):
+        load(743857)
 
 
 def test_more_than_twenty_webhooks_is_refused(tmp_path: Path) -> None:

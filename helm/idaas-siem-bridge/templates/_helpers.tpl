@@ -185,6 +185,7 @@ kafka:
   client_properties: {{ include "idaas-siem-bridge.clientProperties" . }}
   ack_deadline_seconds: {{ $config.kafka.ack_deadline_seconds | toJson }}
   statistics_interval_seconds: {{ $config.kafka.statistics_interval_seconds | toJson }}
+  max_record_bytes: {{ $config.kafka.max_record_bytes | toJson }}
   topics:
 {{- range $key := list "authentication" "user" "authenticator" "unknown" }}
 {{- $topic := get $config.kafka.topics $key }}
