@@ -21,6 +21,8 @@ class Envelope:
     type: str
     account_id: str
     event_time: datetime
+    #: eventTime exactly as IDaaS wrote it (OCSF keeps it in metadata.original_time).
+    event_time_text: str
     data: dict[str, Any]
 
 
@@ -57,10 +59,12 @@ def parse_envelope(raw: bytes) -> Envelope:
     data = body.get("data")
     if not isinstance(data, dict):
         raise EnvelopeError("invalid_field", "field 'data' must be a JSON object")
+    event_time_text = _required_string(body, "eventTime")
     return Envelope(
         id=_required_string(body, "id"),
         type=_required_string(body, "type"),
         account_id=_required_string(body, "accountId"),
-        event_time=parse_event_time(_required_string(body, "eventTime")),
+        event_time=parse_event_time(event_time_text),
+        event_time_text=event_time_text,
         data=data,
     )

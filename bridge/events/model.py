@@ -36,6 +36,7 @@ class Event:
     outcome: Outcome
     account_id: str
     occurred_at: datetime
+    occurred_at_text: str  # eventTime as IDaaS wrote it
     received_at: datetime
     webhook: str
     subject: Party

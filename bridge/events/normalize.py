@@ -76,6 +76,7 @@ def normalize(envelope: Envelope, webhook: str, received_at: datetime) -> Event:
         outcome=row.outcome if row is not None else "unknown",
         account_id=envelope.account_id,
         occurred_at=envelope.event_time,
+        occurred_at_text=envelope.event_time_text,
         received_at=received_at,
         webhook=webhook,
         subject=subject,

@@ -29,7 +29,7 @@ from bridge.events.catalog import (
 )
 from bridge.events.model import Event, Party
 from bridge.formats._fields import PRODUCT, VENDOR, epoch_millis, ip_or_none
-from bridge.formats.base import EventFormat, rfc3339
+from bridge.formats.base import EventFormat
 
 OCSF_VERSION: Final = "1.8.0"
 #: class_uid → class_name; 0 is the Base Event that types without a catalog row become.
@@ -118,7 +118,7 @@ def to_document(event: Event) -> dict[str, Any]:
         "product": PRODUCT_OBJECT,
         "uid": event.id,
         "original_event_uid": event.id,
-        "original_time": rfc3339(event.occurred_at),
+        "original_time": event.occurred_at_text,
         "logged_time": epoch_millis(event.received_at),
         "event_code": event.type,
         "tenant_uid": event.account_id,
