@@ -16,12 +16,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge import metrics
-from bridge.config import ConfigError, Settings
+from bridge.config import MIN_RECORD_BYTES, ConfigError, Settings
 from bridge.dedup import DeliveryDedup
 from bridge.guard import AutoDisableGuard
 from bridge.publish.delivery import DurableDelivery
 from bridge.publish.drainer import Drainer
-from bridge.publish.kafka import KafkaPublisher
+from bridge.publish.kafka import (
+    PROTOCOL_OVERHEAD_BYTES,
+    KafkaPublisher,
+    topic_limit_bytes,
+    topics_too_small,
+)
 from bridge.publish.rejected import RejectedRecords
 from bridge.publish.spool import Spool
 from bridge.receiver import WebhookReceiver
@@ -73,6 +78,28 @@ class Bridge:
                 f"Kafka topic(s) {', '.join(missing)} do not exist on "
                 f"{self.settings.kafka.bootstrap_servers}: create them (idaas-bridge topics --config ...) "
                 "or fix kafka.topics"
+            )
+        self._warn_of_small_topics()
+
+    def _warn_of_small_topics(self) -> None:
+        """A topic that cannot take the largest record is not fatal (IDaaS events are a few KiB), but the
+        operator should learn it now rather than from the rejected-records alert."""
+        kafka = self.settings.kafka
+        try:
+            small = topics_too_small(kafka)
+        except KafkaException as exc:
+            log.warning("could not read the topics' max.message.bytes", extra={"error": str(exc)})
+            return
+        needed = topic_limit_bytes(kafka)
+        for topic, limit in sorted(small.items()):
+            fix = f"Raise the topic's max.message.bytes to {needed}"
+            if limit - PROTOCOL_OVERHEAD_BYTES >= MIN_RECORD_BYTES:
+                fix += f", or lower kafka.max_record_bytes to {limit - PROTOCOL_OVERHEAD_BYTES} or less"
+            log.warning(
+                f"topic {topic} takes records of at most {limit} bytes (max.message.bytes) but the bridge "
+                f"may produce up to {needed} (kafka.max_record_bytes + {PROTOCOL_OVERHEAD_BYTES}); larger "
+                f"ones would wait in {self.rejected.path}. {fix}",
+                extra={"topic": topic, "max_message_bytes": limit, "needed": needed},
             )
 
     async def healthz(self, request: Request) -> Response:

@@ -19,7 +19,7 @@ import orjson
 from bridge import auth
 from bridge.config import ConfigError, Settings, describe, load_settings
 from bridge.events.samples import sample_deliveries
-from bridge.publish.kafka import producer_config, topic_limit_bytes
+from bridge.publish.kafka import admin_client, producer_config, topic_limit_bytes
 from bridge.publish.rejected import RejectedRecord, RejectedRecords
 from bridge.routing import OutboundRecord
 
@@ -79,12 +79,9 @@ def serve(settings: Settings) -> int:
 
 
 def create_topics(settings: Settings, partitions: int, replication: int) -> int:
-    from confluent_kafka.admin import AdminClient
     from confluent_kafka.cimpl import NewTopic
 
-    admin = AdminClient(
-        {"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client_properties}
-    )
+    admin = admin_client(settings.kafka)
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = [topic.name for topic in settings.kafka.topics.values() if topic.name not in existing]
     if not wanted:

@@ -44,6 +44,8 @@ AckMode = Literal["kafka_first", "spool_first"]
 #: (63 bytes at most) and a reason of at most MAX_REASON_BYTES (six times that if JSON escapes every byte).
 DEADLETTER_OVERHEAD_BYTES: Final = 8192
 MAX_REASON_BYTES: Final = 1024
+#: The smallest kafka.max_record_bytes accepted.
+MIN_RECORD_BYTES: Final = 64 * 1024
 
 
 class ConfigError(ValueError):
@@ -353,7 +355,9 @@ def _kafka(section: _Section, environ: Mapping[str, str]) -> KafkaSettings:
             "statistics_interval_seconds", KafkaSettings.statistics_interval_seconds, 0
         ),
         topics=topics,
-        max_record_bytes=section.integer("max_record_bytes", KafkaSettings.max_record_bytes, 64 * 1024),
+        max_record_bytes=section.integer(
+            "max_record_bytes", KafkaSettings.max_record_bytes, MIN_RECORD_BYTES
+        ),
     )
     section.done()
     if not settings.bootstrap_servers:

@@ -17,6 +17,9 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from bridge.config import KafkaSettings
+from bridge.publish.kafka import topic_limit_bytes
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
 
@@ -112,8 +115,10 @@ def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 3, tim
     """
     admin = AdminClient({"bootstrap.servers": bootstrap})
     wanted = list(dict.fromkeys(names))
+    # As `idaas-bridge topics` creates them: room for the largest record the bridge may produce.
+    config = {"max.message.bytes": str(topic_limit_bytes(KafkaSettings()))}
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in wanted],
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config) for name in wanted],
         operation_timeout=timeout,
     )
     for future in futures.values():

@@ -17,6 +17,11 @@ from typing import Any, Final
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient
+
+# confluent_kafka.admin re-exports these implicitly, which mypy --strict rejects; import them where defined.
+from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.admin._resource import ResourceType
 
 from bridge import metrics
 from bridge.config import KafkaSettings
@@ -77,6 +82,27 @@ class Delivered:
     topic: str
     partition: int
     offset: int
+
+
+def admin_client(settings: KafkaSettings) -> AdminClient:
+    """An admin client that connects (and authenticates) the way the producers do."""
+    return AdminClient({"bootstrap.servers": settings.bootstrap_servers, **settings.client_properties})
+
+
+def topics_too_small(settings: KafkaSettings, timeout: float = METADATA_TIMEOUT_SECONDS) -> dict[str, int]:
+    """Configured topics whose max.message.bytes is below topic_limit_bytes, with that limit. Blocking;
+    raises KafkaException when the brokers do not answer."""
+    names = sorted({topic.name for topic in settings.topics.values()})
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
+    admin = admin_client(settings)  # must outlive the futures: destroying it fails them
+    futures = admin.describe_configs(resources, request_timeout=timeout)
+    needed = topic_limit_bytes(settings)
+    small = {}
+    for resource, future in futures.items():
+        limit = int(future.result(timeout=timeout)["max.message.bytes"].value)
+        if limit < needed:
+            small[resource.name] = limit
+    return small
 
 
 def producer_config(settings: KafkaSettings, message_timeout: float) -> dict[str, Any]:

@@ -98,6 +98,11 @@ def test_a_record_the_topic_refuses_moves_aside_without_blocking_the_spool_and_r
         metrics = bridge.metrics()
         assert metric_value(metrics, "idaas_bridge_rejected_records") == 1
         assert metric_value(metrics, "idaas_bridge_spool_rejected_total", topic=user_topic) == 1
+        log = bridge.log_path.read_text()
+        assert f"topic {user_topic} takes records of at most 20000 bytes (max.message.bytes)" in log
+        # 20000 bytes is too few to suggest a smaller kafka.max_record_bytes: the message ends there.
+        assert "Raise the topic's max.message.bytes to 2162688\"" in log
+        assert f"topic {bridge.topics['deadletter']} takes" not in log  # created with room to spare
         listing = rejected_command(bridge)
         assert listing.returncode == 0, listing.stderr
         assert f" {user_topic} " in listing.stdout and "Message size too large" in listing.stdout
