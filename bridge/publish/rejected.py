@@ -110,6 +110,8 @@ class RejectedRecords:
     def replay(self, publish: Callable[[list[RejectedRecord]], list[RejectedRecord]]) -> tuple[int, int]:
         """Under the lock, hand every kept record to `publish`, which returns those Kafka still refused;
         only they are written back (atomically). Returns (published, still refused)."""
+        if not self.path.exists():
+            return 0, 0
         with self._locked():
             kept = self.read()
             if not kept:
