@@ -43,8 +43,10 @@ class DurableDelivery:
                 await self._publisher.publish(
                     record.topic, record.key, record.value, record.headers, record.timestamp_ms, self._wait
                 )
-            except PublishError:
-                self._kafka_retry_at = time.monotonic() + KAFKA_BACKOFF_SECONDS
+            except PublishError as exc:
+                # A record the broker refused for its own sake says nothing about Kafka's health.
+                if not exc.record_rejected:
+                    self._kafka_retry_at = time.monotonic() + KAFKA_BACKOFF_SECONDS
             else:
                 return "published"
         try:
