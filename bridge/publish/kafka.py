@@ -56,6 +56,12 @@ RECORD_REJECTED_CODES: Final = frozenset(
     }
 )
 
+#: Kafka's time-based retention counts from the record timestamp, so a record stamped with an old event time
+#: (an event IDaaS delivered late, or one that waited in the spool through a long outage) could be deleted as
+#: soon as it is written. No record is produced with a timestamp older than this; the event time itself
+#: stays in the value. Topics should keep records at least twice this long (start-up warns otherwise).
+MAX_RECORD_AGE_MS: Final = 24 * 3600 * 1000
+
 Headers = Sequence[tuple[str, bytes]]
 
 
@@ -70,6 +76,11 @@ class PublishError(ReasonedError):
     @classmethod
     def from_kafka(cls, error: KafkaError) -> PublishError:
         return cls(error.name().lower(), str(error), error.code() in RECORD_REJECTED_CODES)
+
+
+def produce_timestamp(timestamp_ms: int, now_ms: int) -> int:
+    """The record timestamp to produce with: the record's own, but never older than MAX_RECORD_AGE_MS."""
+    return max(timestamp_ms, now_ms - MAX_RECORD_AGE_MS)
 
 
 def topic_limit_bytes(settings: KafkaSettings) -> int:
@@ -89,20 +100,31 @@ def admin_client(settings: KafkaSettings) -> AdminClient:
     return AdminClient({"bootstrap.servers": settings.bootstrap_servers, **settings.client_properties})
 
 
-def topics_too_small(settings: KafkaSettings, timeout: float = METADATA_TIMEOUT_SECONDS) -> dict[str, int]:
-    """Configured topics whose max.message.bytes is below topic_limit_bytes, with that limit. Blocking;
-    raises KafkaException when the brokers do not answer."""
+@dataclass(frozen=True, slots=True)
+class TopicLimits:
+    """What a topic's configuration means for the bridge's records."""
+
+    max_message_bytes: int
+    #: -1: records are never deleted for their age.
+    retention_ms: int
+
+
+def topic_limits(
+    settings: KafkaSettings, timeout: float = METADATA_TIMEOUT_SECONDS
+) -> dict[str, TopicLimits]:
+    """max.message.bytes and retention.ms of every configured topic. Blocking; raises KafkaException when
+    the brokers do not answer."""
     names = sorted({topic.name for topic in settings.topics.values()})
     resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
     admin = admin_client(settings)  # must outlive the futures: destroying it fails them
     futures = admin.describe_configs(resources, request_timeout=timeout)
-    needed = topic_limit_bytes(settings)
-    small = {}
+    limits = {}
     for resource, future in futures.items():
-        limit = int(future.result(timeout=timeout)["max.message.bytes"].value)
-        if limit < needed:
-            small[resource.name] = limit
-    return small
+        entries = future.result(timeout=timeout)
+        limits[resource.name] = TopicLimits(
+            int(entries["max.message.bytes"].value), int(entries["retention.ms"].value)
+        )
+    return limits
 
 
 def producer_config(settings: KafkaSettings, message_timeout: float) -> dict[str, Any]:
@@ -208,7 +230,7 @@ class KafkaPublisher:
                 value=value,
                 key=key,
                 headers=list(headers),
-                timestamp=timestamp_ms,
+                timestamp=produce_timestamp(timestamp_ms, int(time.time() * 1000)),
                 on_delivery=on_delivery,
             )
         except BufferError:

@@ -167,6 +167,7 @@ broker.heartbeat.interval.ms=1000
 broker.session.timeout.ms=4000
 num.network.threads=2
 num.io.threads=2
+log.retention.check.interval.ms=1000
 PROPS
 }
 

@@ -13,6 +13,7 @@ from bridge.config import KafkaSettings, largest_deadletter_bytes
 from bridge.events.envelope import parse_envelope
 from bridge.events.normalize import normalize
 from bridge.events.samples import sample_deliveries
+from bridge.publish.kafka import MAX_RECORD_AGE_MS, produce_timestamp
 from bridge.routing import RecordTooLarge, Router, record_bytes
 
 RECEIVED = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -81,3 +82,11 @@ def test_the_dead_letter_of_the_largest_admitted_body_always_fits(body: bytes) -
     kept = value["body"].encode() if value["body_encoding"] == "utf-8" else base64.b64decode(value["body"])
     assert kept == body
     assert reason.startswith(value["reason"]) and len(value["reason"].encode()) <= 1024
+
+
+def test_a_record_is_never_produced_with_a_timestamp_older_than_the_maximum_age() -> None:
+    now = 1_800_000_000_000
+    assert produce_timestamp(now - 1000, now) == now - 1000
+    assert produce_timestamp(now - MAX_RECORD_AGE_MS, now) == now - MAX_RECORD_AGE_MS
+    assert produce_timestamp(now - 3 * MAX_RECORD_AGE_MS, now) == now - MAX_RECORD_AGE_MS
+    assert produce_timestamp(now + 60_000, now) == now + 60_000  # the future is record_time's concern
