@@ -12,9 +12,11 @@ from typing import Final
 
 import orjson
 
-#: Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
+#: Attributes every LogRecord has, and uvicorn's terminal-coloured copy of its message (ANSI escapes in a
+#: JSON log are noise); anything else on a record came from `extra=` and is logged.
 STANDARD_ATTRIBUTES: Final = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime", "taskName"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "taskName", "color_message"}
 )
 
 
