@@ -19,6 +19,7 @@ from confluent_kafka import Message
 
 from tests.e2e.harness import BridgeProcess, consume_all, metric_value
 from tests.e2e.load import LoadResult, run_load
+from tests.figures import record_figure
 from tests.kafka_broker import LocalKafka, create_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -93,8 +94,8 @@ def in_background(action: object) -> threading.Thread:
 
 def report(name: str, load: LoadResult, found: list[str]) -> None:
     accepted = load.accepted
-    print(
-        f"\n[{name}] sent={len(load.answers)} 2xx={len(accepted)} 200={load.count(200)} "
+    record_figure(
+        f"[{name}] sent={len(load.answers)} 2xx={len(accepted)} 200={load.count(200)} "
         f"202={load.count(202)} 503={load.count(503)} "
         f"other={len(load.answers) - len(accepted) - load.count(503)} "
         f"in_kafka={len(set(found))} duplicates={len(found) - len(set(found))} "
@@ -102,7 +103,10 @@ def report(name: str, load: LoadResult, found: list[str]) -> None:
     )
     first = min(a.started for a in load.answers)
     slowest = sorted(load.answers, key=lambda a: -a.seconds)[:5]
-    print("  slowest:", [(round(a.started - first, 2), round(a.seconds, 3), a.status) for a in slowest])
+    record_figure(
+        f"  slowest (start s, seconds, status): "
+        f"{[(round(a.started - first, 2), round(a.seconds, 3), a.status) for a in slowest]}"
+    )
 
 
 def load_through(
