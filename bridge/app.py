@@ -165,9 +165,9 @@ class Bridge:
             yield
         finally:
             self.shutting_down = True
-            await self.drainer.stop()
-            await self.spool.close()
             grace = self.settings.server.shutdown_grace_seconds
+            await self.drainer.stop(drain_within=grace)
+            await self.spool.close()
             self.publisher.close(grace)
             self.drain_publisher.close(grace)
             log.info("bridge stopped", extra={"spooled_records_left": self.spool.pending_records})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Final
 
 from bridge import metrics
@@ -42,11 +43,27 @@ class Drainer:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="spool-drainer")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def stop(self, drain_within: float = 0.0) -> None:
+        """Stop draining. First, for up to `drain_within` seconds and while Kafka answers, let the drain
+        empty the spool: a pod's spool on an emptyDir volume is deleted with the pod."""
+        if self._task is None:
+            return
+        deadline = time.monotonic() + drain_within
+        while (
+            self._spool.pending_records
+            and time.monotonic() < deadline
+            and not self._task.done()
+            and await self._publisher.reachable()
+        ):
+            await asyncio.sleep(0.1)
+        if self._spool.pending_records:
+            log.warning(
+                "stopping with records still in the spool; the next start drains them",
+                extra={"spooled_records": self._spool.pending_records},
+            )
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
     async def _run(self) -> None:
         while True:

@@ -199,3 +199,25 @@ def test_a_paused_broker_never_makes_an_answer_take_3_seconds(
     assert [a for a in load.answers if a.status >= 500 or a.status == 0] == []
     assert answers_over_deadline(fault_bridge) == 0
     assert load.accepted <= set(found)
+
+
+def test_shutdown_drains_the_spool_while_kafka_answers(
+    fault_bridge: BridgeProcess, broker: LocalKafka
+) -> None:
+    # A pod's emptyDir spool is deleted with the pod: what the shutdown leaves in it would be lost.
+    fault_bridge.overrides |= {"spool.ack_mode": "spool_first", "server.shutdown_grace_seconds": 30}
+    fault_bridge.start()
+    broker.pause()  # the drainer cannot empty the spool while the deliveries arrive
+    try:
+        # A backlog that takes the drainer seconds, far more than its one batch in flight (which the
+        # producer's flush at exit would deliver anyway).
+        load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=20_000, workers=32))
+        assert load.count(202) == 20_000
+        assert metric_value(fault_bridge.metrics(), "idaas_bridge_spool_records") > 0
+    finally:
+        broker.resume()
+    fault_bridge.stop(timeout=60)  # SIGTERM at once
+    found = ids_in_kafka(fault_bridge, load.accepted, timeout=60)
+    report("shutdown drain", load, found)
+    assert load.accepted <= set(found)
+    assert "stopping with records still in the spool" not in fault_bridge.log_path.read_text()
