@@ -52,6 +52,8 @@ def test_authenticated_but_invalid_bodies_go_to_the_dead_letter_topic(bridge: Br
     assert metric_value(metrics, "idaas_bridge_deadletters_total", reason="invalid_field") == 1
 
 
+# Offering the deprecated versions is the point: the bridge must refuse them.
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 def test_tls_1_0_and_1_1_are_refused_and_1_2_and_1_3_accepted(bridge: BridgeProcess) -> None:
     cafile = str(bridge.workdir / "tls" / "dev-cert.pem")
 
