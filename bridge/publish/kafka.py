@@ -156,7 +156,7 @@ class KafkaPublisher:
     def __init__(
         self, settings: KafkaSettings, message_timeout: float, name: str, export_statistics: bool = False
     ) -> None:
-        self._settings = settings
+        self._probe_topic = settings.topics["deadletter"].name
         config = producer_config(settings, message_timeout)
         config["client.id"] = f"{config['client.id']}-{name}"
         # librdkafka's own log lines go through logging, so they come out as JSON like everything else.
@@ -257,10 +257,15 @@ class KafkaPublisher:
         metadata = self._producer.list_topics(timeout=timeout)
         return set(metadata.topics)
 
+    def _probe_blocking(self) -> None:
+        """A metadata request for one of the bridge's topics: not the whole cluster's, which on a large
+        cluster is megabytes per readiness probe. Raises KafkaException when no broker answers."""
+        self._producer.list_topics(topic=self._probe_topic, timeout=METADATA_TIMEOUT_SECONDS)
+
     async def reachable(self) -> bool:
         """Whether a broker answers a metadata request now (run off the event loop)."""
         try:
-            await asyncio.to_thread(self.list_topics_blocking)
+            await asyncio.to_thread(self._probe_blocking)
         except KafkaException:
             metrics.KAFKA_UP.set(0)
             return False
