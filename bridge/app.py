@@ -133,7 +133,7 @@ class Bridge:
         deliveries into connection errors and walk the webhook into auto-disable.
         """
         kafka_up = await self.publisher.reachable()
-        spool_room = self.spool.has_room()
+        spool_room = not self.spool.full
         ready = not self.shutting_down and (kafka_up or spool_room)
         body = {
             "ready": ready,

@@ -161,6 +161,8 @@ class Spool:
     _wake_writer: asyncio.Event = field(default_factory=asyncio.Event)
     #: Set whenever records were appended, so an idle drainer wakes up.
     appended: asyncio.Event = field(default_factory=asyncio.Event)
+    #: used_bytes when an append was last refused for lack of room.
+    _refused_at: int | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -256,10 +258,17 @@ class Spool:
     def has_room(self, size: int = 0) -> bool:
         return self.used_bytes + self._reserved + size <= self.max_bytes
 
+    @property
+    def full(self) -> bool:
+        """An append was refused for lack of room and nothing was drained since (what readiness asks:
+        `has_room()` alone stays true until the last byte, long after records stopped fitting)."""
+        return not self.has_room() or (self._refused_at is not None and self.used_bytes >= self._refused_at)
+
     async def append(self, record: OutboundRecord) -> None:
         """Return once `record` is fsync'd; raise SpoolError when full or when the disk fails."""
         frame = encode_record(record, time.time())
         if not self.has_room(len(frame)):
+            self._refused_at = self.used_bytes
             raise SpoolError("full", f"spool holds {self.used_bytes} of {self.max_bytes} bytes")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._reserved += len(frame)

@@ -86,6 +86,13 @@ def answers_over_deadline(bridge: BridgeProcess) -> float:
     return total - within
 
 
+def readiness(bridge: BridgeProcess) -> tuple[int, dict[str, bool]]:
+    with bridge.client() as client:
+        answer = client.get("/readyz")
+    body = answer.json()
+    return answer.status_code, {key: body[key] for key in ("kafka_reachable", "spool_has_room")}
+
+
 def in_background(action: object) -> threading.Thread:
     thread = threading.Thread(target=action, daemon=True)  # type: ignore[arg-type]
     thread.start()
@@ -171,7 +178,10 @@ def test_a_full_spool_answers_503_and_never_a_2xx_that_is_lost(
     fault_bridge.start()
     broker.stop()
     try:
+        assert readiness(fault_bridge) == (200, {"kafka_reachable": False, "spool_has_room": True})
         load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=1500, workers=32))
+        # Nothing durable can be done any more: out of the Service until Kafka or the spool recovers.
+        assert readiness(fault_bridge) == (503, {"kafka_reachable": False, "spool_has_room": False})
     finally:
         broker.start()
     wait_for_drain(fault_bridge)

@@ -117,11 +117,14 @@ def test_a_full_spool_refuses_instead_of_accepting(tmp_path: Path) -> None:
         accepted = 0
         with pytest.raises(SpoolError) as raised:
             for i in range(10_000):
+                assert not spool.full
                 await spool.append(record(i, size=1000))
                 accepted += 1
         assert raised.value.reason == "full"
         assert 0 < accepted < 70 and spool.used_bytes <= 64 * 1024
+        assert spool.full  # for readiness, though a few bytes are still free
         await drain_all(spool)
+        assert not spool.full
         await spool.append(record(0, size=1000))
         await spool.close()
 
