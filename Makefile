@@ -17,10 +17,10 @@ help:
 	@echo "make simulate   send one signed sample of each IDaaS event type to the running bridge"
 	@echo "make kafka-up / kafka-down   the local single-node KRaft broker"
 
-$(BIN)/idaas-bridge: pyproject.toml
+$(BIN)/idaas-bridge: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 venv: $(BIN)/idaas-bridge
