@@ -217,9 +217,10 @@ def verify(
 
 def _verify_legacy(request: SignedRequest, tokens: Sequence[str]) -> AuthFailure | None:
     """The pre-RFC 9421 scheme: hex HMAC-SHA256 of the raw body in `x-sha2-signature` (opt-in only)."""
-    received = (request.legacy_signature or "").strip().lower()
+    # As bytes: compare_digest raises on non-ASCII str, and a header may carry any latin-1 text.
+    received = (request.legacy_signature or "").strip().lower().encode()
     for token in tokens:
-        expected = hmac.new(token.encode(), request.body, hashlib.sha256).hexdigest()
+        expected = hmac.new(token.encode(), request.body, hashlib.sha256).hexdigest().encode()
         if hmac.compare_digest(expected, received):
             return None
     return AuthFailure("legacy_signature_mismatch", "x-sha2-signature does not match the body")

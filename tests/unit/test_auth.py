@@ -186,6 +186,10 @@ def test_legacy_hex_signature_only_when_enabled() -> None:
     headers["x-sha2-signature"] = "00" * 32
     wrong = auth.verify(request(headers), [TOKEN], now=NOW, window=300, legacy=True)
     assert wrong is not None and wrong.reason == "legacy_signature_mismatch"
+    # Header values arrive as latin-1 text: a non-ASCII one is a 401 like any other, not an exception.
+    headers["x-sha2-signature"] = "\xe9" * 64
+    odd = auth.verify(request(headers), [TOKEN], now=NOW, window=300, legacy=True)
+    assert odd is not None and odd.reason == "legacy_signature_mismatch"
 
 
 def test_bridge_signer_matches_the_independent_signer() -> None:
