@@ -66,22 +66,36 @@ class Drainer:
             await self._task
 
     async def _run(self) -> None:
+        """Drain forever. An unexpected error (a disk error reading the spool) pauses the drain, never
+        ends it: a dead drainer would leave every later record in the spool without a word."""
         while True:
-            segments = self._spool.drainable_segments()
-            if not segments:
-                self._spool.appended.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._spool.appended.wait(), GAUGE_REFRESH_SECONDS)
-                self._spool.publish_gauges()
-                await asyncio.to_thread(self._rejected.publish_gauge)
-                continue
-            size = 1 if self._isolate_next else BATCH_RECORDS
-            batch = await asyncio.to_thread(self._spool.next_batch, segments[0], size)
-            if await self._publish(batch):
+            try:
+                progressed = await self._drain_step()
+            except Exception:
+                log.exception("spool drain failed; retrying")
+                progressed = False
+            if progressed:
                 self._backoff = MIN_BACKOFF_SECONDS
             else:
                 await asyncio.sleep(self._backoff)
                 self._backoff = min(self._backoff * 2, MAX_BACKOFF_SECONDS)
+
+    async def _drain_step(self) -> bool:
+        """Publish the next batch, or wait for records; False when the drain should back off."""
+        segments = self._spool.drainable_segments()
+        if not segments:
+            self._spool.appended.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._spool.appended.wait(), GAUGE_REFRESH_SECONDS)
+            self._spool.publish_gauges()
+            await asyncio.to_thread(self._rejected.publish_gauge)
+            return True
+        size = 1 if self._isolate_next else BATCH_RECORDS
+        batch = await asyncio.to_thread(self._spool.next_batch, segments[0], size)
+        if not batch:
+            self._spool.drop_unreadable(segments[0])
+            return True
+        return await self._publish(batch)
 
     async def _publish(self, batch: list[SpooledRecord]) -> bool:
         """Publish a batch; confirm its longest settled prefix (acknowledged, or refused for good and kept in

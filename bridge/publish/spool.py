@@ -163,6 +163,8 @@ class Spool:
     appended: asyncio.Event = field(default_factory=asyncio.Event)
     #: used_bytes when an append was last refused for lack of room.
     _refused_at: int | None = None
+    #: The last write failed: the active segment may hold bytes past its known end.
+    _damaged: bool = False
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -197,7 +199,7 @@ class Spool:
     async def close(self) -> None:
         """Write what is pending, stop the writer; records stay on disk for the next start."""
         if self._writer is not None:
-            while self._pending:
+            while self._pending and not self._writer.done():
                 self._wake_writer.set()
                 await asyncio.sleep(0.01)
             self._writer.cancel()
@@ -212,13 +214,16 @@ class Spool:
 
     def _start_segment(self, number: int) -> None:
         if self._file is not None:
-            self._file.close()
+            file, self._file = self._file, None
+            file.close()
         previous = self._active
         if previous is not None:
             previous.sealed = True
             if previous.remaining == 0:
                 self._delete(previous)
         segment = _Segment(number, self._path(number))
+        # Numbers are reused once the spool was empty: a checkpoint a crash left behind is not this one's.
+        self._checkpoint_path(number).unlink(missing_ok=True)
         self._file = segment.path.open("ab")
         self._segments[number] = segment
         self._active = segment
@@ -226,8 +231,10 @@ class Spool:
 
     def _delete(self, segment: _Segment) -> None:
         self._segments.pop(segment.number, None)
-        segment.path.unlink(missing_ok=True)
+        # The checkpoint first: a crash between the two then leaves a segment to publish again, never a
+        # checkpoint that a later segment of the same number would take for its own.
         self._checkpoint_path(segment.number).unlink(missing_ok=True)
+        segment.path.unlink(missing_ok=True)
 
     def _checkpoint_path(self, number: int) -> Path:
         return self._path(number).with_suffix(CHECKPOINT_SUFFIX)
@@ -278,41 +285,54 @@ class Spool:
         metrics.SPOOL_APPENDS.labels(topic=record.topic).inc()
 
     async def _write_forever(self) -> None:
+        """The only writer of segment files. It never dies: a failure fails the batch (503) and the next
+        batch starts a new segment, because a failed write may have left bytes past the known end of this
+        one, and a record appended after them would be unreadable."""
         while True:
             await self._wake_writer.wait()
             self._wake_writer.clear()
             batch, self._pending = self._pending, []
-            active = self._active
-            assert active is not None and self._file is not None
-            if not batch:
-                if active.records and active.remaining == 0:
-                    self._start_segment(active.number + 1)
-                    self.publish_gauges()
-                continue
-            data = b"".join(item.frame for item in batch)
-            started = time.perf_counter()
             try:
-                await asyncio.to_thread(write_and_sync, self._file, data)
-            except OSError as exc:
+                await self._write(batch)
+            except Exception as exc:
                 metrics.SPOOL_WRITE_ERRORS.inc()
-                log.error("spool write failed", extra={"error": str(exc)})
-                self._reserved -= len(data)
+                log.error("spool write failed", extra={"error": repr(exc)})
+                self._damaged = True
                 for item in batch:
-                    item.future.set_exception(SpoolError("io_error", f"spool write failed: {exc}"))
-                continue
-            metrics.SPOOL_FSYNC_DURATION.observe(time.perf_counter() - started)
-            self._reserved -= len(data)
-            active.records += len(batch)
-            active.bytes += len(data)
-            if active.oldest_unconfirmed is None:
-                active.oldest_unconfirmed = time.time()
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_result(None)
-            if active.bytes >= self.segment_bytes:
+                    if not item.future.done():
+                        item.future.set_exception(SpoolError("io_error", f"spool write failed: {exc!r}"))
+            finally:
+                self._reserved -= sum(len(item.frame) for item in batch)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        active = self._active
+        assert active is not None
+        if self._damaged or self._file is None:
+            self._start_segment(active.number + 1)
+            self._damaged = False
+            active = self._active
+            assert active is not None
+        if not batch:
+            if active.records and active.remaining == 0:
                 self._start_segment(active.number + 1)
-            self.publish_gauges()
-            self.appended.set()
+                self.publish_gauges()
+            return
+        assert self._file is not None
+        data = b"".join(item.frame for item in batch)
+        started = time.perf_counter()
+        await asyncio.to_thread(write_and_sync, self._file, data)
+        metrics.SPOOL_FSYNC_DURATION.observe(time.perf_counter() - started)
+        active.records += len(batch)
+        active.bytes += len(data)
+        if active.oldest_unconfirmed is None:
+            active.oldest_unconfirmed = time.time()
+        for item in batch:
+            if not item.future.done():
+                item.future.set_result(None)
+        self.publish_gauges()
+        self.appended.set()
+        if active.bytes >= self.segment_bytes:
+            self._start_segment(active.number + 1)
 
     # --- draining --------------------------------------------------------------------------------------
 
@@ -334,6 +354,22 @@ class Spool:
                 break
         return out
 
+    def drop_unreadable(self, number: int) -> None:
+        """Give up on the rest of segment `number`: `next_batch` found no readable record where the counters
+        say there are some (a record corrupted on disk; read_segment counted it). Without this the drain
+        would retry it forever and never reach the segments behind it."""
+        segment = self._segments[number]
+        log.error(
+            "spool segment unreadable past a corrupt record; its remaining records are lost",
+            extra={"segment": segment.path.name, "lost_records": segment.remaining},
+        )
+        segment.confirmed, segment.confirmed_bytes = segment.records, segment.bytes
+        if segment.sealed:
+            self._delete(segment)
+        else:
+            segment.oldest_unconfirmed = None
+        self.publish_gauges()
+
     def confirm(self, confirmed: list[SpooledRecord], next_spooled_at: float | None) -> None:
         """These records (a prefix of one segment's unconfirmed ones) are in Kafka.
 
@@ -348,7 +384,10 @@ class Spool:
         if segment.remaining == 0 and segment.sealed:
             self._delete(segment)
         else:
-            self._write_checkpoint(segment)
+            try:
+                self._write_checkpoint(segment)
+            except OSError as exc:  # best effort: a stale checkpoint only means publishing again
+                log.warning("spool checkpoint not written", extra={"error": str(exc)})
             if segment.remaining == 0:
                 segment.oldest_unconfirmed = None
                 self._wake_writer.set()
