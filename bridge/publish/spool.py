@@ -163,8 +163,6 @@ class Spool:
     appended: asyncio.Event = field(default_factory=asyncio.Event)
     #: used_bytes when an append was last refused for lack of room.
     _refused_at: int | None = None
-    #: The last write failed: the active segment may hold bytes past its known end.
-    _damaged: bool = False
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -285,9 +283,9 @@ class Spool:
         metrics.SPOOL_APPENDS.labels(topic=record.topic).inc()
 
     async def _write_forever(self) -> None:
-        """The only writer of segment files. It never dies: a failure fails the batch (503) and the next
-        batch starts a new segment, because a failed write may have left bytes past the known end of this
-        one, and a record appended after them would be unreadable."""
+        """The only writer of segment files. It never dies: a failure fails the batch (503) and closes the
+        segment's file, so the next batch starts a new segment: a failed write may have left bytes past the
+        known end of this one, and a record appended after them would be unreadable."""
         while True:
             await self._wake_writer.wait()
             self._wake_writer.clear()
@@ -297,7 +295,10 @@ class Spool:
             except Exception as exc:
                 metrics.SPOOL_WRITE_ERRORS.inc()
                 log.error("spool write failed", extra={"error": repr(exc)})
-                self._damaged = True
+                if self._file is not None:
+                    file, self._file = self._file, None
+                    with contextlib.suppress(OSError):
+                        file.close()
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(SpoolError("io_error", f"spool write failed: {exc!r}"))
@@ -307,9 +308,8 @@ class Spool:
     async def _write(self, batch: list[_Pending]) -> None:
         active = self._active
         assert active is not None
-        if self._damaged or self._file is None:
+        if self._file is None:  # closed after a failure
             self._start_segment(active.number + 1)
-            self._damaged = False
             active = self._active
             assert active is not None
         if not batch:
@@ -364,11 +364,7 @@ class Spool:
             extra={"segment": segment.path.name, "lost_records": segment.remaining},
         )
         segment.confirmed, segment.confirmed_bytes = segment.records, segment.bytes
-        if segment.sealed:
-            self._delete(segment)
-        else:
-            segment.oldest_unconfirmed = None
-        self.publish_gauges()
+        self._progressed(segment, None)
 
     def confirm(self, confirmed: list[SpooledRecord], next_spooled_at: float | None) -> None:
         """These records (a prefix of one segment's unconfirmed ones) are in Kafka.
@@ -381,6 +377,10 @@ class Spool:
         segment = self._segments[confirmed[0].segment]
         segment.confirmed += len(confirmed)
         segment.confirmed_bytes += sum(item.size for item in confirmed)
+        self._progressed(segment, next_spooled_at)
+
+    def _progressed(self, segment: _Segment, next_spooled_at: float | None) -> None:
+        """After `segment`'s confirmed prefix grew: delete it once done and sealed, else checkpoint it."""
         if segment.remaining == 0 and segment.sealed:
             self._delete(segment)
         else:
