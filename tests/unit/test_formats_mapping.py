@@ -189,6 +189,14 @@ def test_the_splunk_add_on_tags_each_catalog_cim_action_into_its_data_model() ->
     assert set(tags_by_action) == set(CIM_MODELS)  # the HEC validator checks the same models
 
 
+def test_the_splunk_add_on_names_itself_in_its_id_stanza() -> None:
+    """Splunk identifies an app by `[id] name` (its directory name) and version, as the launcher shows."""
+    app = _splunk_conf("app.conf")
+    assert app["id"]["name"] == "TA-entrust-idaas" == (DEPLOY / "splunk/TA-entrust-idaas").name
+    assert app["id"]["version"] == app["launcher"]["version"]
+    assert app["package"]["id"] == app["id"]["name"]
+
+
 def test_the_splunk_connector_forwards_the_pre_formatted_envelopes_of_every_siem_topic() -> None:
     config = json.loads((DEPLOY / "splunk/connector.json").read_text())["config"]
     assert sorted(config["topics"].split(",")) == SIEM_TOPICS
