@@ -27,7 +27,7 @@ from tests.e2e.load import run_load
 from tests.kafka_broker import LocalKafka, create_topics
 
 URL = "https://bridge.example/webhooks/prod"
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789"
 
 
 def per_call_microseconds(action: Callable[[], object], repeat: int = 20_000) -> float:
