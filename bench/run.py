@@ -44,7 +44,12 @@ def stage_costs() -> dict[str, float]:
     body = orjson.dumps(sample)
     headers = auth.sign(TOKEN, "POST", URL, body, int(time.time()))
     request = auth.SignedRequest(
-        "POST", URL, body, headers["content-digest"], headers["signature-input"], headers["signature"]
+        method="POST",
+        target_uri=URL,
+        body=body,
+        content_digest=headers["content-digest"],
+        signature_input=headers["signature-input"],
+        signature=headers["signature"],
     )
     envelope = parse_envelope(body)
     event = normalize(envelope, "prod", datetime.now(UTC))
