@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -66,6 +67,22 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
+#: Keys up to this length have their reason-likeness cached, so the cache stays small whatever is sent.
+CACHED_KEY_CHARS: Final = 64
+
+
+def _search_reason_like(key: str) -> bool:
+    return key not in REASON_KEYS and REASON_LIKE.search(key) is not None
+
+
+#: The same few keys come in every event, and the regex search is the costly part of `_reason`.
+_cached_reason_like = lru_cache(maxsize=1024)(_search_reason_like)
+
+
+def _reason_like(key: str) -> bool:
+    return _cached_reason_like(key) if len(key) <= CACHED_KEY_CHARS else _search_reason_like(key)
+
+
 def _reason(data: dict[str, Any], attributes: dict[str, Any]) -> str | None:
     """The guessed reason keys' texts, then every other reason-like field as `key: value`, joined."""
     sources = (attributes, data)
@@ -74,7 +91,7 @@ def _reason(data: dict[str, Any], attributes: dict[str, Any]) -> str | None:
         f"{key}: {_as_text(value)}"
         for source in sources
         for key, value in source.items()
-        if key not in REASON_KEYS and value not in (None, "", [], {}) and REASON_LIKE.search(key)
+        if _reason_like(key) and value not in (None, "", [], {})
     )
     return "; ".join(parts) or None
 
