@@ -47,6 +47,8 @@ FIXED_BY_CHART: Final = frozenset(
         "webhooks.tokens",
     }
 )
+#: Fields of the settings model that no file sets: the loader derives them.
+DERIVED: Final = frozenset({"kafka.properties_from_environment"})
 #: Lower (and upper) bounds the loader enforces on numbers, by setting path; each is checked against
 #: bridge.config.load_settings by tests/unit/test_values_schema.py.
 BOUNDS: Final[dict[str, dict[str, float]]] = {
@@ -119,7 +121,7 @@ def _dataclass_schema(path: str, cls: type) -> dict[str, Any]:
     properties = {}
     for field in dataclasses.fields(cls):
         child = f"{path}.{field.name}" if path else field.name
-        if child in FIXED_BY_CHART:
+        if child in FIXED_BY_CHART or child in DERIVED:
             continue
         properties[field.name] = _field_schema(child, hints[field.name])
     schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": properties}
@@ -172,8 +174,13 @@ REFINEMENTS: Final[dict[str, dict[str, Any]]] = {
         "type": "object",
         "additionalProperties": {
             "oneOf": [
-                {"type": "string", "minLength": 1},
-                {"type": "array", "minItems": 1, "maxItems": 2, "items": {"type": "string", "minLength": 1}},
+                {"type": "string", "minLength": model.MIN_TOKEN_LENGTH},
+                {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 2,
+                    "items": {"type": "string", "minLength": model.MIN_TOKEN_LENGTH},
+                },
             ]
         },
     },

@@ -35,7 +35,7 @@ REQUIRED: Final = [
     "--set",
     "config.kafka.bootstrap_servers=kafka.kafka.svc:9092",
     "--set",
-    "secrets.webhookTokens.idaas=tok",
+    "secrets.webhookTokens.idaas=helm-token-0123456789",
 ]
 SCENARIOS: Final = {
     "minimal": REQUIRED,
@@ -384,7 +384,10 @@ def test_all_on_renders_every_template(manifests: dict[str, list[dict[str, Any]]
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "secrets.webhookTokens.idaas=tok"], "config.kafka.bootstrap_servers is required"),
+        (
+            ["--set", "secrets.webhookTokens.idaas=helm-token-0123456789"],
+            "config.kafka.bootstrap_servers is required",
+        ),
         (["--set", "config.kafka.bootstrap_servers=k:9092"], 'webhook "idaas" has no token'),
         ([*REQUIRED, "--set", "secrets.existingSecret=env"], "secrets.existingSecret is set"),
         (
@@ -475,7 +478,9 @@ def test_rendered_bridge_yaml_sets_every_setting_the_bridge_has(
     path.write_text(text)
     config = yaml.safe_load(text)
     effective = describe(
-        load_settings(path, environ={env_name(hook["name"]): "t" for hook in config["webhooks"]})
+        load_settings(
+            path, environ={env_name(hook["name"]): "helm-token-0123456789" for hook in config["webhooks"]}
+        )
     )
     assert set(config) == set(effective)
     for section in set(effective) - {"webhooks", "kafka"}:
@@ -505,7 +510,7 @@ def test_the_bridge_accepts_the_rendered_config_with_the_rendered_secret(
     path.write_text(bridge_yaml(docs))
     environ = secret_env(docs)
     if scenario == "existing-secrets":  # what the user's own Secret would hold
-        environ = {env_name("idaas"): "tok"}
+        environ = {env_name("idaas"): "helm-token-0123456789"}
     settings = load_settings(path, environ=environ)
     assert settings.server.port == 8080 and not settings.server.tls
     # The topics Job reads an identical copy.
@@ -518,12 +523,12 @@ def test_minimal_install_needs_only_a_kafka_address_and_one_token(
     manifests: dict[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     docs = manifests["minimal"]
-    assert secret_env(docs) == {"IDAAS_BRIDGE_WEBHOOK_IDAAS_TOKENS": "tok"}
+    assert secret_env(docs) == {"IDAAS_BRIDGE_WEBHOOK_IDAAS_TOKENS": "helm-token-0123456789"}
     path = tmp_path / "bridge.yaml"
     path.write_text(bridge_yaml(docs))
     settings = load_settings(path, environ=secret_env(docs))
     assert settings.kafka.bootstrap_servers == "kafka.kafka.svc:9092"
-    assert [(hook.name, hook.tokens) for hook in settings.webhooks] == [("idaas", ("tok",))]
+    assert [(hook.name, hook.tokens) for hook in settings.webhooks] == [("idaas", ("helm-token-0123456789",))]
     assert settings.kafka.client_properties == {}
 
 
@@ -543,8 +548,8 @@ def test_all_on_secret_env_reaches_the_bridge_settings(
     }
     settings = load_settings(path, environ=env)
     assert {hook.name: hook.tokens for hook in settings.webhooks} == {
-        "idaas": ("token-one",),
-        "idaas-eu.prod": ("old-token", "new-token"),
+        "idaas": ("token-one-0123456789",),
+        "idaas-eu.prod": ("old-token-0123456789", "new-token-0123456789"),
     }
     client = settings.kafka.client_properties
     assert client["sasl.password"] == "s3cret" and client["ssl.key.password"] == "key-pass"
@@ -1043,12 +1048,13 @@ def _pod_annotations(*args: str) -> dict[str, str]:
 
 def test_secret_checksum_reveals_no_value_and_follows_keys_and_the_rollout_token() -> None:
     base = _pod_annotations(*REQUIRED)["checksum/secret"]
-    other_token = _pod_annotations(*REQUIRED, "--set", "secrets.webhookTokens.idaas=another-token")
+    other_token = _pod_annotations(*REQUIRED, "--set", "secrets.webhookTokens.idaas=another-token-0123456789")
     assert other_token["checksum/secret"] == base, "the checksum must not depend on a secret value"
     rolled = _pod_annotations(*REQUIRED, "--set", "secrets.rolloutToken=rotation-2")
     assert rolled["checksum/secret"] != base
     second_webhook = _pod_annotations(
-        *REQUIRED, "--set=config.webhooks[0].name=idaas,config.webhooks[1].name=eu,secrets.webhookTokens.eu=t"
+        *REQUIRED,
+        "--set=config.webhooks[0].name=idaas,config.webhooks[1].name=eu,secrets.webhookTokens.eu=eu-token-0123456789",
     )
     assert second_webhook["checksum/secret"] != base  # a new key: the pods need the new variable
     existing = _pod_annotations(

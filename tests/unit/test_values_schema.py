@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bridge.config import ConfigError, env_name, load_settings
+from bridge.config import MIN_TOKEN_LENGTH, ConfigError, env_name, load_settings
 from tools import values_schema
 
 ROOT = values_schema.ROOT
@@ -56,6 +56,28 @@ def test_every_setting_of_the_bridge_config_file_is_in_the_config_schema() -> No
     jsonschema.validate(_without_fixed(document), values_schema.config_schema())
 
 
+def _setting_paths(schema: dict[str, Any], prefix: str = "") -> set[str]:
+    """Dotted paths of the settings a schema names (through arrays of objects too)."""
+    schema = schema.get("items", schema)
+    paths = set()
+    for key, child in schema.get("properties", {}).items():
+        path = f"{prefix}{key}"
+        paths.add(path)
+        if prefix.count(".") < 1:  # sections and their keys; topic entries are checked as a whole
+            paths |= _setting_paths(child, f"{path}.")
+    return paths
+
+
+def test_every_setting_of_the_config_schema_is_in_the_bridge_config_file() -> None:
+    """The other way round: nothing the loader derives or does not read slips into the schema."""
+    document = yaml.safe_load((ROOT / "config/bridge.yaml").read_text())
+    documented = _setting_paths(
+        {"properties": {key: {"properties": dict.fromkeys(value[0] if isinstance(value, list) else value)}
+                        for key, value in document.items()}}
+    )  # fmt: skip
+    assert _setting_paths(values_schema.config_schema()) <= documented
+
+
 @pytest.mark.parametrize("path", sorted(values_schema.FIXED_BY_CHART - {"webhooks.tokens"}))
 def test_settings_the_chart_fixes_are_refused(path: str) -> None:
     section, key = path.split(".")
@@ -75,7 +97,7 @@ def _accepts(path: str, value: float, tmp_path: Path) -> bool:
     config = tmp_path / "bridge.yaml"
     config.write_text(yaml.safe_dump(document))
     try:
-        load_settings(config, environ={env_name("w"): "t"})
+        load_settings(config, environ={env_name("w"): "t" * MIN_TOKEN_LENGTH})
     except ConfigError as error:
         assert path in str(error)
         return False
