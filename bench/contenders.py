@@ -26,7 +26,7 @@ from bridge.config import KafkaSettings
 from tests.e2e.harness import BRIDGE, BridgeProcess, free_port
 from tests.kafka_broker import create_topics
 
-TOKEN: Final = "bench-token"
+TOKEN: Final = "bench-token-0123456789"
 READY_TIMEOUT_SECONDS: Final = 60.0
 
 

@@ -16,7 +16,7 @@ from bridge.events.samples import sample_deliveries
 from bridge.formats import FORMATS
 
 URL = "https://bridge.example/webhooks/prod"
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789"
 
 
 def per_call_microseconds(action: Callable[[], object], repeat: int = 20_000) -> float:
@@ -33,7 +33,12 @@ def stage_costs() -> dict[str, float]:
     body = orjson.dumps(sample)
     headers = auth.sign(TOKEN, "POST", URL, body, int(time.time()))
     request = auth.SignedRequest(
-        "POST", URL, body, headers["content-digest"], headers["signature-input"], headers["signature"]
+        method="POST",
+        target_uri=URL,
+        body=body,
+        content_digest=headers["content-digest"],
+        signature_input=headers["signature-input"],
+        signature=headers["signature"],
     )
     envelope = parse_envelope(body)
     event = normalize(envelope, "prod", datetime.now(UTC))
