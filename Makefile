@@ -60,6 +60,8 @@ simulate: venv
 lint: venv
 	$(BIN)/ruff check bridge tests bench tools
 	$(BIN)/ruff format --check bridge tests bench tools
+	deploy/tools/install-go-tools.sh
+	$(CACHE)/tools/bin/actionlint
 
 typecheck: venv
 	$(BIN)/mypy --strict bridge/ tools/
@@ -76,7 +78,7 @@ chart-schema: venv
 # the chart's README.md from README.md.gotmpl and the values' comments (helm-docs).
 chart-docs:
 	deploy/tools/install-go-tools.sh
-	.cache/tools/bin/helm-docs --sort-values-order file --chart-search-root helm/idaas-siem-bridge
+	$(CACHE)/tools/bin/helm-docs --sort-values-order file --chart-search-root helm/idaas-siem-bridge
 
 generate: monitoring chart-schema chart-docs
 
