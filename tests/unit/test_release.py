@@ -61,3 +61,10 @@ def test_the_chart_is_pushed_as_an_oci_artifact_with_the_tested_helm() -> None:
     script = "\n".join(step.get("run", "") for step in _steps("chart"))
     assert "deploy/tools/install-helm.sh" in script
     assert '"$HELM" push dist/idaas-siem-bridge-*.tgz "oci://ghcr.io/' in script
+
+
+def test_the_license_file_is_the_one_pyproject_declares() -> None:
+    text = (ROOT / "LICENSE").read_text()
+    assert PROJECT["license"] == "Apache-2.0"
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text  # the whole text, not a notice
