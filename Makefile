@@ -9,13 +9,14 @@ CACHE := .cache
 DEV_TOKEN ?= dev-token-change-me
 DEV_URL := https://127.0.0.1:8443/webhooks/dev
 
-.PHONY: help venv kafka-up kafka-down topics dev-cert run simulate lint typecheck test test-fast tools bench clean
+.PHONY: help venv kafka-up kafka-down topics dev-cert run simulate lint typecheck test test-fast tools image bench clean
 
 help:
 	@echo "make run        set up and run the bridge on https://127.0.0.1:8443 against a local Kafka"
 	@echo "make test       lint, type-check and the whole test suite (real Kafka, Helm, promtool, Prometheus)"
 	@echo "make simulate   send one signed sample of each IDaaS event type to the running bridge"
 	@echo "make kafka-up / kafka-down   the local single-node KRaft broker"
+	@echo "make image     build the container image with podman (no Docker, no registry needed)"
 
 $(BIN)/idaas-bridge: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,8 +67,15 @@ tools:
 	deploy/tools/install-helm.sh
 	deploy/tools/install-promtool.sh
 
-test: venv lint typecheck tools
-	$(BIN)/python -m pytest -q
+# The container image from deploy/Dockerfile: podman, runc and mmdebstrap from Debian's packages, a base image
+# made from Debian's Python, wheels built here (see deploy/image/build.sh). Cached: seconds when nothing changed.
+image: venv
+	deploy/tools/install-podman.sh
+	deploy/image/build.sh
+
+# tests/e2e/test_image.py runs the image just built.
+test: venv lint typecheck tools image
+	BRIDGE_TEST_IMAGE=$$(cat $(CACHE)/image/image-id) $(BIN)/python -m pytest -q
 
 bench: venv kafka-up
 	$(BIN)/python -m bench.run
