@@ -171,6 +171,8 @@ server:
   keep_alive_timeout_seconds: {{ $config.server.keep_alive_timeout_seconds | toJson }}
   header_read_timeout_seconds: {{ $config.server.header_read_timeout_seconds | toJson }}
   body_read_timeout_seconds: {{ $config.server.body_read_timeout_seconds | toJson }}
+  unauthenticated_limit_concurrency: {{ $config.server.unauthenticated_limit_concurrency | toJson }}
+  unauthenticated_body_timeout_seconds: {{ $config.server.unauthenticated_body_timeout_seconds | toJson }}
   shutdown_grace_seconds: {{ $config.server.shutdown_grace_seconds | toJson }}
 signature:
   created_window_seconds: {{ $config.signature.created_window_seconds | toJson }}
