@@ -176,7 +176,7 @@ def test_podman_stop_drains_a_spooled_backlog_before_exit(
         bridge = run_container(broker.bootstrap, **{"spool.ack_mode": "spool_first"})
         broker.pause()
         try:
-            load = asyncio.run(run_load(bridge.base_url, "prod-token-1", total=2000, workers=16))
+            load = asyncio.run(run_load(bridge.base_url, bridge.tokens["prod"], total=2000, workers=16))
             assert load.count(202) == 2000, {a.status for a in load.answers}
             backlog = metric_value(bridge.metrics(), "idaas_bridge_spool_records")
             assert backlog > 0
