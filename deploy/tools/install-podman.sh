@@ -14,5 +14,5 @@ done
 echo "install-podman: installing ${missing[*]} with apt-get" >&2
 export DEBIAN_FRONTEND=noninteractive
 # A fresh machine has no package lists yet, or stale ones.
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+apt-get -o DPkg::Lock::Timeout=300 update -qq
+apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
