@@ -34,7 +34,7 @@ from tests.e2e.container import (
     podman_unavailable,
     spool_directory,
 )
-from tests.e2e.harness import ROOT, consume_all, free_port, metric_value, signed_post
+from tests.e2e.harness import ROOT, consume_all, metric_value, signed_post
 from tests.e2e.load import run_load
 from tests.kafka_broker import LocalKafka, create_topics
 
@@ -150,28 +150,14 @@ def test_the_image_healthcheck_passes(bridge: ContainerBridge, image: str) -> No
     assert podman("inspect", "--format", "{{.State.Health.Status}}", bridge.name).strip() == "healthy"
 
 
-def private_broker(name: str) -> LocalKafka:
-    """A fresh broker of the test's own on free ports (chosen again when another process took them first)."""
-    attempt = 1
-    while True:
-        broker = LocalKafka(name=name, port=free_port(), controller_port=free_port())
-        broker.wipe()
-        try:
-            broker.start()
-            return broker
-        except RuntimeError:
-            if broker.running() or attempt == 3:
-                raise
-            attempt += 1
-
-
 def test_podman_stop_drains_a_spooled_backlog_before_exit(
     run_container: Callable[..., ContainerBridge], volume: str
 ) -> None:
     """SIGTERM from `podman stop` reaches the bridge (PID 1), which drains what waits in the spool while
     Kafka answers and exits before the chart's grace period ends. The backlog is made by hanging a broker
     of this test's own (SIGSTOP) while the deliveries arrive in spool_first mode."""
-    broker = private_broker("image")
+    LocalKafka.private("image").wipe()
+    broker = LocalKafka.private("image").started()
     try:
         bridge = run_container(broker.bootstrap, **{"spool.ack_mode": "spool_first"})
         broker.pause()
