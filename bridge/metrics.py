@@ -2,14 +2,50 @@
 
 Names follow prometheus/client_python conventions: the `idaas_bridge_` prefix, base units (seconds, bytes),
 `_total` on counters. Labels are bounded: webhook (≤ 20 per tenant), event_type (the catalog plus
-"unknown"), topic, status, reason, code. Never a per-user or per-delivery label.
+"unknown"), topic, status, reason, code, resource (a fixed set). Never a per-user or per-delivery label, and
+never text taken from a payload.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final, Self
 
-from prometheus_client import Counter, Gauge, Histogram
+import prometheus_client
+
+
+class _RememberedChildren:
+    """`labels()` as one dict look-up once a label combination has been seen.
+
+    prometheus-client checks, sorts and stringifies the label names on every `labels()` call, a few µs
+    each, and a delivery makes about eight; the values are bounded (see above), so remembering the children
+    costs no more memory than the children themselves. Nothing in the bridge removes a child, so a
+    remembered one never goes stale.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._remembered: dict[tuple[Any, ...], Self] = {}
+
+    def labels(self, *values: Any, **named: Any) -> Self:
+        key = (values, tuple(named.items()))
+        child = self._remembered.get(key)
+        if child is None:
+            created: Self = super().labels(*values, **named)  # type: ignore[misc]
+            child = self._remembered[key] = created
+        return child
+
+
+class Counter(_RememberedChildren, prometheus_client.Counter):
+    pass
+
+
+class Gauge(_RememberedChildren, prometheus_client.Gauge):
+    pass
+
+
+class Histogram(_RememberedChildren, prometheus_client.Histogram):
+    pass
+
 
 #: Buckets around IDaaS's 3 s deadline: fine below 100 ms where the bridge should live, then up to 3 s.
 LATENCY_BUCKETS: Final = (
@@ -55,8 +91,25 @@ REQUEST_DURATION = Histogram(
 )
 AUTHENTICATIONS = Counter(
     "idaas_bridge_authentications_total",
-    "IDaaS sign-in events seen, by outcome and IDaaS resource (application) name.",
+    "IDaaS sign-in events seen, by outcome and IDaaS resource: Administration Portal, User Portal, other "
+    "(any other resourceName) or none (no resourceName).",
     ["outcome", "resource"],
+)
+#: The `resource` values IDaaS documents; any other resourceName is "other", so payload text never becomes
+#: a label value (each would be a new series kept for the life of the process).
+KNOWN_RESOURCES: Final = frozenset({"Administration Portal", "User Portal"})
+
+
+def resource_label(resource_name: str | None) -> str:
+    if not resource_name:
+        return "none"
+    return resource_name if resource_name in KNOWN_RESOURCES else "other"
+
+
+CLIENT_DISCONNECTS = Counter(
+    "idaas_bridge_client_disconnects_total",
+    "Webhook requests whose client hung up before the whole body arrived (nothing stored, no answer sent).",
+    ["webhook"],
 )
 DEADLETTERS = Counter(
     "idaas_bridge_deadletters_total",
@@ -71,7 +124,8 @@ DEDUP_ENTRIES = Gauge(
 # --- auto-disable guard -----------------------------------------------------------------------------
 FAILURE_STREAK = Gauge(
     "idaas_bridge_failure_streak",
-    "Consecutive non-2xx answers per webhook, as IDaaS counts them; IDaaS disables the webhook at 100.",
+    "Consecutive failed answers per webhook to requests carrying an IDaaS-shaped signature, as IDaaS counts "
+    "them (non-2xx or slower than 3 s); IDaaS disables the webhook at 100. Unsigned junk does not count.",
     ["webhook"],
 )
 LAST_SUCCESS = Gauge(

@@ -19,7 +19,6 @@ after which IDaaS disables a webhook (bridge.guard).
 
 from __future__ import annotations
 
-import argparse
 import json
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -29,10 +28,11 @@ from typing import Any, Final
 
 import yaml
 
+import tools
 from bridge.config import IDAAS_DEADLINE_SECONDS
 from bridge.guard import DISABLE_AFTER
 
-ROOT: Final = Path(__file__).resolve().parents[1]
+ROOT: Final = tools.ROOT
 ALERTS: Final = Path("deploy/prometheus/alerts.yaml")
 DASHBOARD: Final = Path("deploy/grafana/idaas-siem-bridge.json")
 CHART_ALERTS: Final = Path("helm/idaas-siem-bridge/files/alerts.yaml")
@@ -794,8 +794,9 @@ def _panels() -> list[dict[str, Any]]:
         row("Security"),
         timeseries(
             "Sign-in failure ratio by resource",
-            "Share of IDaaS sign-in events that failed, per IDaaS resource (application). A jump can mean "
-            "password spraying or a broken integration.",
+            "Share of IDaaS sign-in events that failed, per IDaaS resource: Administration Portal, User "
+            "Portal, other (any other resourceName) or none. A jump can mean password spraying or a broken "
+            "integration; the SIEM has the exact resource.",
             [
                 (
                     "("
@@ -820,9 +821,11 @@ def _panels() -> list[dict[str, Any]]:
             stacked=True,
         ),
         timeseries(
-            "Webhook auth failures by reason",
-            "Requests rejected with 401 by reason (bad token, bad signature, stale created, ...). Steady "
-            "failures from IDaaS mean a token mismatch; bursts from elsewhere mean probing.",
+            "Webhook auth failures by reason, and client hang-ups",
+            "Requests rejected with 401 by reason (bad token, bad signature, stale created, ...), and "
+            "requests whose client hung up before its body arrived. Steady failures from IDaaS mean a token "
+            "mismatch (the failure streak rises with them); bursts of unsigned junk from elsewhere mean "
+            "probing and do not move the streak.",
             [
                 (
                     zero_when_idle(
@@ -832,7 +835,12 @@ def _panels() -> list[dict[str, Any]]:
                         streak,
                     ),
                     "{{webhook}} {{reason}}",
-                )
+                ),
+                (
+                    f"sum by {by('webhook')} "
+                    f"(rate({q('idaas_bridge_client_disconnects_total', WEBHOOKS)}{RATE}))",
+                    "{{webhook}} client hung up mid-body",
+                ),
             ],
             steps=[("red", AUTH_FAILURES_PER_SECOND)],
             line=True,
@@ -984,9 +992,7 @@ def generated_files(runbook_url: str | None = None) -> dict[Path, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tools.parser(__doc__)
     parser.add_argument(
         "--root", type=Path, default=ROOT, help="write under this directory (default: the repo)"
     )
@@ -995,11 +1001,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="where docs/runbooks.md is published (default: the repository in pyproject.toml)",
     )
     args = parser.parse_args(argv)
-    for path, text in generated_files(args.runbook_url).items():
-        target = args.root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-        print(f"wrote {target}")
+    tools.write_files(generated_files(args.runbook_url), args.root)
 
 
 if __name__ == "__main__":

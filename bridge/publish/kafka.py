@@ -95,9 +95,16 @@ class Delivered:
     offset: int
 
 
+def client_config(settings: KafkaSettings) -> dict[str, Any]:
+    """What every Kafka client of the bridge connects (and authenticates) with. Configuration refuses
+    client properties that the bridge owns (BRIDGE_OWNED_CLIENT_PROPERTIES); the bridge's values are set
+    last anyway, so no path around that check can point a client elsewhere."""
+    return {**settings.client_properties, "bootstrap.servers": settings.bootstrap_servers}
+
+
 def admin_client(settings: KafkaSettings) -> AdminClient:
     """An admin client that connects (and authenticates) the way the producers do."""
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers, **settings.client_properties})
+    return AdminClient(client_config(settings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +136,10 @@ def topic_limits(
 
 def producer_config(settings: KafkaSettings, message_timeout: float) -> dict[str, Any]:
     """`message_timeout` bounds how long librdkafka keeps retrying one message before reporting failure."""
-    config: dict[str, Any] = {**DEFAULT_PRODUCER_CONFIG, **settings.client_properties}
+    config: dict[str, Any] = {**DEFAULT_PRODUCER_CONFIG, **client_config(settings)}
     config.update(REQUIRED_PRODUCER_CONFIG)
     config["message.timeout.ms"] = int(message_timeout * 1000)
     config["message.max.bytes"] = topic_limit_bytes(settings)
-    config["bootstrap.servers"] = settings.bootstrap_servers
     config["statistics.interval.ms"] = int(settings.statistics_interval_seconds * 1000)
     return config
 
@@ -244,13 +250,25 @@ class KafkaPublisher:
     async def publish(
         self, topic: str, key: bytes, value: bytes, headers: Headers, timestamp_ms: int, deadline: float
     ) -> Delivered:
-        """Produce and wait up to `deadline` seconds for the acknowledgement."""
+        """Produce and wait up to `deadline` seconds for the acknowledgement.
+
+        The deadline is a timer that fails the future, rather than asyncio.wait_for around a shield, which
+        adds two futures and their callbacks to every delivery. A report arriving after the deadline is
+        still counted by `_settle`."""
         future = self.produce(topic, key, value, headers, timestamp_ms)
+        timer = future.get_loop().call_later(deadline, self._expire, future, topic, deadline)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), deadline)
-        except TimeoutError:
+            return await future
+        finally:
+            timer.cancel()
+
+    @staticmethod
+    def _expire(future: asyncio.Future[Delivered], topic: str, deadline: float) -> None:
+        if not future.done():
             metrics.KAFKA_MESSAGES.labels(topic=topic, result="timeout").inc()
-            raise PublishError("ack_timeout", f"no acknowledgement from Kafka within {deadline} s") from None
+            future.set_exception(
+                PublishError("ack_timeout", f"no acknowledgement from Kafka within {deadline} s")
+            )
 
     def list_topics_blocking(self, timeout: float = METADATA_TIMEOUT_SECONDS) -> set[str]:
         """Topic names from broker metadata; raises KafkaException when no broker answers. Blocking."""
