@@ -1,19 +1,20 @@
 """helm/idaas-siem-bridge: lint, render, validate every manifest offline, and check what the bridge gets.
 
-Three installs are rendered: the minimal one (a Kafka address and one token), every option on
-(tests/helm/values-all-on.yaml), and one with pre-existing Secrets. Core objects are validated with
-kubernetes-validate's bundled schemas (strict); the Prometheus Operator CRDs, which it has no schema for, are
-checked against the small schemas below. The rendered bridge.yaml is loaded by the bridge's own config loader
-with the environment the rendered Secret provides.
+Four installs are rendered: the minimal one (a Kafka address and one token), every option on
+(tests/helm/values-all-on.yaml), one with pre-existing Secrets, and one published through a Gateway API
+HTTPRoute. Core objects are validated with kubernetes-validate's bundled schemas (strict); the Prometheus
+Operator and Gateway API CRDs, which it has no schema for, are checked against the small schemas below.
+The rendered bridge.yaml is loaded by the bridge's own config loader with the environment the rendered
+Secret provides.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -25,6 +26,7 @@ import yaml
 
 from bridge.config import describe, env_name, load_settings
 from tests.tools import tool
+from tools import monitoring
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 CHART: Final = ROOT / "helm/idaas-siem-bridge"
@@ -33,7 +35,7 @@ REQUIRED: Final = [
     "--set",
     "config.kafka.bootstrap_servers=kafka.kafka.svc:9092",
     "--set",
-    "secrets.webhookTokens.idaas=tok",
+    "secrets.webhookTokens.idaas=helm-token-0123456789",
 ]
 SCENARIOS: Final = {
     "minimal": REQUIRED,
@@ -46,15 +48,26 @@ SCENARIOS: Final = {
             "kafkaTls.enabled=true",
             "kafkaTls.existingSecret=kafka-ca",
             "kafkaTls.clientAuth=true",
+            "config.kafka.client_properties.security\\.protocol=SSL",
             "topics.create=true",
             "serviceAccount.create=false",
             "serviceAccount.name=bridge",
         )
     ],
+    "httproute": [
+        *REQUIRED,
+        "--set=httpRoute.enabled=true",
+        "--set=httpRoute.parentRefs[0].name=public",
+        "--set=httpRoute.parentRefs[0].namespace=gateway-system",
+        "--set=httpRoute.parentRefs[0].sectionName=https",
+        "--set=httpRoute.hostnames[0]=idaas-bridge.example.com",
+    ],
 }
 #: The oldest Kubernetes the chart supports (Chart.yaml kubeVersion), checked against its schemas too.
 MIN_KUBERNETES: Final = "1.27.0"
-CRD_KINDS: Final = frozenset({"ServiceMonitor", "PrometheusRule"})
+#: helm-docs as `make chart-docs` runs it.
+HELM_DOCS_ARGS: Final = ["--sort-values-order", "file"]
+CRD_KINDS: Final = frozenset({"ServiceMonitor", "PrometheusRule", "HTTPRoute"})
 IMAGE_CMD: Final = ["serve", "--config", "/etc/idaas-bridge/bridge.yaml"]
 DURATION: Final = {"type": "string", "pattern": r"^([0-9]+(ms|s|m|h|d|w|y))+$"}
 LABELS: Final = {"type": "object", "additionalProperties": {"type": "string"}}
@@ -158,9 +171,78 @@ PROMETHEUS_RULE_SCHEMA: Final = {
                                         },
                                         "annotations": {
                                             **LABELS,
-                                            "required": ["summary", "description", "runbook"],
+                                            "required": ["summary", "description", "runbook_url"],
                                         },
                                     },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+HTTP_ROUTE_SCHEMA: Final = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "gateway.networking.k8s.io/v1"},
+        "metadata": METADATA,
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["parentRefs", "rules"],
+            "properties": {
+                "parentRefs": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name"],
+                        "properties": {
+                            key: {"type": "string"}
+                            for key in ("name", "namespace", "sectionName", "group", "kind")
+                        },
+                    },
+                },
+                "hostnames": {"type": "array", "items": {"type": "string"}},
+                "rules": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "matches": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "path": {
+                                            "type": "object",
+                                            "additionalProperties": False,
+                                            "properties": {
+                                                "type": {
+                                                    "enum": ["Exact", "PathPrefix", "RegularExpression"]
+                                                },
+                                                "value": {"type": "string", "pattern": "^/"},
+                                            },
+                                        },
+                                        "method": {"enum": ["GET", "POST", "PUT", "DELETE", "PATCH"]},
+                                    },
+                                },
+                            },
+                            "backendRefs": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["name", "port"],
+                                    "properties": {"name": {"type": "string"}, "port": {"type": "integer"}},
                                 },
                             },
                         },
@@ -254,7 +336,11 @@ def test_every_manifest_is_valid_kubernetes(
 def test_prometheus_operator_objects_are_well_formed(
     manifests: dict[str, list[dict[str, Any]]], scenario: str
 ) -> None:
-    schemas = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "PrometheusRule": PROMETHEUS_RULE_SCHEMA}
+    schemas = {
+        "ServiceMonitor": SERVICE_MONITOR_SCHEMA,
+        "PrometheusRule": PROMETHEUS_RULE_SCHEMA,
+        "HTTPRoute": HTTP_ROUTE_SCHEMA,
+    }
     for doc in manifests[scenario]:
         if doc["kind"] in schemas:
             jsonschema.validate(doc, schemas[doc["kind"]])
@@ -267,6 +353,7 @@ def test_minimal_install_renders_the_core_objects(manifests: dict[str, list[dict
             "ConfigMap",
             "Deployment",
             "NetworkPolicy",
+            "Pod",  # the `helm test` pod
             "PodDisruptionBudget",
             "Secret",
             "Service",
@@ -283,6 +370,7 @@ def test_all_on_renders_every_template(manifests: dict[str, list[dict[str, Any]]
         "Ingress",
         "Job",
         "NetworkPolicy",
+        "Pod",
         "PodDisruptionBudget",
         "PrometheusRule",
         "Secret",
@@ -296,7 +384,10 @@ def test_all_on_renders_every_template(manifests: dict[str, list[dict[str, Any]]
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "secrets.webhookTokens.idaas=tok"], "config.kafka.bootstrap_servers is required"),
+        (
+            ["--set", "secrets.webhookTokens.idaas=helm-token-0123456789"],
+            "config.kafka.bootstrap_servers is required",
+        ),
         (["--set", "config.kafka.bootstrap_servers=k:9092"], 'webhook "idaas" has no token'),
         ([*REQUIRED, "--set", "secrets.existingSecret=env"], "secrets.existingSecret is set"),
         (
@@ -304,15 +395,75 @@ def test_all_on_renders_every_template(manifests: dict[str, list[dict[str, Any]]
             "terminationGracePeriodSeconds (25) must exceed",
         ),
         ([*REQUIRED, "--set", "spool.sizeLimit=1Gi"], "the spool volume (1Gi) is smaller"),
-        ([*REQUIRED, "--set", "spool.sizeLimit=2Gb"], 'cannot read "2Gb" as a size'),
-        ([*REQUIRED, "--set", "kafkaTls.enabled=true"], "give kafkaTls.caCert"),
-        ([*REQUIRED, "--set", "kafkaTls.clientCert=x"], "clientCert and kafkaTls.clientKey go together"),
     ],
 )
 def test_bad_values_fail_with_the_value_to_fix(args: list[str], message: str) -> None:
     result = run_helm("template", "idaas", str(CHART), *args)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+SSL: Final = "config.kafka.client_properties.security\\.protocol=SSL"
+SASL_SSL: Final = "config.kafka.client_properties.security\\.protocol=SASL_SSL"
+SCRAM: Final = "config.kafka.client_properties.sasl\\.mechanisms=SCRAM-SHA-512"
+SASL_USER: Final = "config.kafka.client_properties.sasl\\.username=bridge"
+TLS_ON: Final = ["kafkaTls.enabled=true", SSL, "kafkaTls.caCert=pem"]
+CLIENT: Final = "config.kafka.client_properties."
+
+
+@pytest.mark.parametrize(
+    ("settings", "complaint"),
+    [
+        (["confg.kafka.bootstrap_servers=k:9092"], "additional properties 'confg' not allowed"),
+        (["config.kafka.bootstrap_server=k:9092"], "additional properties 'bootstrap_server' not allowed"),
+        (["config.server.port=8443"], "additional properties 'port' not allowed"),  # fixed by the chart
+        (["config.spool.ack_mode=kafka-first"], "/config/spool/ack_mode"),
+        (["config.kafka.ack_deadline_seconds=3"], "/config/kafka/ack_deadline_seconds"),
+        (["config.webhooks[0].name=bad/name"], "/config/webhooks/0/name"),
+        (["replicaCount=two"], "/replicaCount"),
+        (["spool.sizeLimit=2Gb"], "/spool/sizeLimit"),
+        (["kafkaTls.enabled=true", "kafkaTls.caCert=pem"], "missing property 'security.protocol'"),
+        (["kafkaTls.enabled=true", "kafkaTls.caCert=pem", SASL_SSL.replace("SASL_SSL", "SASL_PLAINTEXT")],
+         "/config/kafka/client_properties/security.protocol"),
+        (["kafkaTls.enabled=true", SSL], "/kafkaTls/caCert"),
+        (["kafkaTls.caCert=pem", SSL], "/kafkaTls/caCert"),  # set, but kafkaTls is off
+        ([*TLS_ON, "kafkaTls.clientCert=pem"], "/kafkaTls/clientKey"),
+        ([*TLS_ON, "kafkaTls.existingSecret=s"], "/kafkaTls/caCert"),
+        ([*TLS_ON, CLIENT + "ssl\\.ca\\.location=/x"], "/config/kafka/client_properties"),
+        ([SASL_SSL], "missing property 'sasl.mechanisms'"),
+        ([SASL_SSL, SCRAM], "missing property 'sasl.username'"),
+        ([SASL_SSL, SCRAM, SASL_USER], "/secrets/kafkaSaslPassword"),
+        (["secrets.kafkaSaslPassword=pw"], "missing property 'security.protocol'"),
+        ([CLIENT + "sasl\\.password=pw"], "/config/kafka/client_properties"),
+        ([CLIENT + "acks=1"], "/config/kafka/client_properties"),  # the bridge owns it (acks=all)
+        ([CLIENT + "security\\.protocol=TLS"], "/config/kafka/client_properties/security.protocol"),
+        (["ingress.enabled=true", "httpRoute.enabled=true", "httpRoute.parentRefs[0].name=g"],
+         "/httpRoute/enabled"),
+        (["httpRoute.enabled=true"], "/httpRoute/parentRefs"),
+        (["service.loadBalancerSourceRanges[0]=203.0.113.0/24"], "/service/type"),
+    ],
+)  # fmt: skip
+def test_helm_lint_fails_on_an_unknown_or_inconsistent_value(settings: list[str], complaint: str) -> None:
+    """values.schema.json: `helm lint` (which ignores the templates' fail()) and install both refuse."""
+    args = [*REQUIRED, *(f"--set={setting}" for setting in settings)]
+    lint = run_helm("lint", "--strict", str(CHART), *args)
+    assert lint.returncode != 0, lint.stdout
+    assert complaint in lint.stdout + lint.stderr
+    assert run_helm("template", "idaas", str(CHART), *args).returncode != 0
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        [SASL_SSL, SCRAM, SASL_USER, "secrets.kafkaSaslPassword=pw"],
+        [SASL_SSL, CLIENT + "sasl\\.mechanisms=OAUTHBEARER"],
+        ["kafkaTls.enabled=true", "kafkaTls.caCert=pem", CLIENT + "security\\.protocol=ssl"],
+        ["service.type=LoadBalancer", "service.loadBalancerSourceRanges[0]=203.0.113.0/24"],
+    ],
+)  # fmt: skip
+def test_consistent_kafka_security_and_exposure_settings_pass_lint(settings: list[str]) -> None:
+    lint = run_helm("lint", "--strict", str(CHART), *REQUIRED, *(f"--set={setting}" for setting in settings))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 # --- what the bridge gets -------------------------------------------------------------------------------
@@ -328,7 +479,9 @@ def test_rendered_bridge_yaml_sets_every_setting_the_bridge_has(
     path.write_text(text)
     config = yaml.safe_load(text)
     effective = describe(
-        load_settings(path, environ={env_name(hook["name"]): "t" for hook in config["webhooks"]})
+        load_settings(
+            path, environ={env_name(hook["name"]): "helm-token-0123456789" for hook in config["webhooks"]}
+        )
     )
     assert set(config) == set(effective)
     for section in set(effective) - {"webhooks", "kafka"}:
@@ -358,7 +511,7 @@ def test_the_bridge_accepts_the_rendered_config_with_the_rendered_secret(
     path.write_text(bridge_yaml(docs))
     environ = secret_env(docs)
     if scenario == "existing-secrets":  # what the user's own Secret would hold
-        environ = {env_name("idaas"): "tok"}
+        environ = {env_name("idaas"): "helm-token-0123456789"}
     settings = load_settings(path, environ=environ)
     assert settings.server.port == 8080 and not settings.server.tls
     # The topics Job reads an identical copy.
@@ -371,12 +524,12 @@ def test_minimal_install_needs_only_a_kafka_address_and_one_token(
     manifests: dict[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     docs = manifests["minimal"]
-    assert secret_env(docs) == {"IDAAS_BRIDGE_WEBHOOK_IDAAS_TOKENS": "tok"}
+    assert secret_env(docs) == {"IDAAS_BRIDGE_WEBHOOK_IDAAS_TOKENS": "helm-token-0123456789"}
     path = tmp_path / "bridge.yaml"
     path.write_text(bridge_yaml(docs))
     settings = load_settings(path, environ=secret_env(docs))
     assert settings.kafka.bootstrap_servers == "kafka.kafka.svc:9092"
-    assert [(hook.name, hook.tokens) for hook in settings.webhooks] == [("idaas", ("tok",))]
+    assert [(hook.name, hook.tokens) for hook in settings.webhooks] == [("idaas", ("helm-token-0123456789",))]
     assert settings.kafka.client_properties == {}
 
 
@@ -396,8 +549,8 @@ def test_all_on_secret_env_reaches_the_bridge_settings(
     }
     settings = load_settings(path, environ=env)
     assert {hook.name: hook.tokens for hook in settings.webhooks} == {
-        "idaas": ("token-one",),
-        "idaas-eu.prod": ("old-token", "new-token"),
+        "idaas": ("token-one-0123456789",),
+        "idaas-eu.prod": ("old-token-0123456789", "new-token-0123456789"),
     }
     client = settings.kafka.client_properties
     assert client["sasl.password"] == "s3cret" and client["ssl.key.password"] == "key-pass"
@@ -418,6 +571,15 @@ def test_all_on_secret_env_reaches_the_bridge_settings(
 # --- the pods -------------------------------------------------------------------------------------------
 
 
+#: The containers the chart defines (sidecars and init containers are the user's).
+CHART_CONTAINERS: Final = frozenset({"bridge", "topics"})
+
+
+def bridge_container(spec: dict[str, Any]) -> dict[str, Any]:
+    (container,) = [container for container in spec["containers"] if container["name"] == "bridge"]
+    return container
+
+
 def _pod_specs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     specs = [workload(docs)["spec"]["template"]["spec"]]
     specs += [job["spec"]["template"]["spec"] for job in find(docs, "Job", "topics")]
@@ -434,6 +596,8 @@ def test_pods_run_non_root_read_only_without_capabilities(
         assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
         assert spec["automountServiceAccountToken"] is False
         for container in spec["containers"]:
+            if container["name"] not in CHART_CONTAINERS:
+                continue
             context = container["securityContext"]
             assert context["readOnlyRootFilesystem"] is True
             assert context["allowPrivilegeEscalation"] is False
@@ -448,7 +612,7 @@ def test_bridge_container_probes_drain_and_command(
 ) -> None:
     docs = manifests[scenario]
     spec = workload(docs)["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
+    container = bridge_container(spec)
     assert container["args"] == IMAGE_CMD and "command" not in container  # the image's ENTRYPOINT runs
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
@@ -461,9 +625,9 @@ def test_bridge_container_probes_drain_and_command(
     assert spec["terminationGracePeriodSeconds"] > int(sleep[1]) + grace
     assert {"mountPath": "/var/lib/idaas-bridge/spool", "name": "spool"} in container["volumeMounts"]
     secret_refs = [source["secretRef"]["name"] for source in container["envFrom"]]
-    assert secret_refs == [
+    assert secret_refs[0] == (
         "bridge-env" if scenario == "existing-secrets" else workload(docs)["metadata"]["name"]
-    ]
+    )
 
 
 def test_spool_is_a_size_limited_empty_dir_by_default(manifests: dict[str, list[dict[str, Any]]]) -> None:
@@ -540,7 +704,9 @@ def test_network_policy_opens_8080_and_restricts_egress_to_dns_and_kafka(
     assert minimal["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
     restricted = one(manifests["all-on"], "NetworkPolicy")["spec"]
     assert restricted["policyTypes"] == ["Ingress", "Egress"]
-    assert len(restricted["ingress"][0]["from"]) == 2
+    *peers, test_pod = restricted["ingress"][0]["from"]
+    assert len(peers) == 2
+    assert test_pod["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "test"
     dns, kafka, extra = restricted["egress"]
     assert {port["port"] for port in dns["ports"]} == {53}
     assert kafka == {
@@ -550,7 +716,7 @@ def test_network_policy_opens_8080_and_restricts_egress_to_dns_and_kafka(
     assert extra["to"] == [{"ipBlock": {"cidr": "169.254.169.254/32"}}]
 
 
-def test_service_monitor_scrapes_metrics_as_job_idaas_siem_bridge(
+def test_service_monitor_scrapes_metrics_with_the_release_full_name_as_job(
     manifests: dict[str, list[dict[str, Any]]],
 ) -> None:
     docs = manifests["all-on"]
@@ -562,39 +728,113 @@ def test_service_monitor_scrapes_metrics_as_job_idaas_siem_bridge(
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
     assert endpoint["path"] == "/metrics" and endpoint["interval"] == "15s"
-    assert {"action": "replace", "targetLabel": "job", "replacement": "idaas-siem-bridge"} in endpoint[
+    assert {"action": "replace", "targetLabel": "job", "replacement": "idaas-bridge"} in endpoint[
         "relabelings"
     ]
+    assert service["metadata"]["name"] == "idaas-bridge"  # fullnameOverride: the job is the full name
 
 
-def test_chart_copies_of_the_alerts_and_dashboard_are_identical_to_deploy() -> None:
-    assert (CHART / "files/alerts.yaml").read_bytes() == (ROOT / "deploy/prometheus/alerts.yaml").read_bytes()
-    assert (CHART / "files/idaas-siem-bridge.json").read_bytes() == (
-        ROOT / "deploy/grafana/idaas-siem-bridge.json"
-    ).read_bytes()
-
-
-def _rule_groups(*args: str) -> list[dict[str, Any]]:
-    rule = one(
-        render(*REQUIRED, "--set", "prometheusRule.enabled=true", *args), "PrometheusRule", "monitoring"
+@pytest.mark.parametrize(
+    ("release", "namespace", "job"),
+    [
+        ("idaas", "idaas", "idaas-idaas-siem-bridge"),
+        ("prod-idaas-siem-bridge", "prod", "prod-idaas-siem-bridge"),
+    ],
+)
+def test_prometheus_rule_is_scoped_to_the_release_with_the_configured_no_delivery_hours(
+    release: str, namespace: str, job: str, tmp_path: Path
+) -> None:
+    """The rendered rules equal the generator's for this release's namespace and job, and are valid."""
+    result = run_helm(
+        "template", release, str(CHART), "--namespace", namespace, *REQUIRED,
+        "--set", "prometheusRule.enabled=true", "--set", "prometheusRule.noDeliveriesHours=12",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    groups = one(docs, "PrometheusRule", "monitoring")["spec"]["groups"]
+    expected = monitoring.alert_rules(
+        monitoring.Target((("namespace", namespace), ("job", job)), "12", monitoring.project_runbook_url())
     )
-    groups: list[dict[str, Any]] = rule["spec"]["groups"]
-    return groups
+    assert [rule for group in groups for rule in group["rules"]] == expected
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": groups}))
+    check = subprocess.run(
+        [tool("promtool", "deploy/tools/install-promtool.sh"), "check", "rules", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f'namespace="{namespace}", job="{job}"' in expected[0]["expr"]
 
 
-def test_prometheus_rule_is_alerts_yaml_with_the_configured_no_delivery_hours() -> None:
-    alerts = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yaml").read_text())["groups"]
-    assert _rule_groups() == alerts
-    changed = {
-        rule["alert"]: rule["expr"]
-        for group, original in zip(
-            _rule_groups("--set", "prometheusRule.noDeliveriesHours=12"), alerts, strict=True
+def test_two_releases_of_the_same_name_in_two_namespaces_alert_apart(tmp_path: Path) -> None:
+    """promtool evaluates the PrometheusRules of `idaas-siem-bridge` in staging and in prod together: each
+    fires for its own release only (a streak is not summed across them, a missing prod is not hidden by a
+    present staging)."""
+    rule_files = []
+    for namespace in ("staging", "prod"):
+        result = run_helm(
+            "template", "idaas-siem-bridge", str(CHART), "--namespace", namespace, *REQUIRED,
+            "--set", "prometheusRule.enabled=true",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+        path = tmp_path / f"rules-{namespace}.yaml"
+        path.write_text(
+            yaml.safe_dump({"groups": one(docs, "PrometheusRule", "monitoring")["spec"]["groups"]})
         )
-        for rule, before in zip(group["rules"], original["rules"], strict=True)
-        if rule != before
+        rule_files.append(path.name)
+
+    def series(metric: str, namespace: str, pod: str, values: str, **labels: str) -> dict[str, str]:
+        selector = {"namespace": namespace, "job": "idaas-siem-bridge", "pod": pod, "instance": f"{pod}:8080"}
+        text = ",".join(f'{key}="{value}"' for key, value in (selector | labels).items())
+        return {"series": f"{metric}{{{text}}}", "values": values}
+
+    def firing(alert: str, namespace: str, severity: str, **labels: str) -> dict[str, Any]:
+        sample = {
+            "alertname": alert,
+            "alertstate": "firing",
+            "job": "idaas-siem-bridge",
+            "namespace": namespace,
+        }
+        text = ",".join(
+            f'{key}="{value}"' for key, value in sorted((sample | labels | {"severity": severity}).items())
+        )
+        return {"labels": f"ALERTS{{{text}}}", "value": 1}
+
+    tests = {
+        "rule_files": rule_files,
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    series("up", "staging", "bridge-a", "1x10"),
+                    series("idaas_bridge_failure_streak", "staging", "bridge-a", "15x10", webhook="idaas"),
+                    series("idaas_bridge_failure_streak", "staging", "bridge-b", "15x10", webhook="idaas"),
+                    series("idaas_bridge_failure_streak", "prod", "bridge-a", "25x10", webhook="idaas"),
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": 'ALERTS{alertstate="firing"}',
+                        "eval_time": "7m",
+                        "exp_samples": [
+                            firing("IdaasBridgeAbsent", "prod", "critical"),
+                            firing("IdaasBridgeWebhookAutoDisableRisk", "prod", "warning", webhook="idaas"),
+                            firing(
+                                "IdaasBridgeWebhookAutoDisableRisk", "staging", "warning", webhook="idaas"
+                            ),
+                        ],
+                    }
+                ],
+            }
+        ],
     }
-    assert list(changed) == ["IdaasBridgeNoRecentDeliveries"]
-    assert re.search(r"\) > 12 \* 3600$", changed["IdaasBridgeNoRecentDeliveries"])
+    (tmp_path / "two-releases.test.yaml").write_text(yaml.safe_dump(tests))
+    result = subprocess.run(
+        [tool("promtool", "deploy/tools/install-promtool.sh"), "test", "rules", "two-releases.test.yaml"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_grafana_dashboard_config_map_for_the_sidecar(manifests: dict[str, list[dict[str, Any]]]) -> None:
@@ -644,15 +884,33 @@ def test_topics_job_runs_before_install_with_its_own_copies(
 # --- values.yaml -----------------------------------------------------------------------------------------
 
 
+def helm_docs(chart: Path) -> None:
+    command = [tool("helm-docs", "deploy/tools/install-go-tools.sh"), *HELM_DOCS_ARGS]
+    result = subprocess.run(
+        [*command, "--chart-search-root", str(chart)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_chart_readme_is_what_helm_docs_writes(tmp_path: Path) -> None:
+    copy = tmp_path / "chart"
+    shutil.copytree(CHART, copy)
+    helm_docs(copy)
+    assert (copy / "README.md").read_text() == (CHART / "README.md").read_text(), "run `make chart-docs`"
+
+
 def test_values_yaml_documents_every_setting() -> None:
-    """Each key at the top two levels has a comment on the line(s) right above it."""
-    lines = (CHART / "values.yaml").read_text().splitlines()
-    undocumented = [
-        line
-        for number, line in enumerate(lines)
-        if re.match(r"^( {2})?[A-Za-z]\w*:", line) and not lines[number - 1].lstrip().startswith("#")
+    """Every row of the README's values table (helm-docs: a `# --` comment on the value or a parent of
+    it) has a description, and every top-level value appears."""
+    rows = [
+        line.split(" | ")
+        for line in (CHART / "README.md").read_text().splitlines()
+        if line.startswith("| ") and not line.startswith(("| Key", "|--"))
     ]
+    undocumented = [row[0] for row in rows if not row[3].strip(" |")]
     assert not undocumented
+    documented = {row[0].lstrip("| ").split(".")[0] for row in rows}
+    assert documented == set(yaml.safe_load((CHART / "values.yaml").read_text()))
 
 
 @pytest.mark.parametrize(
@@ -682,3 +940,135 @@ def test_install_notes_list_the_callback_urls_to_register(
     assert listed == urls
     kind = workload(render(*SCENARIOS[scenario]))["kind"].lower()
     assert f"exec {kind}/" in notes
+
+
+# --- extension points, exposure alternatives, helm test ---------------------------------------------------
+
+
+def test_extension_points_reach_the_pods(manifests: dict[str, list[dict[str, Any]]]) -> None:
+    values = yaml.safe_load(ALL_ON.read_text())
+    spec = workload(manifests["all-on"])["spec"]["template"]["spec"]
+    bridge = bridge_container(spec)
+    assert bridge["envFrom"][1:] == values["extraEnvFrom"]
+    assert bridge["env"] == values["extraEnv"]
+    assert [mount for mount in bridge["volumeMounts"] if mount["name"] == "secrets-store"] == values[
+        "extraVolumeMounts"
+    ]
+    assert [volume for volume in spec["volumes"] if volume["name"] == "secrets-store"] == values[
+        "extraVolumes"
+    ]
+    assert spec["containers"][1:] == values["sidecars"]
+    assert spec["initContainers"] == values["initContainers"]
+    assert spec["topologySpreadConstraints"] == values["topologySpreadConstraints"]
+    assert spec["priorityClassName"] == "high-priority"
+    minimal = workload(manifests["minimal"])["spec"]["template"]["spec"]
+    assert "initContainers" not in minimal and [c["name"] for c in minimal["containers"]] == ["bridge"]
+
+
+def test_load_balancer_source_ranges(manifests: dict[str, list[dict[str, Any]]]) -> None:
+    spec = one(manifests["all-on"], "Service")["spec"]
+    assert spec["type"] == "LoadBalancer"
+    assert spec["loadBalancerSourceRanges"] == ["203.0.113.0/24", "198.51.100.7/32"]
+    assert "loadBalancerSourceRanges" not in one(manifests["minimal"], "Service")["spec"]
+
+
+def test_http_route_publishes_only_post_webhooks_instead_of_an_ingress(
+    manifests: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = manifests["httproute"]
+    assert not find(docs, "Ingress")
+    route = one(docs, "HTTPRoute")["spec"]
+    service = one(docs, "Service")
+    assert route["parentRefs"] == [{"name": "public", "namespace": "gateway-system", "sectionName": "https"}]
+    assert route["hostnames"] == ["idaas-bridge.example.com"]
+    (rule,) = route["rules"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/webhooks/"}, "method": "POST"}]
+    assert rule["backendRefs"] == [
+        {"name": service["metadata"]["name"], "port": service["spec"]["ports"][0]["port"]}
+    ]
+    # Signatures cover the URL: the route's first host name is the bridge's public base URL.
+    assert (
+        yaml.safe_load(bridge_yaml(docs))["server"]["public_base_url"] == "https://idaas-bridge.example.com"
+    )
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_helm_test_pod_checks_readiness_and_every_webhook_route_through_the_service(
+    manifests: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    docs = manifests[scenario]
+    (pod,) = [doc for doc in docs if doc["kind"] == "Pod"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    service = one(docs, "Service")
+    (container,) = pod["spec"]["containers"]
+    assert container["command"] == ["python", "-c"]
+    script, base, *webhooks = container["args"]
+    assert base == f"http://{service['metadata']['name']}.idaas.svc:{service['spec']['ports'][0]['port']}"
+    assert webhooks == [hook["name"] for hook in yaml.safe_load(bridge_yaml(docs))["webhooks"]]
+    assert container["image"] == bridge_container(workload(docs)["spec"]["template"]["spec"])["image"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    compile(script, "helm-test", "exec")  # the script the pod runs is valid Python
+
+
+def test_helm_test_script_expects_ready_and_405_from_the_webhook_routes(tmp_path: Path) -> None:
+    """The pod's script against a stand-in server: passes on /readyz 200 and 405 per webhook, fails on 404."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code = 200 if self.path == "/readyz" else 405 if self.path == "/webhooks/idaas" else 404
+            self.send_response(code)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (pod,) = [doc for doc in render(*REQUIRED) if doc["kind"] == "Pod"]
+        script = pod["spec"]["containers"][0]["args"][0]
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        run = [sys.executable, "-c", script, base]
+        assert subprocess.run([*run, "idaas"], capture_output=True, timeout=30).returncode == 0
+        failed = subprocess.run([*run, "idaas", "missing"], capture_output=True, text=True, timeout=30)
+        assert failed.returncode != 0 and "expected 405" in failed.stderr
+    finally:
+        server.shutdown()
+
+
+# --- checksums ---------------------------------------------------------------------------------------------
+
+
+def _pod_annotations(*args: str) -> dict[str, str]:
+    annotations: dict[str, str] = workload(render(*args))["spec"]["template"]["metadata"]["annotations"]
+    return annotations
+
+
+def test_secret_checksum_reveals_no_value_and_follows_keys_and_the_rollout_token() -> None:
+    base = _pod_annotations(*REQUIRED)["checksum/secret"]
+    other_token = _pod_annotations(*REQUIRED, "--set", "secrets.webhookTokens.idaas=another-token-0123456789")
+    assert other_token["checksum/secret"] == base, "the checksum must not depend on a secret value"
+    rolled = _pod_annotations(*REQUIRED, "--set", "secrets.rolloutToken=rotation-2")
+    assert rolled["checksum/secret"] != base
+    second_webhook = _pod_annotations(
+        *REQUIRED,
+        "--set=config.webhooks[0].name=idaas,config.webhooks[1].name=eu,secrets.webhookTokens.eu=eu-token-0123456789",
+    )
+    assert second_webhook["checksum/secret"] != base  # a new key: the pods need the new variable
+    existing = _pod_annotations(
+        "--set", "config.kafka.bootstrap_servers=k:9092", "--set", "secrets.existingSecret=env"
+    )
+    assert existing["checksum/secret"] != base
+
+
+def test_kafka_tls_checksum_follows_the_certificates_not_the_key() -> None:
+    tls = [*REQUIRED, f"--set={SSL}", "--set=kafkaTls.enabled=true", "--set=kafkaTls.caCert=ca-1"]
+    mutual = ["--set=kafkaTls.clientCert=cert-1", "--set=kafkaTls.clientKey=key-1"]
+    base = _pod_annotations(*tls, *mutual)["checksum/kafka-tls"]
+    assert _pod_annotations(*tls, *mutual[:1], "--set=kafkaTls.clientKey=key-2")["checksum/kafka-tls"] == base
+    assert _pod_annotations(*tls, "--set=kafkaTls.clientCert=cert-2", mutual[1])["checksum/kafka-tls"] != base
+    assert _pod_annotations(*tls[:-1], "--set=kafkaTls.caCert=ca-2", *mutual)["checksum/kafka-tls"] != base
+    assert "checksum/kafka-tls" not in _pod_annotations(*REQUIRED)
