@@ -181,7 +181,9 @@ def test_a_crash_that_leaves_zeros_at_a_segment_end_loses_no_accepted_delivery(
         fault_bridge.kill()
 
     thread = in_background(crash)
-    load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=8000, workers=32, rate=1000))
+    load = asyncio.run(
+        run_load(fault_bridge.base_url, fault_bridge.tokens["prod"], total=8000, workers=32, rate=1000)
+    )
     thread.join()
     assert load.count(202) > 100, "too few deliveries were spooled before the crash to prove anything"
     # As a crash can leave it: the newest segment grew, its last pages never reached the disk.
