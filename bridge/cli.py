@@ -46,7 +46,7 @@ def serve(settings: Settings) -> int:
             self.bridge.shutting_down = True
             super().handle_exit(sig, frame)
 
-    from bridge import logs
+    from bridge import heap, logs
     from bridge.app import Bridge, create_app
     from bridge.http_protocol import protocol_with_header_timeout
 
@@ -75,6 +75,7 @@ def serve(settings: Settings) -> int:
     config.load()
     if config.ssl is not None:
         config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    heap.settle_after_startup()
     BridgeServer(config, bridge).run()
     return 0
 
