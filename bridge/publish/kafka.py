@@ -95,9 +95,13 @@ class Delivered:
     offset: int
 
 
+def admin_client_config(settings: KafkaSettings) -> dict[str, Any]:
+    """What an admin client connects (and authenticates) with: the way the producers do."""
+    return {"bootstrap.servers": settings.bootstrap_servers, **settings.client_properties}
+
+
 def admin_client(settings: KafkaSettings) -> AdminClient:
-    """An admin client that connects (and authenticates) the way the producers do."""
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers, **settings.client_properties})
+    return AdminClient(admin_client_config(settings))
 
 
 @dataclass(frozen=True, slots=True)
