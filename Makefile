@@ -10,7 +10,7 @@ DEV_TOKEN ?= dev-token-change-me
 DEV_URL := https://127.0.0.1:8443/webhooks/dev
 
 .PHONY: help venv kafka-up kafka-down topics dev-cert run simulate lint typecheck test test-fast tools bench clean \
-	monitoring chart-schema chart-docs generate
+	monitoring chart-schema chart-docs metrics-doc generate
 
 help:
 	@echo "make run        set up and run the bridge on https://127.0.0.1:8443 against a local Kafka"
@@ -60,6 +60,8 @@ simulate: venv
 lint: venv
 	$(BIN)/ruff check bridge tests bench tools
 	$(BIN)/ruff format --check bridge tests bench tools
+	deploy/tools/install-go-tools.sh
+	$(CACHE)/tools/bin/actionlint
 
 typecheck: venv
 	$(BIN)/mypy --strict bridge/ tools/
@@ -73,12 +75,16 @@ monitoring: venv
 chart-schema: venv
 	$(BIN)/python -m tools.values_schema
 
-# the chart's README.md from README.md.gotmpl and the values' comments (helm-docs).
+# the chart's README.md from README.md.gotmpl and the values' comments (helm-docs),
 chart-docs:
 	deploy/tools/install-go-tools.sh
-	.cache/tools/bin/helm-docs --sort-values-order file --chart-search-root helm/idaas-siem-bridge
+	$(CACHE)/tools/bin/helm-docs --sort-values-order file --chart-search-root helm/idaas-siem-bridge
 
-generate: monitoring chart-schema chart-docs
+# docs/metrics.md from bridge/metrics.py.
+metrics-doc: venv
+	$(BIN)/python -m tools.metrics_doc
+
+generate: monitoring chart-schema chart-docs metrics-doc
 
 tools:
 	deploy/tools/install-helm.sh

@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient
 
 from bridge.cli.exits import CommandError, from_kafka
 from bridge.config import KafkaSettings
-from bridge.publish.kafka import admin_client_config
+from bridge.publish.kafka import client_config
 
 #: Errors more telling than the "timed out" or "transport failure" a call ends with.
 TELLING_CODES: Final = frozenset(
@@ -50,4 +50,4 @@ def quiet(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def cli_admin(settings: KafkaSettings) -> AdminClient:
-    return AdminClient(quiet(admin_client_config(settings)))
+    return AdminClient(quiet(client_config(settings)))

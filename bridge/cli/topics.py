@@ -5,34 +5,28 @@ from __future__ import annotations
 import argparse
 
 from bridge.cli.command import Command
+from bridge.cli.exits import CommandError
 from bridge.cli.kafka_client import cli_admin
 from bridge.config import Settings
-from bridge.publish.kafka import topic_limit_bytes
+from bridge.publish import topics
 
 
 def create_topics(settings: Settings, partitions: int, replication: int) -> int:
-    from confluent_kafka.cimpl import NewTopic
-
-    admin = cli_admin(settings.kafka)
-    existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [topic.name for topic in settings.kafka.topics.values() if topic.name not in existing]
-    if not wanted:
-        print("all topics exist")
-        return 0
-    # Large enough for the biggest record the bridge produces (broker default: 1 MiB).
-    topic_config = {"max.message.bytes": str(topic_limit_bytes(settings.kafka))}
-    futures = admin.create_topics(
-        [
-            NewTopic(name, num_partitions=partitions, replication_factor=replication, config=topic_config)
-            for name in wanted
-        ]
-    )
-    for name, future in futures.items():
-        future.result(timeout=30)
+    """Create the configured topics that do not exist; return once every one can be produced to."""
+    config = topics.new_topic_config(settings.kafka)
+    wanted = [topic.name for topic in settings.kafka.topics.values()]
+    try:
+        created = topics.create_topics(cli_admin(settings.kafka), wanted, partitions, replication, config)
+    except TimeoutError as exc:
+        raise CommandError(
+            f"topics on {settings.kafka.bootstrap_servers}: {exc}", "check the brokers' health and logs"
+        ) from None
+    for name in created:
         print(
             f"created topic {name} ({partitions} partitions, replication factor {replication}, "
-            f"max.message.bytes {topic_config['max.message.bytes']})"
+            f"max.message.bytes {config['max.message.bytes']})"
         )
+    print("all topics exist" if not created else f"{len(created)} topic(s) created, all with a leader")
     return 0
 
 
