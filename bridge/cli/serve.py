@@ -17,7 +17,7 @@ TLS12_CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNU
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bridge import logs
+    from bridge import heap, logs
     from bridge.app import Bridge, create_app
     from bridge.http_protocol import protocol_with_header_timeout
 
@@ -58,6 +58,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     config.load()
     if config.ssl is not None:
         config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    heap.settle_after_startup()
     BridgeServer(config, bridge).run()
     return 0
 
