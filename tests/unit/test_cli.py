@@ -55,3 +55,22 @@ def test_unreachable_kafka_is_one_line_with_the_fix_and_no_traceback(tmp_path: P
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("idaas-bridge topics: Kafka at 127.0.0.1:1:")
     assert "check kafka.bootstrap_servers" in line
+
+
+def test_simulate_with_nothing_listening_is_one_line_and_a_runtime_failure(tmp_path: Path) -> None:
+    from tests.e2e.harness import free_port
+
+    config = tmp_path / "bridge.yaml"
+    config.write_text("webhooks: [{name: dev}]\n")
+    url = f"http://127.0.0.1:{free_port()}/webhooks/dev"
+    env = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": TOKEN, "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [str(BRIDGE), "simulate", "--url", url, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == EXIT_RUNTIME
+    (line,) = result.stderr.strip().splitlines()
+    assert "connection refused" in line and url in line and "Traceback" not in result.stderr
