@@ -492,14 +492,32 @@ def _spool(section: _Section) -> SpoolSettings:
 
 
 def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSettings | None:
-    if not section.raw:
-        return None
+    """The Admin API settings, or None (the feature off) while `admin_api.hostname` is empty."""
     if "shared_secret" in section.raw:
         raise ConfigError(
             f"admin_api.shared_secret: the shared secret never goes in the file (nor in an "
             f"IDAAS_BRIDGE_ADMIN_API__* override); set {ADMIN_API_SECRET_ENV} instead (value not shown)"
         )
     hostname = section.string("hostname", "")
+    application_id = section.string("application_id", "")
+    ca_file = section.string("ca_file", "")
+    request_timeout = section.number("request_timeout_seconds", AdminApiSettings.request_timeout_seconds, 0)
+    webhook_poll = section.number("webhook_poll_seconds", AdminApiSettings.webhook_poll_seconds, 0)
+    quiet_poll = section.number("quiet_poll_seconds", AdminApiSettings.quiet_poll_seconds, 0)
+    section.done()
+    if webhook_poll < MIN_WEBHOOK_POLL_SECONDS:
+        raise ConfigError(
+            f"admin_api.webhook_poll_seconds = {webhook_poll:g}: must be at least "
+            f"{MIN_WEBHOOK_POLL_SECONDS:g} (webhook state changes rarely; the bridge also polls at once "
+            "when its own failure streak warns or deliveries stop)"
+        )
+    if not hostname:
+        if application_id:
+            raise ConfigError(
+                "admin_api.application_id is set but admin_api.hostname is empty: give the tenant's hostname "
+                "too, or clear application_id to turn the Admin API feature off"
+            )
+        return None
     if not HOSTNAME.match(hostname):
         raise section._fail(
             "hostname",
@@ -507,39 +525,28 @@ def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSetting
             "give the tenant's hostname only, as in the credentials file IDaaS let you download "
             "(e.g. mycompany.us.trustedauth.com), without https:// or a path",
         )
-    application_id = section.string("application_id", "")
     if not application_id:
         raise ConfigError(
             "admin_api.application_id is empty: give the applicationId of the Administration API "
-            "application (Security > Applications in the IDaaS portal), or remove the admin_api section"
+            "application (Security > Applications in the IDaaS portal), or clear admin_api.hostname"
         )
     secret = environ.get(ADMIN_API_SECRET_ENV, "").strip()
     if not secret:
         raise ConfigError(
-            f"admin_api is configured but {ADMIN_API_SECRET_ENV} is not set: set it to the sharedSecret of "
-            f"application {application_id!r}, or remove the admin_api section to turn the feature off"
+            f"admin_api.hostname is set but {ADMIN_API_SECRET_ENV} is not: set it to the sharedSecret of "
+            f"application {application_id!r}, or clear admin_api.hostname to turn the feature off"
         )
-    settings = AdminApiSettings(
+    if ca_file and not Path(ca_file).is_file():
+        raise ConfigError(f"admin_api.ca_file = {ca_file!r}: no such file")
+    return AdminApiSettings(
         hostname=hostname,
         application_id=application_id,
         shared_secret=secret,
-        ca_file=section.string("ca_file", ""),
-        request_timeout_seconds=section.number(
-            "request_timeout_seconds", AdminApiSettings.request_timeout_seconds, 0
-        ),
-        webhook_poll_seconds=section.number("webhook_poll_seconds", AdminApiSettings.webhook_poll_seconds, 0),
-        quiet_poll_seconds=section.number("quiet_poll_seconds", AdminApiSettings.quiet_poll_seconds, 0),
+        ca_file=ca_file,
+        request_timeout_seconds=request_timeout,
+        webhook_poll_seconds=webhook_poll,
+        quiet_poll_seconds=quiet_poll,
     )
-    section.done()
-    if settings.webhook_poll_seconds < MIN_WEBHOOK_POLL_SECONDS:
-        raise ConfigError(
-            f"admin_api.webhook_poll_seconds = {settings.webhook_poll_seconds:g}: must be at least "
-            f"{MIN_WEBHOOK_POLL_SECONDS:g} (webhook state changes rarely; the bridge also polls at once when "
-            "its own failure streak warns or deliveries stop)"
-        )
-    if settings.ca_file and not Path(settings.ca_file).is_file():
-        raise ConfigError(f"admin_api.ca_file = {settings.ca_file!r}: no such file")
-    return settings
 
 
 def _check_deadletter_fits(settings: Settings) -> None:

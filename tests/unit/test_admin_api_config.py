@@ -20,9 +20,10 @@ def load(tmp_path: Path, section: str, env: dict[str, str] = ENV):  # type: igno
     return load_settings(path, env)
 
 
-def test_the_feature_is_off_without_the_section_even_with_the_secret_set(tmp_path: Path) -> None:
+def test_the_feature_is_off_without_a_hostname_even_with_the_secret_set(tmp_path: Path) -> None:
     assert load(tmp_path, "").admin_api is None
     assert describe(load(tmp_path, "")).get("admin_api") is None
+    assert load(tmp_path, 'admin_api:\n  hostname: ""\n  webhook_poll_seconds: 60\n').admin_api is None
 
 
 def test_a_configured_section_reads_the_secret_from_the_environment_and_masks_it(tmp_path: Path) -> None:
@@ -44,10 +45,11 @@ def test_a_configured_section_reads_the_secret_from_the_environment_and_masks_it
             "admin_api.hostname = 'https://acme.us.trustedauth.com/': give the tenant's hostname only",
         ),
         ("admin_api:\n  hostname: acme.us.trustedauth.com\n", ENV, "admin_api.application_id is empty"),
+        ("admin_api:\n  application_id: a\n", ENV, "admin_api.hostname is empty"),
         (
             TENANT,
             {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "dev-token-0123456789"},
-            f"{ADMIN_API_SECRET_ENV} is not set",
+            f"{ADMIN_API_SECRET_ENV} is not",
         ),
         (
             TENANT + "  shared_secret: s3cr3t\n",
