@@ -55,11 +55,17 @@ class BridgeProcess:
     formats: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    ops_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def base_url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def ops_url(self) -> str:
+        """The operations listener (plain HTTP): /metrics, /readyz, /healthz."""
+        return f"http://127.0.0.1:{self.ops_port}"
 
     def url(self, webhook: str = "prod") -> str:
         return f"{self.base_url}/webhooks/{webhook}"
@@ -73,7 +79,13 @@ class BridgeProcess:
         return self.workdir / "bridge.log"
 
     def config(self) -> dict[str, Any]:
-        server: dict[str, Any] = {"host": "127.0.0.1", "port": self.port, "shutdown_grace_seconds": 5}
+        server: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "ops_host": "127.0.0.1",
+            "ops_port": self.ops_port,
+            "shutdown_grace_seconds": 5,
+        }
         if self.tls:
             cert, key = dev_certificate(self.workdir / "tls")
             server |= {"tls_cert_file": str(cert), "tls_key_file": str(key)}
@@ -110,6 +122,7 @@ class BridgeProcess:
             tls=self.tls,
             formats=self.formats,
             port=self.port,
+            ops_port=self.ops_port,
         )
 
     def environment(self) -> dict[str, str]:
@@ -131,7 +144,7 @@ class BridgeProcess:
             cwd=self.workdir,
         )
         deadline = time.monotonic() + timeout
-        with self.client() as client:
+        with self.ops_client() as client:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"bridge exited with {self.process.returncode}:\n{self.log_tail()}")
@@ -150,6 +163,9 @@ class BridgeProcess:
             else False
         )
         return httpx.Client(base_url=self.base_url, verify=verify, timeout=10.0, **kwargs)
+
+    def ops_client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.ops_url, timeout=10.0, **kwargs)
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
@@ -177,7 +193,7 @@ class BridgeProcess:
         self.process.wait()
 
     def metrics(self) -> str:
-        with self.client() as client:
+        with self.ops_client() as client:
             return client.get("/metrics").text
 
 

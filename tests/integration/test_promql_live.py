@@ -66,7 +66,7 @@ def scraped_bridge(
     config.write_text(
         f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n"
         f"scrape_configs:\n  - job_name: {JOB}\n"
-        f"    static_configs: [{{targets: ['127.0.0.1:{bridge.port}']}}]\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{bridge.ops_port}']}}]\n"
     )
     prometheus = subprocess.Popen(
         [
