@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import Iterator
 from types import FrameType
@@ -35,7 +36,8 @@ def bind(host: str, port: int, setting: str) -> socket.socket:
     try:
         return socket.create_server((host, port), family=family)
     except OSError as exc:
-        raise ConfigError(f"{setting} = {port}: cannot listen on {host}:{port}: {exc.strerror}") from None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"{setting} = {port}: cannot listen on {host}:{port}: {reason}") from None
 
 
 class Listener(uvicorn.Server):

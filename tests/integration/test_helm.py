@@ -341,6 +341,8 @@ def test_rendered_bridge_yaml_sets_every_setting_the_bridge_has(
         **config["server"],
         "host": "0.0.0.0",
         "port": 8080,
+        "ops_host": "0.0.0.0",
+        "ops_port": 9464,
         "tls_cert_file": "",
         "tls_key_file": "",
         "public_base_url": "",
@@ -450,10 +452,16 @@ def test_bridge_container_probes_drain_and_command(
     spec = workload(docs)["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     assert container["args"] == IMAGE_CMD and "command" not in container  # the image's ENTRYPOINT runs
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "ops", "containerPort": 9464, "protocol": "TCP"},
+    ]
+    ports = yaml.safe_load(bridge_yaml(docs))["server"]
+    assert (ports["port"], ports["ops_port"]) == (8080, 9464), "the container ports are the bridge's"
+    # The probes ask the operations listener: the webhook port answers only POST /webhooks/<name>.
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "ops"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ops"}
+    assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "ops"}
     assert "requests" in container["resources"] and "limits" in container["resources"]
     sleep = container["lifecycle"]["preStop"]["exec"]["command"]
     assert sleep[0] == "sleep"
@@ -528,19 +536,42 @@ def test_ingress_publishes_only_the_webhooks_with_tls(manifests: dict[str, list[
         assert path["path"] == "/webhooks/" and path["pathType"] == "Prefix"
         assert path["backend"]["service"] == {"name": service["metadata"]["name"], "port": {"name": "http"}}
     assert service["spec"]["ports"] == [
-        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"},
+        {"name": "ops", "port": 9464, "targetPort": "ops", "protocol": "TCP"},
     ]
 
 
-def test_network_policy_opens_8080_and_restricts_egress_to_dns_and_kafka(
+def namespace(name: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+
+def test_network_policy_admits_webhooks_from_the_ingress_and_metrics_from_monitoring_by_default(
     manifests: dict[str, list[dict[str, Any]]],
 ) -> None:
     minimal = one(manifests["minimal"], "NetworkPolicy")["spec"]
     assert minimal["policyTypes"] == ["Ingress"]
-    assert minimal["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+    assert minimal["ingress"] == [
+        {"ports": [{"port": 8080, "protocol": "TCP"}], "from": [namespace("ingress-nginx")]},
+        {"ports": [{"port": 9464, "protocol": "TCP"}], "from": [namespace("monitoring")]},
+    ]
+
+
+def test_network_policy_peers_are_configurable_and_empty_ops_peers_close_the_ops_port() -> None:
+    docs = render(*REQUIRED, "--set", "networkPolicy.webhookFrom=null", "--set", "networkPolicy.opsFrom=null")
+    assert one(docs, "NetworkPolicy")["spec"]["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+    old_key = 'networkPolicy.ingressFrom=[{"ipBlock": {"cidr": "10.0.0.0/8"}}]'
+    result = run_helm("template", "idaas", str(CHART), *REQUIRED, "--set-json", old_key)
+    assert result.returncode != 0 and "networkPolicy.ingressFrom was split in two" in result.stderr
+
+
+def test_network_policy_restricts_egress_to_dns_and_kafka(
+    manifests: dict[str, list[dict[str, Any]]],
+) -> None:
     restricted = one(manifests["all-on"], "NetworkPolicy")["spec"]
     assert restricted["policyTypes"] == ["Ingress", "Egress"]
-    assert len(restricted["ingress"][0]["from"]) == 2
+    webhooks, ops = restricted["ingress"]
+    assert webhooks["ports"] == [{"port": 8080, "protocol": "TCP"}] and len(webhooks["from"]) == 1
+    assert ops["ports"] == [{"port": 9464, "protocol": "TCP"}] and len(ops["from"]) == 2
     dns, kafka, extra = restricted["egress"]
     assert {port["port"] for port in dns["ports"]} == {53}
     assert kafka == {
@@ -560,6 +591,7 @@ def test_service_monitor_scrapes_metrics_as_job_idaas_siem_bridge(
     assert matches(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["idaas"]}
     (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "ops", "metrics are served on the operations port only"
     assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
     assert endpoint["path"] == "/metrics" and endpoint["interval"] == "15s"
     assert {"action": "replace", "targetLabel": "job", "replacement": "idaas-siem-bridge"} in endpoint[

@@ -125,6 +125,9 @@ Checks that run before anything renders: fail fast with the value to fix.
 {{- if and .Values.kafkaTls.enabled (not .Values.kafkaTls.existingSecret) (not .Values.kafkaTls.caCert) }}
 {{- fail "kafkaTls.enabled: give kafkaTls.caCert (PEM) or kafkaTls.existingSecret" }}
 {{- end }}
+{{- if hasKey .Values.networkPolicy "ingressFrom" }}
+{{- fail "networkPolicy.ingressFrom was split in two: networkPolicy.webhookFrom (who reaches the webhook port, e.g. the ingress controller) and networkPolicy.opsFrom (who reaches /metrics and the probes' port, e.g. Prometheus)" }}
+{{- end }}
 {{- if ne (empty .Values.kafkaTls.clientCert) (empty .Values.kafkaTls.clientKey) }}
 {{- fail "kafkaTls.clientCert and kafkaTls.clientKey go together (mutual TLS)" }}
 {{- end }}
@@ -162,6 +165,8 @@ YAML and keeps numbers, booleans and strings exactly.
 server:
   host: "0.0.0.0"
   port: 8080
+  ops_host: "0.0.0.0"
+  ops_port: 9464
   tls_cert_file: ""
   tls_key_file: ""
   public_base_url: {{ include "idaas-siem-bridge.publicBaseUrl" . | toJson }}
@@ -171,6 +176,9 @@ server:
   keep_alive_timeout_seconds: {{ $config.server.keep_alive_timeout_seconds | toJson }}
   header_read_timeout_seconds: {{ $config.server.header_read_timeout_seconds | toJson }}
   body_read_timeout_seconds: {{ $config.server.body_read_timeout_seconds | toJson }}
+  tls_handshake_timeout_seconds: {{ $config.server.tls_handshake_timeout_seconds | toJson }}
+  max_header_bytes: {{ $config.server.max_header_bytes | toJson }}
+  max_header_fields: {{ $config.server.max_header_fields | toJson }}
   shutdown_grace_seconds: {{ $config.server.shutdown_grace_seconds | toJson }}
 signature:
   created_window_seconds: {{ $config.signature.created_window_seconds | toJson }}
