@@ -9,13 +9,15 @@ CACHE := .cache
 DEV_TOKEN ?= dev-token-change-me
 DEV_URL := https://127.0.0.1:8443/webhooks/dev
 
-.PHONY: help venv kafka-up kafka-down topics dev-cert run simulate lint typecheck test test-fast tools bench clean
+.PHONY: help venv kafka-up kafka-down topics dev-cert run simulate lint typecheck test test-fast tools bench clean \
+	monitoring
 
 help:
 	@echo "make run        set up and run the bridge on https://127.0.0.1:8443 against a local Kafka"
 	@echo "make test       lint, type-check and the whole test suite (real Kafka, Helm, promtool, Prometheus)"
 	@echo "make simulate   send one signed sample of each IDaaS event type to the running bridge"
 	@echo "make kafka-up / kafka-down   the local single-node KRaft broker"
+	@echo "make monitoring rewrite the alert rules and dashboard from tools/monitoring.py"
 
 $(BIN)/idaas-bridge: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,11 +59,15 @@ simulate: venv
 		--url $(DEV_URL) --webhook dev --cafile $(CACHE)/dev/dev-cert.pem
 
 lint: venv
-	$(BIN)/ruff check bridge tests bench
-	$(BIN)/ruff format --check bridge tests bench
+	$(BIN)/ruff check bridge tests bench tools
+	$(BIN)/ruff format --check bridge tests bench tools
 
 typecheck: venv
-	$(BIN)/mypy --strict bridge/
+	$(BIN)/mypy --strict bridge/ tools/
+
+# Alert rules and Grafana dashboard (deploy/ and the chart's files/) from tools/monitoring.py.
+monitoring: venv
+	$(BIN)/python -m tools.monitoring
 
 tools:
 	deploy/tools/install-helm.sh

@@ -1,7 +1,8 @@
 """Every PromQL expression the project ships: Grafana dashboard queries and Prometheus alert rules.
 
-Dashboard expressions come back with their template variables substituted the way Grafana would with every
-variable on "All" (`$job` -> `.*`, `$__rate_interval` -> `1m`), so they can be sent to a real Prometheus.
+Dashboard expressions come back with every query variable matching everything (`$job` -> `.*`, as Grafana
+does for "All"; the single-value namespace and job variables too, so one query covers every scraped release)
+and `$__rate_interval` -> `1m`, so they can be sent to a real Prometheus.
 `metric_names` pulls the metric names out of an expression, for checking them against bridge/metrics.py.
 """
 
@@ -54,10 +55,7 @@ def _variable_values(dashboard: Mapping[str, Any]) -> dict[str, str]:
     for variable in dashboard.get("templating", {}).get("list", []):
         if variable["type"] == "datasource":
             continue
-        if variable.get("includeAll"):
-            values[variable["name"]] = variable.get("allValue") or ".*"
-        else:
-            values[variable["name"]] = str(variable["current"]["value"])
+        values[variable["name"]] = variable.get("allValue") or ".*"
     return values
 
 
@@ -112,6 +110,28 @@ def alert_exprs(path: Path = ALERTS) -> list[PromQLExpr]:
 
 def all_exprs() -> list[PromQLExpr]:
     return dashboard_exprs() + alert_exprs()
+
+
+_AGGREGATION = re.compile(
+    r"\b(?P<op>sum|min|max|avg|count|group|stddev|stdvar|topk|bottomk|quantile)\s*"
+    r"(?:(?P<kind>by|without)\s*\((?P<labels>[^()]*)\))?\s*\("
+)
+
+
+def aggregations_dropping(expr: str, labels: tuple[str, ...]) -> list[str]:
+    """The aggregations of `expr` (text from the operator) whose result loses any of `labels`: no `by`,
+    a `by` without them, or a `without` naming them."""
+    text = _STRING.sub('""', expr)
+    dropping = []
+    for match in _AGGREGATION.finditer(text):
+        kept = {label.strip() for label in (match["labels"] or "").split(",")}
+        if match["kind"] == "without":
+            lost = bool(kept & set(labels))
+        else:
+            lost = match["kind"] is None or not set(labels) <= kept
+        if lost:
+            dropping.append(text[match.start() : match.end() + 40])
+    return dropping
 
 
 def metric_names(expr: str) -> set[str]:

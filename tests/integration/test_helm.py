@@ -25,6 +25,7 @@ import yaml
 
 from bridge.config import describe, env_name, load_settings
 from tests.tools import tool
+from tools import monitoring
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 CHART: Final = ROOT / "helm/idaas-siem-bridge"
@@ -158,7 +159,7 @@ PROMETHEUS_RULE_SCHEMA: Final = {
                                         },
                                         "annotations": {
                                             **LABELS,
-                                            "required": ["summary", "description", "runbook"],
+                                            "required": ["summary", "description", "runbook_url"],
                                         },
                                     },
                                 },
@@ -581,7 +582,7 @@ def test_network_policy_restricts_egress_to_dns_and_kafka(
     assert extra["to"] == [{"ipBlock": {"cidr": "169.254.169.254/32"}}]
 
 
-def test_service_monitor_scrapes_metrics_as_job_idaas_siem_bridge(
+def test_service_monitor_scrapes_metrics_with_the_release_full_name_as_job(
     manifests: dict[str, list[dict[str, Any]]],
 ) -> None:
     docs = manifests["all-on"]
@@ -594,39 +595,113 @@ def test_service_monitor_scrapes_metrics_as_job_idaas_siem_bridge(
     assert endpoint["port"] == "ops", "metrics are served on the operations port only"
     assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
     assert endpoint["path"] == "/metrics" and endpoint["interval"] == "15s"
-    assert {"action": "replace", "targetLabel": "job", "replacement": "idaas-siem-bridge"} in endpoint[
+    assert {"action": "replace", "targetLabel": "job", "replacement": "idaas-bridge"} in endpoint[
         "relabelings"
     ]
+    assert service["metadata"]["name"] == "idaas-bridge"  # fullnameOverride: the job is the full name
 
 
-def test_chart_copies_of_the_alerts_and_dashboard_are_identical_to_deploy() -> None:
-    assert (CHART / "files/alerts.yaml").read_bytes() == (ROOT / "deploy/prometheus/alerts.yaml").read_bytes()
-    assert (CHART / "files/idaas-siem-bridge.json").read_bytes() == (
-        ROOT / "deploy/grafana/idaas-siem-bridge.json"
-    ).read_bytes()
-
-
-def _rule_groups(*args: str) -> list[dict[str, Any]]:
-    rule = one(
-        render(*REQUIRED, "--set", "prometheusRule.enabled=true", *args), "PrometheusRule", "monitoring"
+@pytest.mark.parametrize(
+    ("release", "namespace", "job"),
+    [
+        ("idaas", "idaas", "idaas-idaas-siem-bridge"),
+        ("prod-idaas-siem-bridge", "prod", "prod-idaas-siem-bridge"),
+    ],
+)
+def test_prometheus_rule_is_scoped_to_the_release_with_the_configured_no_delivery_hours(
+    release: str, namespace: str, job: str, tmp_path: Path
+) -> None:
+    """The rendered rules equal the generator's for this release's namespace and job, and are valid."""
+    result = run_helm(
+        "template", release, str(CHART), "--namespace", namespace, *REQUIRED,
+        "--set", "prometheusRule.enabled=true", "--set", "prometheusRule.noDeliveriesHours=12",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    groups = one(docs, "PrometheusRule", "monitoring")["spec"]["groups"]
+    expected = monitoring.alert_rules(
+        monitoring.Target((("namespace", namespace), ("job", job)), "12", monitoring.project_runbook_url())
     )
-    groups: list[dict[str, Any]] = rule["spec"]["groups"]
-    return groups
+    assert [rule for group in groups for rule in group["rules"]] == expected
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": groups}))
+    check = subprocess.run(
+        [tool("promtool", "deploy/tools/install-promtool.sh"), "check", "rules", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f'namespace="{namespace}", job="{job}"' in expected[0]["expr"]
 
 
-def test_prometheus_rule_is_alerts_yaml_with_the_configured_no_delivery_hours() -> None:
-    alerts = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yaml").read_text())["groups"]
-    assert _rule_groups() == alerts
-    changed = {
-        rule["alert"]: rule["expr"]
-        for group, original in zip(
-            _rule_groups("--set", "prometheusRule.noDeliveriesHours=12"), alerts, strict=True
+def test_two_releases_of_the_same_name_in_two_namespaces_alert_apart(tmp_path: Path) -> None:
+    """promtool evaluates the PrometheusRules of `idaas-siem-bridge` in staging and in prod together: each
+    fires for its own release only (a streak is not summed across them, a missing prod is not hidden by a
+    present staging)."""
+    rule_files = []
+    for namespace in ("staging", "prod"):
+        result = run_helm(
+            "template", "idaas-siem-bridge", str(CHART), "--namespace", namespace, *REQUIRED,
+            "--set", "prometheusRule.enabled=true",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+        path = tmp_path / f"rules-{namespace}.yaml"
+        path.write_text(
+            yaml.safe_dump({"groups": one(docs, "PrometheusRule", "monitoring")["spec"]["groups"]})
         )
-        for rule, before in zip(group["rules"], original["rules"], strict=True)
-        if rule != before
+        rule_files.append(path.name)
+
+    def series(metric: str, namespace: str, pod: str, values: str, **labels: str) -> dict[str, str]:
+        selector = {"namespace": namespace, "job": "idaas-siem-bridge", "pod": pod, "instance": f"{pod}:8080"}
+        text = ",".join(f'{key}="{value}"' for key, value in (selector | labels).items())
+        return {"series": f"{metric}{{{text}}}", "values": values}
+
+    def firing(alert: str, namespace: str, severity: str, **labels: str) -> dict[str, Any]:
+        sample = {
+            "alertname": alert,
+            "alertstate": "firing",
+            "job": "idaas-siem-bridge",
+            "namespace": namespace,
+        }
+        text = ",".join(
+            f'{key}="{value}"' for key, value in sorted((sample | labels | {"severity": severity}).items())
+        )
+        return {"labels": f"ALERTS{{{text}}}", "value": 1}
+
+    tests = {
+        "rule_files": rule_files,
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    series("up", "staging", "bridge-a", "1x10"),
+                    series("idaas_bridge_failure_streak", "staging", "bridge-a", "15x10", webhook="idaas"),
+                    series("idaas_bridge_failure_streak", "staging", "bridge-b", "15x10", webhook="idaas"),
+                    series("idaas_bridge_failure_streak", "prod", "bridge-a", "25x10", webhook="idaas"),
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": 'ALERTS{alertstate="firing"}',
+                        "eval_time": "7m",
+                        "exp_samples": [
+                            firing("IdaasBridgeAbsent", "prod", "critical"),
+                            firing("IdaasBridgeWebhookAutoDisableRisk", "prod", "warning", webhook="idaas"),
+                            firing(
+                                "IdaasBridgeWebhookAutoDisableRisk", "staging", "warning", webhook="idaas"
+                            ),
+                        ],
+                    }
+                ],
+            }
+        ],
     }
-    assert list(changed) == ["IdaasBridgeNoRecentDeliveries"]
-    assert re.search(r"\) > 12 \* 3600$", changed["IdaasBridgeNoRecentDeliveries"])
+    (tmp_path / "two-releases.test.yaml").write_text(yaml.safe_dump(tests))
+    result = subprocess.run(
+        [tool("promtool", "deploy/tools/install-promtool.sh"), "test", "rules", "two-releases.test.yaml"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_grafana_dashboard_config_map_for_the_sidecar(manifests: dict[str, list[dict[str, Any]]]) -> None:

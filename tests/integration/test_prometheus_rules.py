@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, Final
@@ -13,6 +14,7 @@ from tests.tools import tool
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 ALERT_TESTS: Final = ROOT / "deploy/prometheus/alerts.test.yaml"
+RUNBOOKS: Final = ROOT / "docs/runbooks.md"
 
 
 def promtool() -> str:
@@ -51,10 +53,43 @@ def test_unit_tests_cover_every_alert_firing_and_not_firing() -> None:
         assert outcomes == {True, False}, f"{rule['alert']}: tested firing/not firing = {outcomes}"
 
 
-def test_every_alert_has_a_severity_summary_description_and_runbook() -> None:
+def test_every_alert_has_a_severity_summary_description_and_runbook_url() -> None:
     for rule in _rules():
         assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
-        assert {"summary", "description", "runbook"} <= set(rule["annotations"]), rule["alert"]
+        assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}, rule["alert"]
+        # A summary that changes with the value makes every evaluation a new notification text.
+        assert "$value" not in rule["annotations"]["summary"], rule["alert"]
+
+
+def _github_anchor(heading: str) -> str:
+    """GitHub's id for a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_runbook_url_points_at_a_section_of_docs_runbooks() -> None:
+    anchors = {
+        _github_anchor(line.lstrip("#"))
+        for line in RUNBOOKS.read_text(encoding="utf-8").splitlines()
+        if line.startswith("## ")
+    }
+    for rule in _rules():
+        document, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert document.endswith("/docs/runbooks.md"), rule["alert"]
+        assert anchor in anchors, f"{rule['alert']}: no section #{anchor} in docs/runbooks.md"
+
+
+def test_unit_tests_have_a_two_namespace_case_for_every_alert() -> None:
+    """Each alert is evaluated at least once over series of two namespaces (two releases)."""
+    covered = set()
+    for group in yaml.safe_load(ALERT_TESTS.read_text())["tests"]:
+        namespaces = {
+            match
+            for series in group["input_series"]
+            for match in re.findall(r'namespace="([^"]*)"', series["series"])
+        }
+        if len(namespaces) >= 2:
+            covered |= {case["alertname"] for case in group["alert_rule_test"]}
+    assert {rule["alert"] for rule in _rules()} <= covered
 
 
 def test_required_alerts_exist() -> None:

@@ -1,5 +1,7 @@
-"""A real Prometheus scrapes a running bridge under a short load; every PromQL expression of the Grafana
-dashboard and of the alert rules is evaluated through Prometheus's HTTP API and must return data.
+"""A real Prometheus scrapes two running bridges as two releases (the same job in namespaces staging and prod,
+as two installs of the chart under one Prometheus) under a short load; every PromQL expression of the
+Grafana dashboard and of the alert rules is evaluated through Prometheus's HTTP API and must return data,
+and every alert expression must keep the two releases apart.
 
 Alert expressions only return series while they fire, so each is evaluated in its data form: comparisons
 against a number get PromQL's `bool` modifier (0/1 per series) and `absent(x)` becomes `x`. A typo in a
@@ -10,13 +12,16 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Final
 
 import httpx
 import orjson
 import pytest
+import yaml
 
 from tests.e2e.harness import BridgeProcess, free_port
 from tests.kafka_broker import create_topics
@@ -51,23 +56,49 @@ def send(bridge: BridgeProcess, client: httpx.Client, body: bytes, token: str = 
     return client.post("/webhooks/prod", content=body, headers=headers).status_code
 
 
+#: The namespaces of the two releases.
+RELEASES: Final = ("staging", "prod")
+
+
 @pytest.fixture
-def scraped_bridge(
+def scraped_bridges(
     tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
-) -> Iterator[tuple[BridgeProcess, str]]:
+) -> Iterator[tuple[dict[str, BridgeProcess], str]]:
     prometheus_binary = tool("prometheus", "deploy/tools/install-promtool.sh")
-    bridge = BridgeProcess(
-        workdir=tmp_path / "bridge", bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, tls=False
-    )
-    create_topics(kafka_bootstrap, list(bridge.topics.values()))
-    bridge.start()
+    bridges = {
+        namespace: BridgeProcess(
+            workdir=tmp_path / namespace, bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, tls=False
+        )
+        for namespace in RELEASES
+    }
+    create_topics(kafka_bootstrap, list(bridges["prod"].topics.values()))
     port = free_port()
+    # Kubernetes service discovery sets namespace and pod; one scrape config per release, both relabelled to
+    # the same job, as two installs of the chart with the same release name would be.
+    scrape_configs = [
+        {
+            "job_name": f"{namespace}-bridge",
+            "static_configs": [
+                {
+                    "targets": [f"127.0.0.1:{bridge.ops_port}"],
+                    "labels": {"namespace": namespace, "pod": f"idaas-siem-bridge-{namespace}-0"},
+                }
+            ],
+            "relabel_configs": [{"target_label": "job", "replacement": JOB}],
+        }
+        for namespace, bridge in bridges.items()
+    ]
     config = tmp_path / "prometheus.yml"
     config.write_text(
-        f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n"
-        f"scrape_configs:\n  - job_name: {JOB}\n"
-        f"    static_configs: [{{targets: ['127.0.0.1:{bridge.ops_port}']}}]\n"
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": scrape_configs,
+            }
+        )
     )
+    for bridge in bridges.values():
+        bridge.start()
     prometheus = subprocess.Popen(
         [
             prometheus_binary,
@@ -79,41 +110,52 @@ def scraped_bridge(
         stderr=(tmp_path / "prometheus.log").open("wb"),
     )
     try:
-        yield bridge, f"http://127.0.0.1:{port}"
+        yield bridges, f"http://127.0.0.1:{port}"
     finally:
         prometheus.terminate()
         prometheus.wait(10)
-        bridge.stop()
+        for bridge in bridges.values():
+            bridge.stop()
 
 
-def query(api: str, expr: str) -> list[object]:
+def query(api: str, expr: str) -> list[dict[str, Any]]:
     answer = httpx.get(f"{api}/api/v1/query", params={"query": expr}, timeout=10).json()
     assert answer["status"] == "success", (expr, answer)
     return list(answer["data"]["result"])
 
 
-def test_every_dashboard_and_alert_expression_returns_data(scraped_bridge: tuple[BridgeProcess, str]) -> None:
-    bridge, api = scraped_bridge
-    samples = orjson.loads((ROOT / "bridge/events/samples.json").read_bytes())
+def load(bridge: BridgeProcess, samples: list[dict[str, Any]], *, wrong_tokens: bool) -> None:
+    """Six rounds of every sample type, an authenticated dead letter and, if asked, a request with a wrong
+    token per round."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with bridge.client() as client:
         for round_number in range(6):
             for sample in samples:
                 body = orjson.dumps({**sample, "id": f"{sample['id']}-{round_number}", "eventTime": now})
                 assert send(bridge, client, body) == 200
-            assert (
-                send(
-                    bridge,
-                    client,
-                    b'{"id": "x"',
-                )
-                == 202
-            )  # authenticated, invalid: dead letter
-            assert send(bridge, client, orjson.dumps(samples[0]), token="wrong") == 401
+            assert send(bridge, client, b'{"id": "x"') == 202  # authenticated, invalid: dead letter
+            if wrong_tokens:
+                assert send(bridge, client, orjson.dumps(samples[0]), token="wrong") == 401
             time.sleep(1.0)
+
+
+def test_every_dashboard_and_alert_expression_returns_data_per_release(
+    scraped_bridges: tuple[dict[str, BridgeProcess], str],
+) -> None:
+    bridges, api = scraped_bridges
+    samples = orjson.loads((ROOT / "bridge/events/samples.json").read_bytes())
+    # Only prod sees wrong tokens: its auth-failure series must not show up under staging.
+    threads = [
+        threading.Thread(target=load, args=(bridge, samples), kwargs={"wrong_tokens": namespace == "prod"})
+        for namespace, bridge in bridges.items()
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     deadline = time.monotonic() + 30
-    while not query(api, f'up{{job="{JOB}"}} == 1'):
-        assert time.monotonic() < deadline, "Prometheus never scraped the bridge"
+    while len(query(api, f'up{{job="{JOB}"}} == 1')) < len(bridges):
+        assert time.monotonic() < deadline, "Prometheus never scraped both bridges"
         time.sleep(0.5)
     time.sleep(3)
     exprs: list[PromQLExpr] = dashboard_exprs() + [
@@ -121,3 +163,12 @@ def test_every_dashboard_and_alert_expression_returns_data(scraped_bridge: tuple
     ]
     empty = [f"{e.source}: {e.expr}" for e in exprs if not query(api, e.expr)]
     assert empty == [], "expressions that returned no data:\n" + "\n".join(empty)
+
+    # Each alert's series belong to one release: no result lacks the namespace, and only prod has auth
+    # failures. Summed across the releases, a result would carry no namespace at all.
+    for alert in alert_exprs():
+        namespaces = [series["metric"].get("namespace") for series in query(api, data_form(alert.expr))]
+        expected = {"prod"} if "auth_failures" in alert.expr else set(RELEASES)
+        if alert.source == "alert IdaasBridgeAbsent":  # `up` itself: one series per scraped bridge
+            expected = set(RELEASES)
+        assert set(namespaces) == expected, f"{alert.source}: namespaces {namespaces}"

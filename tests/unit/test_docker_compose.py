@@ -11,6 +11,7 @@ import yaml
 
 from bridge.config import load_settings
 from tests.promql_exprs import DASHBOARD
+from tools import monitoring
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 DEPLOY: Final = ROOT / "deploy"
@@ -130,9 +131,13 @@ def test_prometheus_scrapes_the_bridge_as_the_job_the_alerts_expect(
     config = _yaml(DEPLOY / "prometheus/prometheus.yml")
     assert config["rule_files"] == ["alerts.yaml"]
     (job,) = config["scrape_configs"]
-    assert job["job_name"] == "idaas-siem-bridge"
-    assert job["static_configs"] == [{"targets": ["bridge:9464"]}], "metrics are on the operations port"
-    assert 'job="idaas-siem-bridge"' in (DEPLOY / "prometheus/alerts.yaml").read_text()
+    assert job["job_name"] == monitoring.COMPOSE_JOB
+    # The operations port serves /metrics; namespace and pod name the bridge in alert summaries and
+    # dashboard legends, as on Kubernetes.
+    assert job["static_configs"] == [
+        {"targets": ["bridge:9464"], "labels": {"namespace": "docker-compose", "pod": "bridge"}}
+    ]
+    assert f'job="{monitoring.COMPOSE_JOB}"' in (DEPLOY / "prometheus/alerts.yaml").read_text()
 
 
 def test_grafana_provisions_the_datasource_and_the_dashboard(services: dict[str, dict[str, Any]]) -> None:

@@ -10,7 +10,14 @@ from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
 from bridge import metrics
-from tests.promql_exprs import DASHBOARD, all_exprs, dashboard_exprs, metric_names, substitute
+from tests.promql_exprs import (
+    DASHBOARD,
+    aggregations_dropping,
+    all_exprs,
+    dashboard_exprs,
+    metric_names,
+    substitute,
+)
 
 #: Sample names prometheus_client writes for each metric type, from the family name.
 SAMPLE_SUFFIXES: Final = {
@@ -78,6 +85,54 @@ def test_dashboard_expressions_have_every_template_variable_substituted() -> Non
     leftovers = [expr for expr in exprs if "$" in expr.expr or "[[" in expr.expr]
     assert not leftovers
     assert any('job=~".*"' in expr.expr and "[1m]" in expr.expr for expr in exprs)
+    assert all('namespace=~".*"' in expr.expr for expr in exprs if expr.source.startswith("dashboard panel"))
+
+
+def test_every_aggregation_keeps_the_release_labels() -> None:
+    """Two releases (namespace, job) scraped by one Prometheus are never summed or compared as one."""
+    dropping = {
+        expr.source: found
+        for expr in all_exprs()
+        if (found := aggregations_dropping(expr.expr, ("namespace", "job")))
+    }
+    assert not dropping
+
+
+@pytest.mark.parametrize(
+    ("expr", "dropping"),
+    [
+        ("sum by (namespace, job, webhook) (x)", []),
+        ("max without (pod) (x) > 3", []),
+        ("sum(x)", ["sum(x)"]),
+        ('histogram_quantile(0.9, sum by (le) (rate(x{a="sum(y)"}[5m])))', ["sum by (le) (rate(x{"]),
+        ("count without (job) (x)", ["count without (job) (x)"]),
+    ],
+)
+def test_aggregations_dropping_finds_aggregations_that_lose_a_release_label(
+    expr: str, dropping: list[str]
+) -> None:
+    assert [
+        found[: len(want)]
+        for found, want in zip(aggregations_dropping(expr, ("namespace", "job")), dropping, strict=True)
+    ] == dropping
+
+
+def test_dashboard_legends_name_pods_not_addresses() -> None:
+    legends = [
+        target["legendFormat"] for panel in _dashboard()["panels"] for target in panel.get("targets", [])
+    ]
+    assert not [legend for legend in legends if "instance" in legend]
+    assert any("{{pod}}" in legend for legend in legends)
+
+
+def test_dashboard_offers_datasource_namespace_job_pod_variables() -> None:
+    variables = {variable["name"]: variable for variable in _dashboard()["templating"]["list"]}
+    assert {"datasource", "namespace", "job", "pod"} <= set(variables)
+    # One release at a time: single-value namespace and job; any pods of it.
+    assert not variables["namespace"]["multi"] and not variables["job"]["multi"]
+    assert variables["pod"]["includeAll"]
+    assert "$namespace" in variables["job"]["query"]["query"]
+    assert "$job" in variables["pod"]["query"]["query"]
 
 
 def test_every_panel_queries_the_datasource_template_variable() -> None:
