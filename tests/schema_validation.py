@@ -18,12 +18,14 @@ failing test shows all of them at once.
   its `action` selects requires.
 - Native: the JSON Schema of `idaas.event/1` below (the bridge's own contract).
 
-It also holds the inputs every format test shares: the 16 sample deliveries plus one of a type the catalog
-does not know, normalized as the "prod" webhook at a fixed receive time.
+It also holds the inputs every format test shares: the 16 sample deliveries, one of a type the catalog does
+not know, and the 8 examples Entrust publishes (tests/idaas_examples, copied verbatim with their sources),
+normalized as the "prod" webhook at a fixed receive time.
 """
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import math
@@ -41,7 +43,7 @@ import orjson
 import pytest
 import yaml
 
-from bridge.events.catalog import Category, lookup
+from bridge.events.catalog import EVENT_TYPES, Category, EventType, Variant, lookup
 from bridge.events.envelope import parse_envelope
 from bridge.events.model import Event
 from bridge.events.normalize import normalize
@@ -49,6 +51,9 @@ from bridge.events.samples import sample_deliveries
 
 SCHEMAS_ENV: Final = "IDAAS_BRIDGE_SCHEMAS_DIR"
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[1]
+#: The vendor's own example payloads, one `<type>.json` each, verbatim (see SOURCES.md there).
+VENDOR_EXAMPLES_DIR: Final = PROJECT_ROOT / "tests" / "idaas_examples"
+VENDOR_EXAMPLE_PREFIX: Final = "vendor-example."
 ECS_FLAT: Final = "ecs-9.4.0/ecs_flat.yml"
 OCSF_DIR: Final = "ocsf-1.8.0"
 VENDOR_NAMESPACE: Final = "entrust_idaas"
@@ -66,14 +71,57 @@ UNKNOWN_DELIVERY: Final = {
 }
 
 
+@cache
+def vendor_examples() -> tuple[dict[str, Json], ...]:
+    """The documented examples, in file name order."""
+    return tuple(
+        json.loads(path.read_text(encoding="utf-8")) for path in sorted(VENDOR_EXAMPLES_DIR.glob("*.json"))
+    )
+
+
 def deliveries() -> list[dict[str, Json]]:
-    """The 16 sample deliveries and one of a type this release does not know."""
-    return [*sample_deliveries(), UNKNOWN_DELIVERY]
+    """The 16 sample deliveries, one of a type this release does not know, then the vendor's examples."""
+    return [*sample_deliveries(), UNKNOWN_DELIVERY, *vendor_examples()]
 
 
 def case_name(delivery: Mapping[str, Json]) -> str:
-    """The IDaaS type, or `unknown-type` for the delivery no catalog row describes."""
+    """The IDaaS type (prefixed for a vendor example), or `unknown-type` for the delivery no row describes."""
+    if any(delivery is example for example in vendor_examples()):
+        return f"{VENDOR_EXAMPLE_PREFIX}{delivery['type']}"
     return str(delivery["type"]) if lookup(str(delivery["type"])) is not None else "unknown-type"
+
+
+def variant_delivery(row: EventType, variant: Variant | None) -> dict[str, Json]:
+    """The sample of `row` with `data` changed so that normalization selects `variant` (None: none of the
+    row's variants, its own classification). A row without variants gets its sample unchanged."""
+    sample = next(delivery for delivery in sample_deliveries() if delivery["type"] == row.name)
+    if not row.variants:
+        return sample
+    data = copy.deepcopy(sample["data"])
+    if row.category == "magiclink":
+        link_types = {None: "Invitation", "registration-link": "Registration", "sign-in-link": "Sign-In"}
+        data["entityAttributes"]["magicLinkType"] = link_types[variant]
+    elif row.category in ("grid", "face"):
+        pending = {"grid": ("state", "PENDING"), "face": ("status", "ACTIVATING")}
+        key, value = pending[row.category]
+        data["entityAttributes"][key] = value if variant == "factor-pending" else "ACTIVE"
+    elif row.category == "password" and variant == "password-reset":
+        data.update(
+            subject="0f9e8d7c-6b5a-4f3e-9d2c-1b0a9f8e7d6c",
+            subjectName="ops.admin",
+            resourceName="Administration Portal",
+            subscriberAdminRoleName="Help Desk Administrator",
+        )
+    return {**sample, "data": data}
+
+
+def classified_deliveries() -> list[tuple[EventType, Variant | None, dict[str, Json]]]:
+    """For every row, a delivery for its own classification and one for each of its variants."""
+    return [
+        (row, variant, variant_delivery(row, variant))
+        for row in EVENT_TYPES
+        for variant in (None, *row.variants)
+    ]
 
 
 def normalized(delivery: Mapping[str, Json]) -> Event:

@@ -2,17 +2,33 @@
 
 Nothing else in the project lists event types: routing, normalization and every output format read their
 per-type facts from a row here, so supporting a new IDaaS event type is one row plus its tests.
+
+A row files its type in each SIEM schema (`classification`); where the vendor's own examples show that one
+type covers different things, the row also lists the `variants`, and normalization picks one from `data`
+(bridge/events/normalize.py knows which field says so).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
+
+from bridge.events.authenticators import (
+    BIOMETRIC,
+    EMAIL,
+    GRID_CARD,
+    PASSWORD,
+    SECURITY_QUESTION,
+    WEBAUTHN,
+    AuthFactor,
+)
 
 Category = Literal[
     "authentication", "user", "password", "kba", "grid", "passkey", "magiclink", "face", "unknown"
 ]
 Outcome = Literal["success", "failure", "unknown"]
+#: What `data` can show an event to be, beyond its type (normalize.variant_of decides).
+Variant = Literal["registration-link", "sign-in-link", "factor-pending", "password-reset"]
 #: The logical topics; config maps each one to a Kafka topic name and an output format.
 TopicKey = Literal["authentication", "user", "authenticator", "unknown", "deadletter"]
 
@@ -28,15 +44,6 @@ class Ecs:
     type: tuple[str, ...]
     #: False for notifications (`type: info`): ECS says `event.outcome` is generally not populated there.
     has_outcome: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class AuthFactor:
-    """An OCSF 1.8.0 `auth_factor`: `factor_type_id` from the schema's enum and its caption (the source's own
-    name for 99, which OCSF asks for instead of the caption "Other")."""
-
-    type_id: int
-    type: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +74,17 @@ class Cim:
 
 
 @dataclass(frozen=True, slots=True)
+class Classification:
+    """Where one event is filed: its outcome and its place in ECS, OCSF and the CIM."""
+
+    outcome: Outcome
+    ecs: Ecs
+    ocsf: Ocsf
+    #: None for events no CIM data model covers (notification emails): they keep only their sourcetype.
+    cim: Cim | None
+
+
+@dataclass(frozen=True, slots=True)
 class EventType:
     """What the bridge knows about one IDaaS event type, including its place in each SIEM schema."""
 
@@ -74,11 +92,12 @@ class EventType:
     category: Category
     #: A stable verb for the event (`create`, `authenticate`, `send-email`, …), the same across categories.
     action: str
-    outcome: Outcome
-    ecs: Ecs
-    ocsf: Ocsf
-    #: None for events no CIM data model covers (notification emails): they keep only their sourcetype.
-    cim: Cim | None
+    #: How an event of this type is filed unless `data` shows it is one of the `variants`.
+    classification: Classification
+    variants: dict[Variant, Classification] = field(default_factory=dict)
+
+    def classify(self, variant: Variant | None) -> Classification:
+        return self.variants.get(variant, self.classification) if variant else self.classification
 
     @property
     def topic(self) -> TopicKey:
@@ -104,17 +123,6 @@ AUTHENTICATOR_CHANGED: Final = USER_CHANGED
 AUTHENTICATOR_SENT: Final = Ecs(("iam",), ("user", "info"), has_outcome=False)
 LOGIN_LINK_SENT: Final = Ecs(("authentication",), ("info",), has_outcome=False)
 
-#: OCSF `factor_type_id` values (dictionary.json, `auth_factor`) for the authenticators IDaaS names.
-PASSWORD: Final = AuthFactor(11, "Password")
-SECURITY_QUESTION: Final = AuthFactor(2, "Security Question")
-OTP: Final = AuthFactor(7, "OTP")
-PUSH: Final = AuthFactor(5, "Push Notification")
-WEBAUTHN: Final = AuthFactor(10, "WebAuthn")
-BIOMETRIC: Final = AuthFactor(4, "Biometric")
-EMAIL: Final = AuthFactor(8, "Email")
-#: OCSF has no grid card factor: 99 Other with the name IDaaS uses for it.
-GRID_CARD: Final = AuthFactor(99, "Grid Card")
-
 LOGON: Final = Ocsf(AUTHENTICATION, 1, "Logon")
 
 
@@ -128,45 +136,78 @@ def factor_enabled(factor: AuthFactor) -> Ocsf:
     return account_change(10, "MFA Factor Enable", factor)
 
 
+def factor_pending(factor: AuthFactor) -> Ocsf:
+    """An authenticator issued but not active yet (a grid card PENDING, a face ACTIVATING): not yet MFA
+    Factor Enable, so 99 with a name of ours, the factor named."""
+    return account_change(99, "MFA Factor Pending", factor)
+
+
 SIGNED_IN: Final = Cim("Authentication", "Successful_Authentication", "success")
 SIGN_IN_FAILED: Final = Cim("Authentication", "Failed_Authentication", "failure")
 CIM_UPDATED: Final = Cim("Change", "Accounts_Updated", "modified")
 
+
+def authenticator_changed(ocsf: Ocsf) -> Classification:
+    """A change to an authenticator: ECS `[user, change]`, CIM an updated account, OCSF as given."""
+    return Classification("success", AUTHENTICATOR_CHANGED, ocsf, CIM_UPDATED)
+
+
+def notification(ecs: Ecs, ocsf: Ocsf, outcome: Outcome = "success") -> Classification:
+    """An email IDaaS sent: no CIM data model takes it (its `action` would have to be a result)."""
+    return Classification(outcome, ecs, ocsf, None)
+
+
+#: A magic link is a one-time sign-in URL sent by email. Sending one for a sign-in is a step of an
+#: authentication; sending one to finish a registration is account/credential lifecycle. When `data` does
+#: not say which (no or an unknown `magicLinkType`), the send is filed as a sign-in step with no outcome
+#: claimed: OCSF status Unknown.
+MAGIC_LINK_SENT: Final = Ocsf(AUTHENTICATION, 99, "Magic Link Sent", EMAIL)
+
 # fmt: off
 # A table: one row per type, its columns aligned, reads better than the formatter's one-value-per-line.
 EVENT_TYPES: Final[tuple[EventType, ...]] = (
-    EventType("authentication.succeeded", "authentication", "authenticate", "success",
-              SIGN_IN, LOGON, SIGNED_IN),
-    EventType("authentication.failed", "authentication", "authenticate", "failure",
-              SIGN_IN, LOGON, SIGN_IN_FAILED),
-    EventType("user.created", "user", "create", "success",
-              USER_CREATED, account_change(1, "Create"), Cim("Change", "Accounts_Created", "created")),
-    EventType("user.updated", "user", "update", "success",
-              USER_CHANGED, account_change(99, "Update"), CIM_UPDATED),
-    EventType("user.deleted", "user", "delete", "success",
-              USER_DELETED, account_change(6, "Delete"), Cim("Change", "Accounts_Deleted", "deleted")),
-    EventType("user.registration.completed", "user", "complete-registration", "success",
-              USER_CHANGED, account_change(99, "Registration Complete"), CIM_UPDATED),
-    EventType("password.updated", "password", "update", "success",
-              AUTHENTICATOR_CHANGED, account_change(3, "Password Change", PASSWORD), CIM_UPDATED),
-    EventType("kba.question.created", "kba", "create", "success",
-              AUTHENTICATOR_CHANGED, factor_enabled(SECURITY_QUESTION), CIM_UPDATED),
-    EventType("grid.created", "grid", "create", "success",
-              AUTHENTICATOR_CHANGED, factor_enabled(GRID_CARD), CIM_UPDATED),
-    EventType("grid.email.sent", "grid", "send-email", "success",
-              AUTHENTICATOR_SENT, account_change(99, "Grid Card Email Sent", GRID_CARD), None),
-    EventType("grid.password.email.sent", "grid", "send-password-email", "success",
-              AUTHENTICATOR_SENT, account_change(99, "Grid Card Password Email Sent", GRID_CARD), None),
-    EventType("passkey.created", "passkey", "create", "success",
-              AUTHENTICATOR_CHANGED, factor_enabled(WEBAUTHN), CIM_UPDATED),
-    EventType("passkey.updated", "passkey", "update", "success",
-              AUTHENTICATOR_CHANGED, account_change(99, "MFA Factor Update", WEBAUTHN), CIM_UPDATED),
-    EventType("passkey.deleted", "passkey", "delete", "success",
-              AUTHENTICATOR_CHANGED, account_change(11, "MFA Factor Disable", WEBAUTHN), CIM_UPDATED),
-    EventType("magiclink.email.sent", "magiclink", "send-email", "success",
-              LOGIN_LINK_SENT, Ocsf(AUTHENTICATION, 99, "Magic Link Sent", EMAIL), None),
-    EventType("face.biometric.created", "face", "create", "success",
-              AUTHENTICATOR_CHANGED, factor_enabled(BIOMETRIC), CIM_UPDATED),
+    EventType("authentication.succeeded", "authentication", "authenticate",
+              Classification("success", SIGN_IN, LOGON, SIGNED_IN)),
+    EventType("authentication.failed", "authentication", "authenticate",
+              Classification("failure", SIGN_IN, LOGON, SIGN_IN_FAILED)),
+    EventType("user.created", "user", "create",
+              Classification("success", USER_CREATED, account_change(1, "Create"),
+                             Cim("Change", "Accounts_Created", "created"))),
+    EventType("user.updated", "user", "update",
+              Classification("success", USER_CHANGED, account_change(99, "Update"), CIM_UPDATED)),
+    EventType("user.deleted", "user", "delete",
+              Classification("success", USER_DELETED, account_change(6, "Delete"),
+                             Cim("Change", "Accounts_Deleted", "deleted"))),
+    EventType("user.registration.completed", "user", "complete-registration",
+              Classification("success", USER_CHANGED, account_change(99, "Registration Complete"),
+                             CIM_UPDATED)),
+    EventType("password.updated", "password", "update",
+              authenticator_changed(account_change(3, "Password Change", PASSWORD)),
+              {"password-reset": authenticator_changed(account_change(4, "Password Reset", PASSWORD))}),
+    EventType("kba.question.created", "kba", "create",
+              authenticator_changed(factor_enabled(SECURITY_QUESTION))),
+    EventType("grid.created", "grid", "create",
+              authenticator_changed(factor_enabled(GRID_CARD)),
+              {"factor-pending": authenticator_changed(factor_pending(GRID_CARD))}),
+    EventType("grid.email.sent", "grid", "send-email",
+              notification(AUTHENTICATOR_SENT, account_change(99, "Grid Card Email Sent", GRID_CARD))),
+    EventType("grid.password.email.sent", "grid", "send-password-email",
+              notification(AUTHENTICATOR_SENT,
+                           account_change(99, "Grid Card Password Email Sent", GRID_CARD))),
+    EventType("passkey.created", "passkey", "create",
+              authenticator_changed(factor_enabled(WEBAUTHN))),
+    EventType("passkey.updated", "passkey", "update",
+              authenticator_changed(account_change(99, "MFA Factor Update", WEBAUTHN))),
+    EventType("passkey.deleted", "passkey", "delete",
+              authenticator_changed(account_change(11, "MFA Factor Disable", WEBAUTHN))),
+    EventType("magiclink.email.sent", "magiclink", "send-email",
+              notification(LOGIN_LINK_SENT, MAGIC_LINK_SENT, outcome="unknown"),
+              {"sign-in-link": notification(LOGIN_LINK_SENT, MAGIC_LINK_SENT),
+               "registration-link": notification(
+                   AUTHENTICATOR_SENT, account_change(99, "Registration Magic Link Sent", EMAIL))}),
+    EventType("face.biometric.created", "face", "create",
+              authenticator_changed(factor_enabled(BIOMETRIC)),
+              {"factor-pending": authenticator_changed(factor_pending(BIOMETRIC))}),
 )
 # fmt: on
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from bridge.events.catalog import Category, EventType, Outcome, TopicKey
+from bridge.events.catalog import Category, Classification, EventType, Outcome, TopicKey
 
 NATIVE_SCHEMA: Final = "idaas.event/1"
 
@@ -31,6 +31,8 @@ class Event:
     id: str
     type: str
     catalog_row: EventType | None
+    #: The row's classification, or the variant `data` selected; None for a type without a row.
+    classification: Classification | None
     category: Category
     action: str
     outcome: Outcome
@@ -56,5 +58,8 @@ class Event:
 
     @property
     def key(self) -> str:
-        """Kafka key: per-user ordering where IDaaS names a user, per-tenant otherwise."""
-        return self.user.id or self.subject.id or self.account_id
+        """Kafka key: the affected user's username wherever a field names them, else their id, else the
+        tenant. The username first because it is the one identifier every event about a user carries
+        (`subjectName` when they act themselves; `entityAttributes.userId` or a user `entityName` when an
+        admin acts on them, often without their id), so all of one user's events share a partition."""
+        return self.user.name or self.user.id or self.account_id

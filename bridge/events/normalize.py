@@ -6,10 +6,14 @@ missing or mistyped value; the original `data` object travels untouched in the e
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Final
 
-from bridge.events.catalog import AUTHENTICATOR_CATEGORIES, lookup
+import orjson
+
+from bridge.events.catalog import AUTHENTICATOR_CATEGORIES, Category, Variant, lookup
 from bridge.events.envelope import Envelope
 from bridge.events.model import Event, Party
 
@@ -18,8 +22,23 @@ ADMIN_PORTAL: Final = "Administration Portal"
 USER_ENTITY_TYPES: Final = frozenset({"USERS", "USERPASSWORDS"})
 #: entityType codes whose entityName is the affected user's username.
 USERNAME_ENTITY_TYPES: Final = frozenset({"USERS", "USERPASSWORDS", "MAGICLINKS"})
-#: Keys under entityAttributes that may carry why an authentication failed (not documented by IDaaS).
+#: Keys that may carry why an authentication failed: no vendor example shows one, so these are guesses,
+#: looked for under entityAttributes first, then in `data` itself.
 REASON_KEYS: Final = ("reason", "failureReason", "errorMessage")
+#: Any other key that reads like an explanation of a result is carried into the reason as `key: value`, so a
+#: field IDaaS names differently still reaches every format's reason field (and `data` travels whole anyway).
+REASON_LIKE: Final = re.compile(r"reason|error|fail|cause|denied|detail|message", re.IGNORECASE)
+#: `magicLinkType` values, compared on their letters alone, without case ("Sign-In" is "signin").
+#: "Registration" is the one a vendor example shows; the sign-in names are inferred. Any other value selects
+#: no variant.
+REGISTRATION_LINK_TYPES: Final = frozenset({"registration"})
+SIGN_IN_LINK_TYPES: Final = frozenset({"authentication", "signin", "login", "logon", "passwordless"})
+#: An authenticator issued but not usable yet: grid `state` PENDING and face `status` ACTIVATING, both from
+#: the vendor's examples.
+PENDING_STATES: Final = frozenset({"PENDING", "ACTIVATING"})
+#: The entityAttributes key holding each authenticator category's state.
+STATE_KEYS: Final[dict[Category, str]] = {"grid": "state", "face": "status"}
+_NOT_LETTERS: Final = re.compile(r"[^a-z]")
 
 
 def _text(mapping: dict[str, Any], key: str) -> str | None:
@@ -44,6 +63,59 @@ def _affected_user(data: dict[str, Any], subject: Party, by_admin: bool) -> Part
     return Party(id=user_id, name=name, type="USER" if user_id or name else None)
 
 
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+#: Keys up to this length have their reason-likeness cached, so the cache stays small whatever is sent.
+CACHED_KEY_CHARS: Final = 64
+
+
+def _search_reason_like(key: str) -> bool:
+    return key not in REASON_KEYS and REASON_LIKE.search(key) is not None
+
+
+#: The same few keys come in every event, and the regex search is the costly part of `_reason`.
+_cached_reason_like = lru_cache(maxsize=1024)(_search_reason_like)
+
+
+def _reason_like(key: str) -> bool:
+    return _cached_reason_like(key) if len(key) <= CACHED_KEY_CHARS else _search_reason_like(key)
+
+
+def _reason(data: dict[str, Any], attributes: dict[str, Any]) -> str | None:
+    """The guessed reason keys' texts, then every other reason-like field as `key: value`, joined."""
+    sources = (attributes, data)
+    parts = [text for source in sources for key in REASON_KEYS if (text := _text(source, key))]
+    parts.extend(
+        f"{key}: {_as_text(value)}"
+        for source in sources
+        for key, value in source.items()
+        if _reason_like(key) and value not in (None, "", [], {})
+    )
+    return "; ".join(parts) or None
+
+
+def variant_of(
+    category: Category, data: dict[str, Any], attributes: dict[str, Any], by_admin: bool
+) -> Variant | None:
+    """What `data` shows the event to be beyond its type; the catalog row says how each variant is filed."""
+    if category == "magiclink":
+        link_type = _text(attributes, "magicLinkType")
+        folded = _NOT_LETTERS.sub("", link_type.lower()) if link_type else None
+        if folded in REGISTRATION_LINK_TYPES:
+            return "registration-link"
+        return "sign-in-link" if folded in SIGN_IN_LINK_TYPES else None
+    if category in STATE_KEYS:
+        state = _text(attributes, STATE_KEYS[category])
+        return "factor-pending" if state is not None and state.upper() in PENDING_STATES else None
+    if category == "password" and by_admin:
+        # An admin setting someone's password resets it; an admin changing their own is still a change.
+        target = _text(data, "entityId")
+        return None if target is not None and target == _text(data, "subject") else "password-reset"
+    return None
+
+
 def normalize(envelope: Envelope, webhook: str, received_at: datetime) -> Event:
     """Build the normalized event; never raises for a valid envelope, whatever `data` holds."""
     data = envelope.data
@@ -66,14 +138,17 @@ def normalize(envelope: Envelope, webhook: str, received_at: datetime) -> Event:
     else:
         authenticator = None
     attributes = _attributes(data)
-    reason = next((value for key in REASON_KEYS if (value := _text(attributes, key))), None)
+    classification = None
+    if row is not None:
+        classification = row.classify(variant_of(category, data, attributes, by_admin))
     return Event(
         id=envelope.id,
         type=envelope.type,
         catalog_row=row,
+        classification=classification,
         category=category,
         action=row.action if row is not None else envelope.type,
-        outcome=row.outcome if row is not None else "unknown",
+        outcome=classification.outcome if classification is not None else "unknown",
         account_id=envelope.account_id,
         occurred_at=envelope.event_time,
         occurred_at_text=envelope.event_time_text,
@@ -87,6 +162,6 @@ def normalize(envelope: Envelope, webhook: str, received_at: datetime) -> Event:
         source_ip=_text(data, "sourceIp"),
         resource=resource,
         authenticator=authenticator,
-        reason=reason,
+        reason=_reason(data, attributes),
         data=data,
     )

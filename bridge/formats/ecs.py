@@ -4,8 +4,10 @@
 `event.ingested` is left to Elasticsearch (Fleet's final pipeline sets it). Categorization comes from the
 catalog row. Who acted is `user.*` (the IDaaS subject) and, for everything but a sign-in, the account the
 event is about is `user.target.*`, as the ECS user-usage guide puts it. What ECS has no field for lives under
-one vendor namespace, `entrust_idaas.*`. A type without a catalog row is `event.kind: event` with no category
-(ECS: leave it empty when nothing fits) and its `data` kept whole in `event.original`.
+one vendor namespace, `entrust_idaas.*`. Every document keeps the IDaaS `data` object whole, as JSON text, in
+`event.original` (ECS's field for the event as received; Elasticsearch stores it without indexing it), so a
+field nothing else maps is not lost. A type without a catalog row is `event.kind: event` with no category
+(ECS: leave it empty when nothing fits).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Final
 
 import orjson
 
+from bridge.events.authenticators import describe
 from bridge.events.model import Event, Party
 from bridge.formats._fields import PRODUCT, VENDOR, ip_or_none
 from bridge.formats.base import EventFormat, rfc3339
@@ -39,19 +42,24 @@ def _vendor_fields(event: Event) -> dict[str, Any]:
         vendor["resource_name"] = event.resource
     if event.authenticator is not None:
         vendor["authenticator"] = event.authenticator
+        if event.category == "authentication":
+            vendor["authentication_method"] = describe(event.authenticator).method
+    entity: dict[str, Any] = {}
     if event.entity is not None:
         entity = _id_and_name(event.entity)
         if event.entity.type is not None:
             entity["type"] = event.entity.type
-        attributes = event.data.get("entityAttributes")
-        if isinstance(attributes, dict) and attributes:
-            entity["attributes"] = attributes
+    # Sign-ins have attributes (`registrationRequired`) but no entity: they still belong here.
+    attributes = event.data.get("entityAttributes")
+    if isinstance(attributes, dict) and attributes:
+        entity["attributes"] = attributes
+    if entity:
         vendor["entity"] = entity
     return vendor
 
 
 def to_document(event: Event) -> dict[str, Any]:
-    row = event.catalog_row
+    classification = event.classification
     ecs_event: dict[str, Any] = {
         "kind": "event",
         "action": event.type,
@@ -59,13 +67,12 @@ def to_document(event: Event) -> dict[str, Any]:
         "created": rfc3339(event.received_at),
         "module": MODULE,
         "dataset": DATASET,
+        "original": orjson.dumps(event.data).decode(),
     }
-    if row is None:
-        ecs_event["original"] = orjson.dumps(event.data).decode()
-    else:
-        ecs_event["category"] = list(row.ecs.category)
-        ecs_event["type"] = list(row.ecs.type)
-        if row.ecs.has_outcome:
+    if classification is not None:
+        ecs_event["category"] = list(classification.ecs.category)
+        ecs_event["type"] = list(classification.ecs.type)
+        if classification.ecs.has_outcome:
             ecs_event["outcome"] = event.outcome
     if event.reason is not None:
         ecs_event["reason"] = event.reason

@@ -3,8 +3,9 @@ changes, the class and activity of each type taken from its catalog row.
 
 `user` is the account the event is about and `actor.user` who acted (an admin when IDaaS names a role);
 `auth_factors` is filled wherever the event names an authenticator. IDaaS `data` fields that have no OCSF
-attribute stay under `unmapped` with their IDaaS names. A type without a catalog row becomes a Base Event
-(class 0, activity 0 Unknown) with all of `data` under `unmapped`: valid OCSF that loses nothing.
+attribute stay under `unmapped` with their IDaaS names, and `raw_data` holds the whole `data` object as JSON
+text (OCSF's field for the event as received). A type without a catalog row becomes a Base Event (class 0,
+activity 0 Unknown) with all of `data` under `unmapped`: valid OCSF that loses nothing.
 """
 
 from __future__ import annotations
@@ -13,20 +14,8 @@ from typing import Any, Final
 
 import orjson
 
-from bridge.events.catalog import (
-    ACCOUNT_CHANGE,
-    AUTHENTICATION,
-    BIOMETRIC,
-    EMAIL,
-    GRID_CARD,
-    OTP,
-    PASSWORD,
-    PUSH,
-    SECURITY_QUESTION,
-    WEBAUTHN,
-    AuthFactor,
-    EventType,
-)
+from bridge.events.authenticators import AuthFactor, describe
+from bridge.events.catalog import ACCOUNT_CHANGE, AUTHENTICATION, Classification
 from bridge.events.model import Event, Party
 from bridge.formats._fields import PRODUCT, VENDOR, epoch_millis, ip_or_none
 from bridge.formats.base import EventFormat
@@ -38,20 +27,6 @@ CLASS_NAMES: Final = {0: "Base Event", AUTHENTICATION: "Authentication", ACCOUNT
 CATEGORY_NAMES: Final = {0: "Uncategorized", 3: "Identity & Access Management"}
 #: outcome → (status_id, status).
 STATUS: Final = {"success": (1, "Success"), "failure": (2, "Failure"), "unknown": (0, "Unknown")}
-#: A sign-in's IDaaS `token` → its factor; authenticator events take theirs from their catalog row.
-SIGN_IN_FACTORS: Final = {
-    "PASSWORD": PASSWORD,
-    "KBA": SECURITY_QUESTION,
-    "OTP": OTP,
-    "TOKEN": OTP,
-    "TOKENPUSH": PUSH,
-    "SMARTCREDENTIALPUSH": PUSH,
-    "FIDO": WEBAUTHN,
-    "PASSKEY": WEBAUTHN,
-    "FACE": BIOMETRIC,
-    "MAGICLINK": EMAIL,
-    "GRID": GRID_CARD,
-}
 #: The `data` fields every class maps to an attribute; the rest is `unmapped`.
 MAPPED_FIELDS: Final = frozenset({"subject", "subjectName", "subjectType", "resourceName", "token"})
 MAPPED_FIELDS_AND_IP: Final = MAPPED_FIELDS | {"sourceIp"}
@@ -78,19 +53,21 @@ def _user(party: Party, admin: bool = False) -> dict[str, Any] | None:
     return user
 
 
-def _auth_factor(event: Event, row: EventType) -> AuthFactor | None:
-    """The row's factor, or for a sign-in the one its token names (99 with the IDaaS name if unlisted)."""
-    if row.ocsf.factor is not None or event.authenticator is None:
-        return row.ocsf.factor
-    return SIGN_IN_FACTORS.get(event.authenticator.upper(), AuthFactor(99, event.authenticator))
+def _auth_factors(event: Event, classification: Classification) -> tuple[AuthFactor, ...]:
+    """The classification's factor, or for a sign-in those its token names (bridge/events/authenticators)."""
+    if classification.ocsf.factor is not None:
+        return (classification.ocsf.factor,)
+    if event.category == "authentication" and event.authenticator is not None:
+        return describe(event.authenticator).factors
+    return ()
 
 
 def _classification(event: Event) -> dict[str, Any]:
-    row = event.catalog_row
-    if row is None:
+    if event.classification is None:
         class_uid, activity_id, activity, severity_id, severity = 0, 0, "Unknown", 0, "Unknown"
     else:
-        class_uid, activity_id, activity = row.ocsf.class_uid, row.ocsf.activity_id, row.ocsf.activity
+        ocsf = event.classification.ocsf
+        class_uid, activity_id, activity = ocsf.class_uid, ocsf.activity_id, ocsf.activity
         severity_id, severity = 1, "Informational"
     class_name, category_uid = CLASS_NAMES[class_uid], class_uid // 1000
     status_id, status = STATUS[event.outcome]
@@ -126,10 +103,12 @@ def to_document(event: Event) -> dict[str, Any]:
     }
     if event.reason is not None:
         document["status_detail"] = event.reason
-    if event.catalog_row is None:
+    classification = event.classification
+    if classification is None:
         if event.data:
             document["unmapped"] = event.data
         return document
+    document["raw_data"] = orjson.dumps(event.data).decode()
     document["user"] = _user(event.user) or UNKNOWN_USER
     actor: dict[str, Any] = {}
     if subject := _user(event.subject, admin=event.admin_role is not None):
@@ -138,10 +117,12 @@ def to_document(event: Event) -> dict[str, Any]:
         actor["app_name"] = event.resource
     if actor:
         document["actor"] = actor
-    if event.catalog_row.ocsf.class_uid == AUTHENTICATION:
+    if classification.ocsf.class_uid == AUTHENTICATION:
         document["service"] = {"name": event.resource or PRODUCT}
-    if (factor := _auth_factor(event, event.catalog_row)) is not None:
-        document["auth_factors"] = [{"factor_type_id": factor.type_id, "factor_type": factor.type}]
+    if factors := _auth_factors(event, classification):
+        document["auth_factors"] = [{"factor_type_id": f.type_id, "factor_type": f.type} for f in factors]
+        if len(factors) > 1 and classification.ocsf.class_uid == AUTHENTICATION:
+            document["is_mfa"] = True
     mapped = MAPPED_FIELDS
     if (ip := ip_or_none(event.source_ip)) is not None:
         document["src_endpoint"] = {"ip": ip}

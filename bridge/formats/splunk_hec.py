@@ -8,9 +8,9 @@ holds exactly `time` (the event time, numeric epoch seconds to the millisecond),
 string values only); `index` is left to the HEC token. The same host, source and sourcetype also travel as
 Kafka headers for the connector's header-routing mode (`splunk.header.support=true`).
 
-`event` uses CIM field names. The catalog row's CIM `action` puts the event in a data model (the add-on in
-deploy/splunk tags by it); required CIM fields IDaaS does not supply are "unknown", as the CIM asks. The IDaaS
-`data` object rides along under `data`, untouched.
+`event` uses CIM field names. The CIM `action` of the event's classification (bridge/events/catalog.py) puts
+it in a data model (the add-on in deploy/splunk tags by it); required CIM fields IDaaS does not supply are
+"unknown", as the CIM asks. The IDaaS `data` object rides along under `data`, untouched.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import orjson
 
+from bridge.events.authenticators import describe
 from bridge.events.model import Event
 from bridge.formats._fields import PRODUCT, VENDOR, epoch_millis
 from bridge.formats.base import EventFormat, Header
@@ -56,13 +57,13 @@ def _cim_event(event: Event) -> dict[str, Any]:
         cim["src_user"] = actor
     if event.reason is not None:
         cim["reason"] = event.reason
-    model = event.catalog_row.cim if event.catalog_row is not None else None
+    model = event.classification.cim if event.classification is not None else None
     if model is not None:
         cim["action"] = model.action
         if model.model == "Authentication":
             cim["authentication_service"] = VENDOR_PRODUCT
             if event.authenticator is not None:
-                cim["authentication_method"] = event.authenticator
+                cim["authentication_method"] = describe(event.authenticator).method
         else:
             cim["status"] = event.outcome
             cim["change_type"] = "AAA"

@@ -102,7 +102,7 @@ def test_each_of_the_16_types_and_an_unknown_one_lands_exactly_as_normalized(bri
             golden.pop("received_at")
             assert value == golden, delivery["type"]
             assert message.topic() == bridge.topics[EXPECTED_TOPIC[delivery["type"]]]
-        expected_key = value["user"]["id"] or value["subject"]["id"] or value["account_id"]
+        expected_key = value["user"]["name"] or value["user"]["id"] or value["account_id"]
         assert message.key() == expected_key.encode()
         assert dict(message.headers() or []) == {
             "idaas-event-type": delivery["type"].encode(),

@@ -10,18 +10,24 @@ from typing import Any
 
 import orjson
 import pytest
-import yaml
 
 from bridge.config import KafkaSettings
-from bridge.events.catalog import EVENT_TYPES
-from bridge.formats import FORMATS, ecs, get_format
-from tests.schema_validation import CIM_MODELS, UNKNOWN_DELIVERY, deliveries, normalized
+from bridge.events.catalog import EVENT_TYPES, Classification, EventType, Variant
+from bridge.events.samples import sample_deliveries
+from bridge.formats import FORMATS, get_format
+from tests.schema_validation import (
+    CIM_MODELS,
+    UNKNOWN_DELIVERY,
+    classified_deliveries,
+    deliveries,
+    normalized,
+)
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 #: The topics a SIEM consumer reads: every default topic but the dead letters (always native, for people).
 SIEM_TOPICS = sorted(t.name for key, t in KafkaSettings().topics.items() if key != "deadletter")
 
-SAMPLES = {delivery["type"]: delivery for delivery in deliveries()}
+SAMPLES = {delivery["type"]: delivery for delivery in sample_deliveries()}
 
 
 def encoded(format_name: str, delivery: dict[str, Any]) -> dict[str, Any]:
@@ -41,14 +47,31 @@ def test_each_config_format_name_is_registered_with_its_own_schema_header() -> N
     assert all(f.content_type == "application/json" for f in FORMATS.values())
 
 
-@pytest.mark.parametrize("row", EVENT_TYPES, ids=lambda row: row.name)
-def test_every_catalog_row_reaches_each_format_as_its_classification(row: Any) -> None:
-    ecs, ocsf = encoded("ecs", SAMPLES[row.name]), encoded("ocsf", SAMPLES[row.name])
-    hec = encoded("splunk_hec", SAMPLES[row.name])
-    assert (ecs["event"]["category"], ecs["event"]["type"]) == (list(row.ecs.category), list(row.ecs.type))
-    assert ("outcome" in ecs["event"]) == row.ecs.has_outcome
-    assert (ocsf["class_uid"], ocsf["activity_id"]) == (row.ocsf.class_uid, row.ocsf.activity_id)
-    assert hec["event"].get("action") == (row.cim.action if row.cim else None)
+CLASSIFIED = classified_deliveries()
+
+
+@pytest.mark.parametrize(
+    ("row", "variant", "delivery"), CLASSIFIED, ids=[f"{r.name}-{v or 'own'}" for r, v, _ in CLASSIFIED]
+)
+def test_every_classification_reaches_each_format(
+    row: EventType, variant: Variant | None, delivery: dict[str, Any]
+) -> None:
+    expected = row.classify(variant)
+    assert normalized(delivery).classification is expected
+    ecs, ocsf = encoded("ecs", delivery), encoded("ocsf", delivery)
+    hec = encoded("splunk_hec", delivery)
+    assert (ecs["event"]["category"], ecs["event"]["type"]) == (
+        list(expected.ecs.category),
+        list(expected.ecs.type),
+    )
+    assert ecs["event"].get("outcome") == (expected.outcome if expected.ecs.has_outcome else None)
+    assert (ocsf["class_uid"], ocsf["activity_id"], ocsf["activity_name"]) == (
+        expected.ocsf.class_uid,
+        expected.ocsf.activity_id,
+        expected.ocsf.activity,
+    )
+    assert ocsf["status"] == expected.outcome.capitalize()
+    assert hec["event"].get("action") == (expected.cim.action if expected.cim else None)
     assert hec["sourcetype"] == f"entrust:idaas:{row.category}"
 
 
@@ -160,9 +183,18 @@ def test_the_splunk_add_on_tags_each_catalog_cim_action_into_its_data_model() ->
         tags_by_action.update(dict.fromkeys(re.findall(r'"([^"]+)"', listed.group(1)), enabled))
     model_tags = {"Authentication": {"authentication"}, "Change": {"change", "account"}}
     for row in EVENT_TYPES:
-        if row.cim is not None:
-            assert tags_by_action[row.cim.action] == model_tags[row.cim.model], row.name
+        for cim in (row.classification.cim, *(variant.cim for variant in row.variants.values())):
+            if cim is not None:
+                assert tags_by_action[cim.action] == model_tags[cim.model], row.name
     assert set(tags_by_action) == set(CIM_MODELS)  # the HEC validator checks the same models
+
+
+def test_the_splunk_add_on_names_itself_in_its_id_stanza() -> None:
+    """Splunk identifies an app by `[id] name` (its directory name) and version, as the launcher shows."""
+    app = _splunk_conf("app.conf")
+    assert app["id"]["name"] == "TA-entrust-idaas" == (DEPLOY / "splunk/TA-entrust-idaas").name
+    assert app["id"]["version"] == app["launcher"]["version"]
+    assert app["package"]["id"] == app["id"]["name"]
 
 
 def test_the_splunk_connector_forwards_the_pre_formatted_envelopes_of_every_siem_topic() -> None:
@@ -172,28 +204,38 @@ def test_the_splunk_connector_forwards_the_pre_formatted_envelopes_of_every_siem
     assert config["value.converter"] == "org.apache.kafka.connect.storage.StringConverter"
 
 
-def test_the_elastic_consumers_decode_json_into_the_ecs_dataset_deduplicated_by_event_id() -> None:
-    agent = yaml.safe_load((DEPLOY / "elastic/elastic-agent-kafka-input.yml").read_text())["inputs"][0]
-    stream = agent["streams"][0]
-    assert sorted(stream["topics"]) == SIEM_TOPICS
-    assert stream["data_stream"]["dataset"] == ecs.DATASET
-    assert stream["parsers"] == [{"ndjson": {"target": "", "overwrite_keys": True, "add_error_key": True}}]
-    assert stream["processors"][0]["fingerprint"]["fields"] == ["event.id"]
-    logstash = (DEPLOY / "elastic/logstash.conf").read_text()
-    assert "codec => json" in logstash and 'document_id => "%{[event][id]}"' in logstash
-    assert f'data_stream_dataset => "{ecs.DATASET}"' in logstash
-    assert all(f'"{topic}"' in logstash for topic in SIEM_TOPICS)
+def _docs_row(*first_cells: str) -> list[str]:
+    """The cells of the docs/siem.md table line whose leading cells (after a number column) are these."""
+    docs = (DEPLOY.parent / "docs/siem.md").read_text()
+    for line in docs.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[1 : 1 + len(first_cells)] == list(first_cells):
+            return cells[1 + len(first_cells) :]
+    raise AssertionError(f"docs/siem.md has no table line for {first_cells}")
+
+
+def _assert_cells_state(cells: list[str], classification: Classification) -> None:
+    ecs_cell, ocsf_cell, cim_cell = cells[:3]
+    ecs, ocsf, cim = classification.ecs, classification.ocsf, classification.cim
+    outcome = classification.outcome if ecs.has_outcome else "—"
+    assert ecs_cell == f"{', '.join(ecs.category)} / {', '.join(ecs.type)} / {outcome}"
+    type_uid = ocsf.class_uid * 100 + ocsf.activity_id
+    assert ocsf_cell.startswith(f"{ocsf.class_uid} ")
+    assert ocsf_cell.endswith(f"/ {ocsf.activity_id} {ocsf.activity} / {type_uid}")
+    assert cim_cell.endswith(f"/ `{cim.action}`" if cim else "—")
 
 
 @pytest.mark.parametrize("row", EVENT_TYPES, ids=lambda row: row.name)
-def test_the_mapping_table_in_docs_states_the_catalog_row(row: Any) -> None:
-    docs = (DEPLOY.parent / "docs/siem.md").read_text()
-    line = next(line for line in docs.splitlines() if line.startswith("| ") and f"| `{row.name}` |" in line)
-    ecs_cell, ocsf_cell, cim_cell, sourcetype = [cell.strip() for cell in line.strip("|").split("|")][2:]
-    outcome = row.outcome if row.ecs.has_outcome else "—"
-    assert ecs_cell == f"{', '.join(row.ecs.category)} / {', '.join(row.ecs.type)} / {outcome}"
-    type_uid = row.ocsf.class_uid * 100 + row.ocsf.activity_id
-    assert ocsf_cell.startswith(f"{row.ocsf.class_uid} ")
-    assert ocsf_cell.endswith(f"/ {row.ocsf.activity_id} {row.ocsf.activity} / {type_uid}")
-    assert cim_cell.endswith(f"/ `{row.cim.action}`" if row.cim else "—")
-    assert sourcetype == f"`entrust:idaas:{row.category}`"
+def test_the_mapping_table_in_docs_states_the_catalog_row(row: EventType) -> None:
+    cells = _docs_row(f"`{row.name}`")
+    _assert_cells_state(cells, row.classification)
+    assert cells[3] == f"`entrust:idaas:{row.category}`"
+
+
+VARIANTS = [(row, variant) for row in EVENT_TYPES for variant in row.variants]
+
+
+@pytest.mark.parametrize(("row", "variant"), VARIANTS, ids=[f"{r.name}-{v}" for r, v in VARIANTS])
+def test_the_variant_table_in_docs_states_each_variant(row: EventType, variant: Variant) -> None:
+    cells = _docs_row(f"`{row.name}`", f"`{variant}`")
+    _assert_cells_state(cells[1:], row.classify(variant))

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.events.catalog import EVENT_TYPES, EventType
+from bridge.events.catalog import EVENT_TYPES, EventType, Variant
 from bridge.formats import FORMATS
 from tests.schema_validation import (
     CIM_DATASETS,
@@ -28,6 +28,7 @@ from tests.schema_validation import (
     EcsSchema,
     OcsfSchema,
     case_name,
+    classified_deliveries,
     deliveries,
     load_ecs,
     load_ocsf,
@@ -43,6 +44,8 @@ from tests.schema_validation import (
 Mutation = Callable[[dict[str, Any]], object]
 DELIVERIES = deliveries()
 IDS = [case_name(delivery) for delivery in DELIVERIES]
+CLASSIFIED = classified_deliveries()
+CLASSIFIED_IDS = [f"{row.name}-{variant or 'own'}" for row, variant, _ in CLASSIFIED]
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +67,6 @@ def mutated(original: dict[str, Any], mutation: Mutation) -> dict[str, Any]:
     copied = copy.deepcopy(original)
     mutation(copied)
     return copied
-
-
-def sample(row: EventType) -> dict[str, Any]:
-    return next(delivery for delivery in DELIVERIES if delivery["type"] == row.name)
 
 
 DROP = object()
@@ -201,14 +200,20 @@ def test_ocsf_validation_rejects(mutation: Mutation, expected: str, ocsf: OcsfSc
     assert any(expected in error for error in errors), errors
 
 
-@pytest.mark.parametrize("row", [row for row in EVENT_TYPES if row.ocsf.factor], ids=lambda row: row.name)
-def test_the_auth_factor_a_catalog_row_names_reaches_the_ocsf_event(row: EventType, ocsf: OcsfSchema) -> None:
-    """The factor column is checked against the schema's `factor_type_id` enum through the event it fills."""
-    event = document("ocsf", sample(row))
-    assert row.ocsf.factor is not None and validate_ocsf(event, ocsf) == []
-    assert event["auth_factors"] == [
-        {"factor_type_id": row.ocsf.factor.type_id, "factor_type": row.ocsf.factor.type}
-    ]
+@pytest.mark.parametrize(("row", "variant", "delivery"), CLASSIFIED, ids=CLASSIFIED_IDS)
+def test_every_classification_of_every_row_is_valid_ocsf_and_ecs_with_its_auth_factor(
+    row: EventType, variant: Variant | None, delivery: dict[str, Any], ocsf: OcsfSchema, ecs: EcsSchema
+) -> None:
+    """Variants are checked against the schemas through the events they file, like the rows' own ones."""
+    classification = row.classify(variant)
+    event = document("ocsf", delivery)
+    assert validate_ocsf(event, ocsf) == [] and validate_ecs(document("ecs", delivery), ecs) == []
+    assert validate_hec(FORMATS["splunk_hec"].encode(normalized(delivery))) == []
+    factor = classification.ocsf.factor
+    if factor is None:  # a sign-in names its factor per event (tested in test_formats_mapping)
+        assert row.category in ("authentication", "user")
+    else:
+        assert event["auth_factors"] == [{"factor_type_id": factor.type_id, "factor_type": factor.type}]
 
 
 def test_ocsf_classes_are_compiled_as_the_ocsf_server_compiles_them(ocsf: OcsfSchema) -> None:
@@ -322,10 +327,13 @@ def test_hec_validation_rejects(mutation: Mutation, expected: str) -> None:
     assert any(expected in error for error in errors), errors
 
 
-@pytest.mark.parametrize("row", [row for row in EVENT_TYPES if row.cim], ids=lambda row: row.name)
-def test_each_hec_event_lands_in_the_cim_dataset_its_catalog_row_names(row: EventType) -> None:
-    action = document("splunk_hec", sample(row))["event"]["action"]
-    assert row.cim is not None and CIM_DATASETS[action] == (row.cim.model, row.cim.dataset)
+@pytest.mark.parametrize(("row", "variant", "delivery"), CLASSIFIED, ids=CLASSIFIED_IDS)
+def test_each_hec_event_lands_in_the_cim_dataset_its_classification_names(
+    row: EventType, variant: Variant | None, delivery: dict[str, Any]
+) -> None:
+    cim = row.classify(variant).cim
+    action = document("splunk_hec", delivery)["event"].get("action")
+    assert (CIM_DATASETS[action] if action else None) == ((cim.model, cim.dataset) if cim else None)
 
 
 def test_hec_validation_rejects_what_is_not_a_json_object() -> None:
