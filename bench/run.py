@@ -27,7 +27,7 @@ from tests.e2e.load import run_load
 from tests.kafka_broker import LocalKafka, create_topics
 
 URL = "https://bridge.example/webhooks/prod"
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789"
 
 
 def per_call_microseconds(action: Callable[[], object], repeat: int = 20_000) -> float:
@@ -44,7 +44,12 @@ def stage_costs() -> dict[str, float]:
     body = orjson.dumps(sample)
     headers = auth.sign(TOKEN, "POST", URL, body, int(time.time()))
     request = auth.SignedRequest(
-        "POST", URL, body, headers["content-digest"], headers["signature-input"], headers["signature"]
+        method="POST",
+        target_uri=URL,
+        body=body,
+        content_digest=headers["content-digest"],
+        signature_input=headers["signature-input"],
+        signature=headers["signature"],
     )
     envelope = parse_envelope(body)
     event = normalize(envelope, "prod", datetime.now(UTC))

@@ -31,7 +31,7 @@ from bridge.publish.kafka import (
 )
 from bridge.publish.rejected import RejectedRecords
 from bridge.publish.spool import Spool
-from bridge.receiver import WebhookReceiver
+from bridge.receiver import Answer, WebhookReceiver
 from bridge.routing import Router
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class Bridge:
             settings,
             self.router,
             DurableDelivery(self.publisher, self.spool, kafka.ack_deadline_seconds, settings.spool.ack_mode),
-            DeliveryDedup(settings.dedup.ttl_seconds, settings.dedup.max_entries),
+            DeliveryDedup[Answer](settings.dedup.ttl_seconds, settings.dedup.max_entries),
             AutoDisableGuard([hook.name for hook in settings.webhooks]),
         )
         self.shutting_down = False

@@ -5,6 +5,11 @@ The profile (../shared/idaas-webhooks.md, part 1): label `sig`, covered componen
 (RFC 9530) checked against the raw body; the HMAC key is the UTF-8 bytes of the webhook token; two tokens may
 be valid at once during rotation. A failure returns a reason from a small fixed set (it becomes a metric
 label and the 401 body), never an exception.
+
+Verification has two steps because the signature covers the `Content-Digest` header, not the body:
+`verify_headers` checks the HMAC from the headers alone, so a forged request is refused before a byte of its
+body is read, and returns the check the body must then pass (its digest). The legacy scheme signs the body
+itself; it can only be checked once the body is read.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import ClassVar, Final
 
 from bridge.structured_fields import Item, StructuredFieldError, Token, parse_dictionary
 
@@ -29,6 +35,8 @@ LEGACY_HEADER: Final = "x-sha2-signature"
 #: RFC 8941 parser never sees a large input.
 SIGNATURE_HEADERS: Final = ("content-digest", "signature-input", "signature", LEGACY_HEADER)
 MAX_SIGNATURE_HEADER_BYTES: Final = 4096
+#: A hex HMAC-SHA256: what a genuine legacy header looks like.
+LEGACY_HEX: Final = re.compile(r"[0-9a-f]{64}")
 
 #: Every reason verification can fail for; bounded, because each is a metric label value.
 REASONS: Final = (
@@ -51,23 +59,72 @@ REASONS: Final = (
 
 @dataclass(frozen=True, slots=True)
 class AuthFailure:
-    """Why a delivery was not authenticated: a fixed `reason` code and a human `detail`."""
+    """Why a delivery was not authenticated: a fixed `reason` code and a human `detail`.
+
+    `well_formed` says whether the request carried a signature shaped as IDaaS sends one (parseable
+    headers with the `sig` label, or a 64-digit hex legacy value): only such a failure can be IDaaS's own
+    delivery, rejected for a wrong token or URL, so only such failures count toward auto-disable.
+    """
 
     reason: str
     detail: str
+    well_formed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
-class SignedRequest:
-    """What verification reads from a request; header values are as received (combined if repeated)."""
+class SignedHeaders:
+    """What verification reads before the body; header values are as received (combined if repeated)."""
 
     method: str
     target_uri: str
-    body: bytes
     content_digest: str | None
     signature_input: str | None
     signature: str | None
     legacy_signature: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest(SignedHeaders):
+    """A whole request: the headers and the raw body."""
+
+    body: bytes = field(kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestCheck:
+    """RFC 9421: the HMAC over the headers verified (it signs Content-Digest, not the body), so the sender
+    holds the token or replays a genuine delivery; the body only has to match the digests it committed to."""
+
+    digests: tuple[tuple[str, bytes], ...]
+    signed: ClassVar[bool] = True
+
+    def verify(self, body: bytes) -> AuthFailure | None:
+        for name, digest in self.digests:
+            if not hmac.compare_digest(digest, DIGESTS[name](body).digest()):
+                return AuthFailure(
+                    "content_digest_mismatch", f"Content-Digest {name} does not match the body", True
+                )
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyCheck:
+    """The pre-RFC 9421 scheme: the HMAC covers the body, so nothing is authenticated until it is read."""
+
+    received: bytes
+    tokens: tuple[str, ...]
+    signed: ClassVar[bool] = False
+
+    def verify(self, body: bytes) -> AuthFailure | None:
+        for token in self.tokens:
+            expected = hmac.new(token.encode(), body, hashlib.sha256).hexdigest().encode()
+            if hmac.compare_digest(expected, self.received):
+                return None
+        return AuthFailure("legacy_signature_mismatch", "x-sha2-signature does not match the body", True)
+
+
+#: What remains to check once the headers passed.
+BodyCheck = DigestCheck | LegacyCheck
 
 
 def signature_base(components: Sequence[tuple[str, str]], signature_params: str) -> bytes:
@@ -102,7 +159,8 @@ def sign(token: str, method: str, target_uri: str, body: bytes, created: int) ->
     }
 
 
-def _check_digest(header: str, body: bytes) -> AuthFailure | None:
+def _parse_digest(header: str) -> AuthFailure | tuple[tuple[str, bytes], ...]:
+    """The supported (algorithm, digest) pairs of a Content-Digest header, checked for shape only."""
     try:
         members = parse_dictionary(header)
     except StructuredFieldError as exc:
@@ -115,22 +173,26 @@ def _check_digest(header: str, body: bytes) -> AuthFailure | None:
             "unsupported_digest_algorithm",
             f"Content-Digest has {', '.join(members) or 'no'} digest; only sha-256 and sha-512 are accepted",
         )
+    digests = []
     for name in supported:
         value = members[name].value
         if not isinstance(value, Item) or not isinstance(value.value, bytes):
             return AuthFailure("malformed_content_digest", f"Content-Digest {name} is not a byte sequence")
-        if not hmac.compare_digest(value.value, DIGESTS[name](body).digest()):
-            return AuthFailure("content_digest_mismatch", f"Content-Digest {name} does not match the body")
-    return None
+        digests.append((name, value.value))
+    return tuple(digests)
 
 
 def _check_parameters(params: Mapping[str, object], now: float, window: int) -> AuthFailure | None:
     unknown = sorted(set(params) - KNOWN_PARAMETERS)
     if unknown:
-        return AuthFailure("unsupported_parameter", f"Signature-Input has unknown parameter(s) {unknown}")
+        return AuthFailure(
+            "unsupported_parameter", f"Signature-Input has unknown parameter(s) {unknown}", True
+        )
     alg = params.get("alg")
     if alg is not None and alg != ALGORITHM:
-        return AuthFailure("unsupported_algorithm", f'alg is {alg!r}; the IDaaS profile uses "{ALGORITHM}"')
+        return AuthFailure(
+            "unsupported_algorithm", f'alg is {alg!r}; the IDaaS profile uses "{ALGORITHM}"', True
+        )
     created = params.get("created")
     if created is not None:
         if not isinstance(created, int) or isinstance(created, bool):
@@ -139,25 +201,27 @@ def _check_parameters(params: Mapping[str, object], now: float, window: int) -> 
             return AuthFailure(
                 "created_outside_window",
                 f"created={created} is {int(now - created)} s from now; allowed ±{window} s (check clocks)",
+                True,
             )
     expires = params.get("expires")
     if expires is not None:
         if not isinstance(expires, int) or isinstance(expires, bool):
             return AuthFailure("malformed_signature_input", "expires must be an integer (Unix seconds)")
         if expires < now:
-            return AuthFailure("expired", f"expires={expires} is in the past")
+            return AuthFailure("expired", f"expires={expires} is in the past", True)
     for name in ("keyid", "nonce", "tag"):
         if name in params and not isinstance(params[name], str):
             return AuthFailure("malformed_signature_input", f"{name} must be a string")
     return None
 
 
-def verify(
-    request: SignedRequest, tokens: Sequence[str], now: float, window: int, legacy: bool = False
-) -> AuthFailure | None:
-    """None when `request` is signed by one of `tokens` under the IDaaS profile, else why not."""
+def verify_headers(
+    request: SignedHeaders, tokens: Sequence[str], now: float, window: int, legacy: bool = False
+) -> AuthFailure | BodyCheck:
+    """Everything that can be checked before the body is read: a failure (answer 401 at once), or what
+    the body must still satisfy."""
     if legacy and request.legacy_signature is not None and request.signature_input is None:
-        return _verify_legacy(request, tokens)
+        return _legacy_headers(request.legacy_signature, tokens)
     missing = [
         name
         for name, value in (
@@ -171,9 +235,9 @@ def verify(
         return AuthFailure("missing_signature_headers", f"missing header(s): {', '.join(missing)}")
     assert request.content_digest is not None and request.signature_input is not None
     assert request.signature is not None
-    failure = _check_digest(request.content_digest, request.body)
-    if failure is not None:
-        return failure
+    digests = _parse_digest(request.content_digest)
+    if isinstance(digests, AuthFailure):
+        return digests
     try:
         inputs = parse_dictionary(request.signature_input)
     except StructuredFieldError as exc:
@@ -188,6 +252,9 @@ def verify(
         return AuthFailure("missing_label", f'Signature-Input and Signature need a member labelled "{LABEL}"')
     if not isinstance(member.value, list):
         return AuthFailure("malformed_signature_input", "the sig member must be an inner list of components")
+    if not isinstance(signed.value, Item) or not isinstance(signed.value.value, bytes):
+        return AuthFailure("malformed_signature", "the sig member of Signature must be a byte sequence")
+    # From here on the request is shaped like an IDaaS delivery: its failures count toward auto-disable.
     names = [item.value for item in member.value]
     if sorted(map(str, names)) != sorted(COMPONENTS) or any(
         item.params or not isinstance(item.value, str) for item in member.value
@@ -195,6 +262,7 @@ def verify(
         return AuthFailure(
             "unexpected_components",
             f"covered components are {names}; the IDaaS profile signs exactly {list(COMPONENTS)}",
+            True,
         )
     params = {
         key: (value.value if isinstance(value, Token) else value) for key, value in member.params.items()
@@ -202,8 +270,6 @@ def verify(
     failure = _check_parameters(params, now, window)
     if failure is not None:
         return failure
-    if not isinstance(signed.value, Item) or not isinstance(signed.value.value, bytes):
-        return AuthFailure("malformed_signature", "the sig member of Signature must be a byte sequence")
     values = {
         "@method": request.method.upper(),
         "@target-uri": request.target_uri,
@@ -212,20 +278,29 @@ def verify(
     base = signature_base([(str(name), values[str(name)]) for name in names], member.text)
     expected = signed.value.value
     if any(hmac.compare_digest(hmac_sha256(token.encode(), base), expected) for token in tokens):
-        return None
+        return DigestCheck(digests)
     return AuthFailure(
         "signature_mismatch",
         f"HMAC does not match for @target-uri {request.target_uri!r}: wrong token, or a public URL that "
         "differs from the callback URL registered in IDaaS (set public_url)",
+        True,
     )
 
 
-def _verify_legacy(request: SignedRequest, tokens: Sequence[str]) -> AuthFailure | None:
-    """The pre-RFC 9421 scheme: hex HMAC-SHA256 of the raw body in `x-sha2-signature` (opt-in only)."""
-    # As bytes: compare_digest raises on non-ASCII str, and a header may carry any latin-1 text.
-    received = (request.legacy_signature or "").strip().lower().encode()
-    for token in tokens:
-        expected = hmac.new(token.encode(), request.body, hashlib.sha256).hexdigest().encode()
-        if hmac.compare_digest(expected, received):
-            return None
-    return AuthFailure("legacy_signature_mismatch", "x-sha2-signature does not match the body")
+def verify(
+    request: SignedRequest, tokens: Sequence[str], now: float, window: int, legacy: bool = False
+) -> AuthFailure | None:
+    """None when `request` is signed by one of `tokens` under the IDaaS profile, else why not."""
+    outcome = verify_headers(request, tokens, now, window, legacy)
+    if isinstance(outcome, AuthFailure):
+        return outcome
+    return outcome.verify(request.body)
+
+
+def _legacy_headers(header: str, tokens: Sequence[str]) -> AuthFailure | LegacyCheck:
+    """The legacy `x-sha2-signature` (opt-in only): 64 hex digits, or it cannot match any HMAC."""
+    # A header may carry any latin-1 text; only ASCII hex passes, so compare_digest then sees plain bytes.
+    received = header.strip().lower()
+    if not LEGACY_HEX.fullmatch(received):
+        return AuthFailure("legacy_signature_mismatch", "x-sha2-signature is not 64 hex digits")
+    return LegacyCheck(received.encode(), tuple(tokens))

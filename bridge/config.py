@@ -37,7 +37,34 @@ IDAAS_DEADLINE_SECONDS: Final = 3.0
 MAX_ACK_DEADLINE_SECONDS: Final = 2.5
 WEBHOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 TOPIC_KEYS: Final = ("authentication", "user", "authenticator", "unknown", "deadletter")
-SECRET_KEY_PARTS: Final = ("password", "secret", "token", "key")
+#: The shortest webhook token accepted: an empty or short key lets anyone sign (or guess) deliveries.
+MIN_TOKEN_LENGTH: Final = 16
+#: Kafka client properties whose name contains one of these are secrets wherever they came from.
+SECRET_KEY_PARTS: Final = ("password", "secret", "token", "key", "passphrase", "pem", "jaas", "kinit")
+#: SASL/SSL properties shown by check-config; every other sasl.* / ssl.* one is masked (librdkafka keeps
+#: adding secret-bearing ones, e.g. sasl.oauthbearer.config, so the safe default is to hide).
+PUBLIC_SECURITY_PROPERTIES: Final = frozenset(
+    {
+        "sasl.mechanism",
+        "sasl.mechanisms",
+        "sasl.username",
+        "sasl.kerberos.service.name",
+        "sasl.kerberos.principal",
+        "sasl.oauthbearer.method",
+        "sasl.oauthbearer.client.id",
+        "sasl.oauthbearer.scope",
+        "sasl.oauthbearer.token.endpoint.url",
+        "ssl.ca.location",
+        "ssl.ca.certificate.stores",
+        "ssl.certificate.location",
+        "ssl.crl.location",
+        "ssl.keystore.location",
+        "ssl.endpoint.identification.algorithm",
+        "ssl.cipher.suites",
+        "ssl.curves.list",
+        "ssl.sigalgs.list",
+    }
+)
 
 AckMode = Literal["kafka_first", "spool_first"]
 #: What a dead-letter record holds besides the body: its fields and headers, the webhook name three times
@@ -76,6 +103,8 @@ class ServerSettings:
     tls_handshake_timeout_seconds: float = 5.0
     max_header_bytes: int = 16 * 1024
     max_header_fields: int = 100
+    unauthenticated_limit_concurrency: int = 16
+    unauthenticated_body_timeout_seconds: float = 2.0
     shutdown_grace_seconds: float = 20.0
 
     @property
@@ -110,6 +139,8 @@ def _default_topics() -> dict[str, TopicSettings]:
 class KafkaSettings:
     bootstrap_servers: str = "127.0.0.1:9092"
     client_properties: dict[str, str] = field(default_factory=dict)
+    #: The client properties set through IDAAS_BRIDGE_KAFKA_CLIENT_* (all masked by check-config).
+    properties_from_environment: frozenset[str] = frozenset()
     ack_deadline_seconds: float = 1.5
     statistics_interval_seconds: float = 15.0
     topics: dict[str, TopicSettings] = field(default_factory=_default_topics)
@@ -161,11 +192,12 @@ class Settings:
 class _Section:
     """Typed access to one mapping of the YAML, reporting errors with the full setting path."""
 
-    def __init__(self, path: str, raw: Any) -> None:
+    def __init__(self, path: str, raw: Any, secret: bool = False) -> None:
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
-            raise ConfigError(f"{path}: expected a mapping, got {type(raw).__name__} {raw!r}")
+            shown = "" if secret else f" {raw!r}"
+            raise ConfigError(f"{path}: expected a mapping, got {type(raw).__name__}{shown}")
         self.path = path
         self.raw: dict[str, Any] = dict(raw)
         self.used: set[str] = set()
@@ -175,8 +207,10 @@ class _Section:
         value = self.raw.get(key, default)
         return default if value is None else value
 
-    def _fail(self, key: str, value: Any, expected: str) -> ConfigError:
-        return ConfigError(f"{self.path}.{key} = {value!r}: {expected}")
+    def _fail(self, key: str, value: Any, expected: str, secret: bool = False) -> ConfigError:
+        """The error for a wrong value; a secret's value is never shown, only its type."""
+        shown = f"(a {type(value).__name__}, value not shown)" if secret else repr(value)
+        return ConfigError(f"{self.path}.{key} = {shown}: {expected}")
 
     def string(self, key: str, default: str) -> str:
         value = self._take(key, default)
@@ -208,14 +242,14 @@ class _Section:
             raise self._fail(key, value, "expected true or false")
         return value
 
-    def strings(self, key: str) -> tuple[str, ...]:
+    def strings(self, key: str, secret: bool = False) -> tuple[str, ...]:
         value = self._take(key, [])
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise self._fail(key, value, "expected a list of strings")
+            raise self._fail(key, value, "expected a list of strings", secret)
         return tuple(value)
 
-    def section(self, key: str) -> _Section:
-        return _Section(f"{self.path}.{key}", self._take(key, {}))
+    def section(self, key: str, secret: bool = False) -> _Section:
+        return _Section(f"{self.path}.{key}", self._take(key, {}), secret)
 
     def done(self) -> None:
         unknown = sorted(set(self.raw) - self.used)
@@ -267,6 +301,12 @@ def _server(section: _Section) -> ServerSettings:
         max_header_fields=section.integer(
             "max_header_fields", ServerSettings.max_header_fields, MIN_HEADER_FIELDS, MAX_HEADER_FIELDS
         ),
+        unauthenticated_limit_concurrency=section.integer(
+            "unauthenticated_limit_concurrency", ServerSettings.unauthenticated_limit_concurrency, 1
+        ),
+        unauthenticated_body_timeout_seconds=section.number(
+            "unauthenticated_body_timeout_seconds", ServerSettings.unauthenticated_body_timeout_seconds, 0
+        ),
         shutdown_grace_seconds=section.number(
             "shutdown_grace_seconds", ServerSettings.shutdown_grace_seconds, 0
         ),
@@ -304,14 +344,15 @@ def _webhooks(raw: Any, environ: Mapping[str, str]) -> tuple[WebhookSettings, ..
     if raw is None:
         raw = []
     if not isinstance(raw, list):
-        raise ConfigError(f"webhooks: expected a list of {{name: ...}} entries, got {raw!r}")
+        # Not the value itself: a misindented file may have put a token there.
+        raise ConfigError(f"webhooks: expected a list of {{name: ...}} entries, got a {type(raw).__name__}")
     if not raw:
         raise ConfigError("webhooks: no webhook configured; add one entry per IDaaS webhook (name: ...)")
     if len(raw) > MAX_WEBHOOKS:
         raise ConfigError(f"webhooks: {len(raw)} configured; IDaaS allows at most {MAX_WEBHOOKS} per tenant")
     hooks: list[WebhookSettings] = []
     for index, entry in enumerate(raw):
-        section = _Section(f"webhooks[{index}]", entry)
+        section = _Section(f"webhooks[{index}]", entry, secret=True)
         name = section.string("name", "")
         if not WEBHOOK_NAME.match(name):
             raise ConfigError(
@@ -320,7 +361,7 @@ def _webhooks(raw: Any, environ: Mapping[str, str]) -> tuple[WebhookSettings, ..
             )
         if any(hook.name == name for hook in hooks):
             raise ConfigError(f"webhooks[{index}].name = {name!r}: duplicate webhook name")
-        from_file = section.strings("tokens")
+        from_file = section.strings("tokens", secret=True)
         variable = env_name(name)
         from_env = tuple(token.strip() for token in environ.get(variable, "").split(",") if token.strip())
         tokens = from_env or from_file
@@ -331,6 +372,14 @@ def _webhooks(raw: Any, environ: Mapping[str, str]) -> tuple[WebhookSettings, ..
             )
         if len(tokens) > 2:
             raise ConfigError(f"webhook {name!r}: {len(tokens)} tokens given; at most 2 (old and new)")
+        source = variable if from_env else f"webhooks[{index}].tokens"
+        for position, token in enumerate(tokens, 1):
+            if len(token) < MIN_TOKEN_LENGTH:
+                raise ConfigError(
+                    f"webhook {name!r}: token {position} of {len(tokens)} in {source} has {len(token)} "
+                    f"characters; at least {MIN_TOKEN_LENGTH} are required (use the token IDaaS generated "
+                    "for the webhook)"
+                )
         hooks.append(
             WebhookSettings(
                 name=name,
@@ -344,12 +393,15 @@ def _webhooks(raw: Any, environ: Mapping[str, str]) -> tuple[WebhookSettings, ..
 
 
 def _kafka(section: _Section, environ: Mapping[str, str]) -> KafkaSettings:
-    client_section = section.section("client_properties")
+    client_section = section.section("client_properties", secret=True)
     client = {str(key): str(value) for key, value in client_section.raw.items()}
     prefix = f"{ENV_PREFIX}KAFKA_CLIENT_"
+    from_environment = set()
     for variable, value in environ.items():
         if variable.startswith(prefix):
-            client[variable[len(prefix) :].lower().replace("_", ".")] = value
+            name = variable[len(prefix) :].lower().replace("_", ".")
+            client[name] = value
+            from_environment.add(name)
     topics_section = section.section("topics")
     topics: dict[str, TopicSettings] = {}
     for key in TOPIC_KEYS:
@@ -375,6 +427,7 @@ def _kafka(section: _Section, environ: Mapping[str, str]) -> KafkaSettings:
     settings = KafkaSettings(
         bootstrap_servers=section.string("bootstrap_servers", KafkaSettings.bootstrap_servers),
         client_properties=client,
+        properties_from_environment=frozenset(from_environment),
         ack_deadline_seconds=section.number(
             "ack_deadline_seconds", KafkaSettings.ack_deadline_seconds, 0, MAX_ACK_DEADLINE_SECONDS
         ),
@@ -432,7 +485,13 @@ def _apply_env_overrides(document: dict[str, Any], environ: Mapping[str, str]) -
             if not isinstance(child, dict):
                 raise ConfigError(f"{variable}: {'.'.join(path)} does not name a setting inside a mapping")
             target = child
-        target[path[-1]] = yaml.safe_load(value) if value else ""
+        try:
+            target[path[-1]] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            raise ConfigError(
+                f"{variable}: not a valid YAML scalar (quote it, e.g. '\"...\"'); the value is not shown "
+                "as it may be a secret"
+            ) from None
 
 
 def load_settings(
@@ -448,7 +507,9 @@ def load_settings(
         except FileNotFoundError:
             raise ConfigError(f"config file {str(config_path)!r} does not exist") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {str(config_path)!r} is not valid YAML: {exc}") from None
+            raise ConfigError(
+                f"config file {str(config_path)!r} is not valid YAML: {yaml_problem(exc)}"
+            ) from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {str(config_path)!r}: the top level must be a mapping")
         document = loaded or {}
@@ -480,8 +541,22 @@ def load_settings(
     return settings
 
 
-def _mask(key: str, value: Any) -> Any:
-    return "***" if any(part in key.lower() for part in SECRET_KEY_PARTS) and value else value
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """What is wrong and where, without PyYAML's excerpt of the offending line (which may hold a token)."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return f"{error.problem or error.context or 'syntax error'}{where}"
+    return type(error).__name__
+
+
+def secret_property(name: str, from_environment: bool) -> bool:
+    """Whether check-config masks a Kafka client property: every one set through the environment (that is
+    where secrets belong), every SASL/SSL one not known to be public, and any whose name says secret."""
+    lower = name.lower()
+    if from_environment or any(part in lower for part in SECRET_KEY_PARTS):
+        return True
+    return lower.startswith(("sasl.", "ssl.")) and lower not in PUBLIC_SECURITY_PROPERTIES
 
 
 def describe(settings: Settings) -> dict[str, Any]:
@@ -501,7 +576,10 @@ def describe(settings: Settings) -> dict[str, Any]:
         "kafka": {
             "bootstrap_servers": settings.kafka.bootstrap_servers,
             "client_properties": {
-                key: _mask(key, value) for key, value in settings.kafka.client_properties.items()
+                key: "***"
+                if secret_property(key, key in settings.kafka.properties_from_environment)
+                else value
+                for key, value in settings.kafka.client_properties.items()
             },
             "ack_deadline_seconds": settings.kafka.ack_deadline_seconds,
             "statistics_interval_seconds": settings.kafka.statistics_interval_seconds,

@@ -3,18 +3,45 @@
 IDaaS delivers at least once: a 5xx or a slow answer brings the same delivery again. Remembering the ids of
 deliveries already made durable (published or spooled) for a TTL lets a retry get its 2xx without a second
 copy in Kafka. Memory is bounded by `max_entries`; the oldest ids go first.
+
+Copies that arrive while the first is still being made durable (a retry racing a slow first attempt, or a
+captured delivery replayed many times at once) must not each reach Kafka: the first copy reserves the id
+synchronously, before any `await`, and the others wait for its answer and give the same one. If the first
+copy ends in a 503 the id is not remembered, so the waiters get that 503 too and IDaaS's retry is processed
+afresh: nobody gets a 2xx for an event that is not durable.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from bridge import metrics
 
+Answer = TypeVar("Answer")
 
-class DeliveryDedup:
+
+@dataclass(frozen=True, slots=True)
+class Claim(Generic[Answer]):
+    """The outcome of `DeliveryDedup.claim`: exactly one of the three holds.
+
+    `duplicate`: the id was made durable within the TTL. `pending`: another copy is in progress; await it
+    (shielded) for that copy's answer. Neither: the caller owns the id and must `settle` it.
+    """
+
+    duplicate: bool = False
+    pending: asyncio.Future[Answer] | None = None
+
+    @property
+    def owned(self) -> bool:
+        return not self.duplicate and self.pending is None
+
+
+class DeliveryDedup(Generic[Answer]):
     def __init__(
         self, ttl_seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
@@ -22,16 +49,30 @@ class DeliveryDedup:
         self._max = max_entries
         self._clock = clock
         self._expiry: OrderedDict[str, float] = OrderedDict()
+        self._in_progress: dict[str, asyncio.Future[Answer]] = {}
 
-    def seen(self, delivery_id: str) -> bool:
-        """True if `delivery_id` was made durable within the TTL."""
-        self._evict()
-        return delivery_id in self._expiry
+    def claim(self, delivery_id: str) -> Claim[Answer]:
+        """Reserve `delivery_id` for the caller unless it is durable already or another copy holds it.
 
-    def remember(self, delivery_id: str) -> None:
-        self._expiry[delivery_id] = self._clock() + self._ttl
-        self._expiry.move_to_end(delivery_id)
+        Synchronous on purpose: nothing can run between the check and the reservation.
+        """
         self._evict()
+        if delivery_id in self._expiry:
+            return Claim(duplicate=True)
+        pending = self._in_progress.get(delivery_id)
+        if pending is not None:
+            return Claim(pending=pending)
+        self._in_progress[delivery_id] = asyncio.get_running_loop().create_future()
+        return Claim()
+
+    def settle(self, delivery_id: str, answer: Answer, durable: bool) -> None:
+        """The owner's outcome: remember the id if the event is durable, and hand `answer` to the waiters."""
+        pending = self._in_progress.pop(delivery_id)
+        if durable:
+            self._expiry[delivery_id] = self._clock() + self._ttl
+            self._expiry.move_to_end(delivery_id)
+            self._evict()
+        pending.set_result(answer)
 
     def _evict(self) -> None:
         now = self._clock()

@@ -2,6 +2,16 @@
 
 IDaaS disables a webhook after 100 consecutive failed attempts; a failure is any non-2xx answer or an answer
 slower than 3 s (which IDaaS never sees). The streak is exported per webhook with the last success time.
+
+The streak counts only requests IDaaS itself could have sent, i.e. those carrying a well-formed IDaaS
+signature (`auth.AuthFailure.well_formed`; every request that got past the header check is one):
+- a 2xx within 3 s resets it;
+- any other answer to such a request raises it, whatever the MAC outcome: a wrong token or a public URL
+  that differs from the registered callback is exactly the misconfiguration that auto-disables a real
+  webhook; so do its 5xx (spool full, overload), 408/413 and answers slower than 3 s, and a hang-up
+  mid-body (IDaaS only hangs up once it has given up on the attempt);
+- junk without a plausible signature (no signature headers, unparseable ones, a legacy value that is not
+  64 hex digits) does not move it: anyone on the internet can send that, and IDaaS never sees those answers.
 """
 
 from __future__ import annotations
@@ -21,10 +31,22 @@ class AutoDisableGuard:
         for name in webhooks:
             metrics.FAILURE_STREAK.labels(webhook=name).set(0)
 
-    def record(self, webhook: str, status_code: int, elapsed_seconds: float) -> None:
+    def record(self, webhook: str, status_code: int, elapsed_seconds: float, well_formed: bool) -> None:
+        """Count one answer; `well_formed` is whether the request carried an IDaaS-shaped signature."""
+        if not well_formed:
+            return
         if 200 <= status_code < 300 and elapsed_seconds < IDAAS_DEADLINE_SECONDS:
             self.streaks[webhook] = 0
             metrics.LAST_SUCCESS.labels(webhook=webhook).set(time.time())
+            metrics.FAILURE_STREAK.labels(webhook=webhook).set(0)
         else:
-            self.streaks[webhook] += 1
+            self._failed(webhook)
+
+    def hang_up(self, webhook: str, well_formed: bool) -> None:
+        """A client closed the connection before its answer: a failed attempt if IDaaS sent it."""
+        if well_formed:
+            self._failed(webhook)
+
+    def _failed(self, webhook: str) -> None:
+        self.streaks[webhook] += 1
         metrics.FAILURE_STREAK.labels(webhook=webhook).set(self.streaks[webhook])

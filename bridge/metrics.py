@@ -2,7 +2,8 @@
 
 Names follow prometheus/client_python conventions: the `idaas_bridge_` prefix, base units (seconds, bytes),
 `_total` on counters. Labels are bounded: webhook (≤ 20 per tenant), event_type (the catalog plus
-"unknown"), topic, status, reason, code. Never a per-user or per-delivery label.
+"unknown"), topic, status, reason, code, resource (a fixed set). Never a per-user or per-delivery label, and
+never text taken from a payload.
 """
 
 from __future__ import annotations
@@ -55,8 +56,25 @@ REQUEST_DURATION = Histogram(
 )
 AUTHENTICATIONS = Counter(
     "idaas_bridge_authentications_total",
-    "IDaaS sign-in events seen, by outcome and IDaaS resource (application) name.",
+    "IDaaS sign-in events seen, by outcome and IDaaS resource: Administration Portal, User Portal, other "
+    "(any other resourceName) or none (no resourceName).",
     ["outcome", "resource"],
+)
+#: The `resource` values IDaaS documents; any other resourceName is "other", so payload text never becomes
+#: a label value (each would be a new series kept for the life of the process).
+KNOWN_RESOURCES: Final = frozenset({"Administration Portal", "User Portal"})
+
+
+def resource_label(resource_name: str | None) -> str:
+    if not resource_name:
+        return "none"
+    return resource_name if resource_name in KNOWN_RESOURCES else "other"
+
+
+CLIENT_DISCONNECTS = Counter(
+    "idaas_bridge_client_disconnects_total",
+    "Webhook requests whose client hung up before the whole body arrived (nothing stored, no answer sent).",
+    ["webhook"],
 )
 DEADLETTERS = Counter(
     "idaas_bridge_deadletters_total",
@@ -71,7 +89,8 @@ DEDUP_ENTRIES = Gauge(
 # --- auto-disable guard -----------------------------------------------------------------------------
 FAILURE_STREAK = Gauge(
     "idaas_bridge_failure_streak",
-    "Consecutive non-2xx answers per webhook, as IDaaS counts them; IDaaS disables the webhook at 100.",
+    "Consecutive failed answers per webhook to requests carrying an IDaaS-shaped signature, as IDaaS counts "
+    "them (non-2xx or slower than 3 s); IDaaS disables the webhook at 100. Unsigned junk does not count.",
     ["webhook"],
 )
 LAST_SUCCESS = Gauge(

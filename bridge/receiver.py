@@ -4,19 +4,30 @@ Status codes matter because IDaaS reacts to them: 2xx only once the event is dur
 authenticated (nothing stored); 413 over the size limit; 503 only when nothing durable could be done (IDaaS
 retries 5xx). An authenticated body that cannot be normalized is still accepted into the dead-letter topic:
 a 4xx there would repeat forever and end in auto-disable.
+
+Unauthenticated work never takes capacity from authenticated work. The RFC 9421 signature covers the
+Content-Digest header, so the HMAC is checked from the headers alone: a request that fails is answered 401
+before its body is read, and only requests whose signature verified read their body, in the
+`limit_concurrency` slots. Requests that can only be authenticated once their body is read (the opt-in
+legacy x-sha2-signature scheme) read it in a small separate pool (`unauthenticated_limit_concurrency`)
+under a short deadline (`unauthenticated_body_timeout_seconds`), so slow bodies sent by anyone can fill
+that pool at most.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from bridge import auth, metrics
@@ -24,9 +35,10 @@ from bridge.config import Settings, WebhookSettings
 from bridge.dedup import DeliveryDedup
 from bridge.errors import ReasonedError
 from bridge.events.catalog import UNKNOWN_TYPE_LABEL, lookup
-from bridge.events.envelope import EnvelopeError, parse_envelope
+from bridge.events.envelope import Envelope, EnvelopeError, parse_envelope
 from bridge.events.normalize import normalize
 from bridge.guard import AutoDisableGuard
+from bridge.logs import ThrottledLog
 from bridge.publish.delivery import DurableDelivery, Unavailable
 from bridge.routing import RecordTooLarge, Router
 
@@ -34,6 +46,8 @@ log = logging.getLogger(__name__)
 
 JSON: Final = "application/json"
 RETRY_AFTER_SECONDS: Final = "2"
+#: Rejections are logged at INFO at most once per webhook, reason and this interval (the rest at DEBUG).
+REJECTION_LOG_INTERVAL_SECONDS: Final = 60.0
 
 
 class BodyTooLarge(Exception):
@@ -42,11 +56,49 @@ class BodyTooLarge(Exception):
 
 # RFC 9110 15.5.9: a 408 means the server stopped waiting, so it ends the connection rather than holding
 # it open for the keep-alive timeout on behalf of a client that is too slow.
-CLOSE_CONNECTION = {"connection": "close"}
+CLOSE_CONNECTION: Final = {"connection": "close"}
 
 
-def _json(status: int, body: dict[str, str], headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer as data: copies of one delivery that arrive together all get the first one's."""
+
+    status: int
+    document: Mapping[str, str]
+    headers: Mapping[str, str] | None = None
+
+    def response(self) -> Response:
+        return Response(orjson.dumps(self.document), self.status, self.headers, media_type=JSON)
+
+
+def unavailable(document: Mapping[str, str]) -> Answer:
+    """A 503 that IDaaS retries, after Retry-After."""
+    return Answer(503, document, {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+OVERLOADED: Final = unavailable(
+    {"error": "overloaded", "detail": "too many deliveries in progress; retry shortly"}
+)
+
+
+class Slots:
+    """At most `limit` requests at once in one stage of the receiver."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._in_use = 0
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[bool]:
+        """True (and a slot held until the block ends) if one was free, else False."""
+        if self._in_use >= self._limit:
+            yield False
+            return
+        self._in_use += 1
+        try:
+            yield True
+        finally:
+            self._in_use -= 1
 
 
 class WebhookReceiver:
@@ -55,7 +107,7 @@ class WebhookReceiver:
         settings: Settings,
         router: Router,
         delivery: DurableDelivery,
-        dedup: DeliveryDedup,
+        dedup: DeliveryDedup[Answer],
         guard: AutoDisableGuard,
     ) -> None:
         self._settings = settings
@@ -64,7 +116,11 @@ class WebhookReceiver:
         self._delivery = delivery
         self._dedup = dedup
         self._guard = guard
-        self._in_flight = 0
+        self._signed = Slots(settings.server.limit_concurrency)
+        self._unsigned = Slots(settings.server.unauthenticated_limit_concurrency)
+        self._rejections = ThrottledLog(log, REJECTION_LOG_INTERVAL_SECONDS)
+        for hook in settings.webhooks:  # exported as 0 from the start, so "no hang-ups" reads as 0
+            metrics.CLIENT_DISCONNECTS.labels(webhook=hook.name)
         self._trusted = [
             ipaddress.ip_network(proxy, strict=False) for proxy in settings.server.trusted_proxies
         ]
@@ -74,26 +130,39 @@ class WebhookReceiver:
         name = request.path_params["name"]
         webhook = self._webhooks.get(name)
         if webhook is None:
-            return _json(
-                404, {"error": "unknown_webhook", "detail": f"no webhook named {name!r} is configured"}
-            )
-        if self._in_flight >= self._settings.server.limit_concurrency:
-            response = _json(
-                503,
-                {"error": "overloaded", "detail": "too many deliveries in progress; retry shortly"},
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            )
+            detail = f"no webhook named {name!r} is configured"
+            return Answer(404, {"error": "unknown_webhook", "detail": detail}).response()
+        headers = request.headers
+        check = auth.verify_headers(
+            auth.SignedHeaders(
+                method=request.method,
+                target_uri=self.target_uri(request, webhook),
+                content_digest=", ".join(headers.getlist("content-digest")) or None,
+                signature_input=", ".join(headers.getlist("signature-input")) or None,
+                signature=", ".join(headers.getlist("signature")) or None,
+                legacy_signature=headers.get(auth.LEGACY_HEADER),
+            ),
+            webhook.tokens,
+            now=time.time(),
+            window=self._settings.signature.created_window_seconds,
+            legacy=webhook.legacy_sha2_signature,
+        )
+        if isinstance(check, auth.AuthFailure):
+            answer, well_formed = self._unauthorized(name, request, check), check.well_formed
         else:
-            self._in_flight += 1
+            well_formed = True
             try:
-                response = await self._handle(request, webhook)
-            finally:
-                self._in_flight -= 1
+                answer = await self._admit(request, name, check)
+            except ClientDisconnect:
+                metrics.CLIENT_DISCONNECTS.labels(webhook=name).inc()
+                log.debug("client hung up before its body arrived", extra={"webhook": name, **peer(request)})
+                self._guard.hang_up(name, well_formed)
+                return Response(status_code=499)  # never sent: nobody is listening
         elapsed = time.perf_counter() - started
         metrics.REQUEST_DURATION.labels(webhook=name).observe(elapsed)
-        metrics.RESPONSES.labels(webhook=name, code=str(response.status_code)).inc()
-        self._guard.record(name, response.status_code, elapsed)
-        return response
+        metrics.RESPONSES.labels(webhook=name, code=str(answer.status)).inc()
+        self._guard.record(name, answer.status, elapsed, well_formed)
+        return answer.response()
 
     def target_uri(self, request: Request, webhook: WebhookSettings) -> str:
         """The URL IDaaS signed (RFC 9421 @target-uri): the configured public URL, else the request's."""
@@ -118,8 +187,48 @@ class WebhookReceiver:
             return False
         return any(address in network for network in self._trusted)
 
-    async def _read_body(self, request: Request) -> bytes:
+    async def _admit(self, request: Request, webhook: str, check: auth.BodyCheck) -> Answer:
+        """Read the body in the pool its authentication allows, verify it, then make it durable.
+
+        A signed request holds one `limit_concurrency` slot throughout; a legacy one reads its body in the
+        unauthenticated pool and takes a signed slot only once its body verified.
+        """
+        server = self._settings.server
+        reading, deadline = (
+            (self._signed, server.body_read_timeout_seconds)
+            if check.signed
+            else (self._unsigned, server.unauthenticated_body_timeout_seconds)
+        )
+        with reading.slot() as admitted:
+            if not admitted:
+                return OVERLOADED
+            body = await self._read_verified(request, webhook, check, deadline)
+            if isinstance(body, Answer):
+                return body
+            if check.signed:
+                return await self._accept(webhook, body)
+        with self._signed.slot() as admitted:
+            return await self._accept(webhook, body) if admitted else OVERLOADED
+
+    async def _read_verified(
+        self, request: Request, webhook: str, check: auth.BodyCheck, deadline: float
+    ) -> bytes | Answer:
+        """The body, once it arrived in time, within the size limit and matching what the headers signed."""
         limit = self._settings.server.max_body_bytes
+        try:
+            body = await asyncio.wait_for(self._read_body(request, limit), deadline)
+        except BodyTooLarge:
+            return Answer(413, {"error": "body_too_large", "detail": f"bodies are limited to {limit} bytes"})
+        except TimeoutError:
+            detail = f"the body did not arrive within {deadline} s"
+            return Answer(408, {"error": "body_timeout", "detail": detail}, CLOSE_CONNECTION)
+        failure = check.verify(body)
+        if failure is not None:
+            return self._unauthorized(webhook, request, failure)
+        return body
+
+    @staticmethod
+    async def _read_body(request: Request, limit: int) -> bytes:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise BodyTooLarge
@@ -132,39 +241,21 @@ class WebhookReceiver:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _handle(self, request: Request, webhook: WebhookSettings) -> Response:
-        server = self._settings.server
-        try:
-            body = await asyncio.wait_for(self._read_body(request), server.body_read_timeout_seconds)
-        except BodyTooLarge:
-            detail = f"bodies are limited to {server.max_body_bytes} bytes"
-            return _json(413, {"error": "body_too_large", "detail": detail})
-        except TimeoutError:
-            detail = f"the body did not arrive within {server.body_read_timeout_seconds} s"
-            return _json(408, {"error": "body_timeout", "detail": detail}, CLOSE_CONNECTION)
-        headers = request.headers
-        failure = auth.verify(
-            auth.SignedRequest(
-                method=request.method,
-                target_uri=self.target_uri(request, webhook),
-                body=body,
-                content_digest=", ".join(headers.getlist("content-digest")) or None,
-                signature_input=", ".join(headers.getlist("signature-input")) or None,
-                signature=", ".join(headers.getlist("signature")) or None,
-                legacy_signature=headers.get(auth.LEGACY_HEADER),
-            ),
-            webhook.tokens,
-            now=time.time(),
-            window=self._settings.signature.created_window_seconds,
-            legacy=webhook.legacy_sha2_signature,
+    def _unauthorized(self, webhook: str, request: Request, failure: auth.AuthFailure) -> Answer:
+        metrics.AUTH_FAILURES.labels(webhook=webhook, reason=failure.reason).inc()
+        self._rejections.info(
+            (webhook, failure.reason),
+            "delivery rejected",
+            {
+                "webhook": webhook,
+                "reason": failure.reason,
+                "well_formed": failure.well_formed,
+                **peer(request),
+            },
         )
-        if failure is not None:
-            metrics.AUTH_FAILURES.labels(webhook=webhook.name, reason=failure.reason).inc()
-            log.info("delivery rejected", extra={"webhook": webhook.name, "reason": failure.reason})
-            return _json(401, {"error": "unauthorized", "reason": failure.reason, "detail": failure.detail})
-        return await self._accept(webhook.name, body)
+        return Answer(401, {"error": "unauthorized", "reason": failure.reason, "detail": failure.detail})
 
-    async def _accept(self, webhook: str, body: bytes) -> Response:
+    async def _accept(self, webhook: str, body: bytes) -> Answer:
         """Authenticated from here on: every path ends durable (2xx) or in a 503 that IDaaS retries."""
         received_at = datetime.now(UTC)
         try:
@@ -172,9 +263,25 @@ class WebhookReceiver:
         except EnvelopeError as exc:
             return await self._deadletter(webhook, body, exc, received_at)
         type_label = envelope.type if lookup(envelope.type) is not None else UNKNOWN_TYPE_LABEL
-        if self._dedup.seen(envelope.id):
+        claim = self._dedup.claim(envelope.id)
+        if claim.duplicate:
             metrics.DELIVERIES.labels(webhook=webhook, event_type=type_label, status="duplicate").inc()
-            return _json(200, {"id": envelope.id, "status": "duplicate"})
+            return Answer(200, {"id": envelope.id, "status": "duplicate"})
+        if claim.pending is not None:
+            # Another copy is being made durable right now: its answer is this one's.
+            answer = await asyncio.shield(claim.pending)
+            metrics.DELIVERIES.labels(webhook=webhook, event_type=type_label, status="duplicate").inc()
+            return answer
+        answer = unavailable({"id": envelope.id, "error": "unavailable", "reason": "interrupted"})
+        try:
+            answer = await self._make_durable(webhook, body, envelope, type_label, received_at)
+        finally:
+            self._dedup.settle(envelope.id, answer, durable=answer.status < 300)
+        return answer
+
+    async def _make_durable(
+        self, webhook: str, body: bytes, envelope: Envelope, type_label: str, received_at: datetime
+    ) -> Answer:
         event = normalize(envelope, webhook, received_at)
         try:
             record = self._router.route(event)
@@ -185,20 +292,16 @@ class WebhookReceiver:
         except Unavailable as exc:
             metrics.DELIVERIES.labels(webhook=webhook, event_type=type_label, status="unavailable").inc()
             log.warning("delivery not durable", extra={"webhook": webhook, "reason": exc.reason})
-            return _json(
-                503,
-                {"id": envelope.id, "error": "unavailable", "reason": exc.reason},
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            )
-        self._dedup.remember(envelope.id)
+            return unavailable({"id": envelope.id, "error": "unavailable", "reason": exc.reason})
         metrics.DELIVERIES.labels(webhook=webhook, event_type=type_label, status=status).inc()
         if event.category == "authentication":
-            metrics.AUTHENTICATIONS.labels(outcome=event.outcome, resource=event.resource or "").inc()
-        return _json(200 if status == "published" else 202, {"id": envelope.id, "status": status})
+            resource = metrics.resource_label(event.resource)
+            metrics.AUTHENTICATIONS.labels(outcome=event.outcome, resource=resource).inc()
+        return Answer(200 if status == "published" else 202, {"id": envelope.id, "status": status})
 
     async def _deadletter(
         self, webhook: str, body: bytes, error: ReasonedError, received_at: datetime
-    ) -> Response:
+    ) -> Answer:
         record = self._router.deadletter(body, str(error), webhook, received_at)
         try:
             await self._delivery.submit(record)
@@ -206,11 +309,12 @@ class WebhookReceiver:
             metrics.DELIVERIES.labels(
                 webhook=webhook, event_type=UNKNOWN_TYPE_LABEL, status="unavailable"
             ).inc()
-            return _json(
-                503,
-                {"error": "unavailable", "reason": exc.reason},
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            )
+            return unavailable({"error": "unavailable", "reason": exc.reason})
         metrics.DEADLETTERS.labels(webhook=webhook, reason=error.reason).inc()
         metrics.DELIVERIES.labels(webhook=webhook, event_type=UNKNOWN_TYPE_LABEL, status="deadletter").inc()
-        return _json(202, {"status": "deadlettered", "reason": str(error)})
+        return Answer(202, {"status": "deadlettered", "reason": str(error)})
+
+
+def peer(request: Request) -> dict[str, str]:
+    """The client's address for a log line (the proxy's, behind an ingress)."""
+    return {"peer": request.client.host} if request.client is not None else {}

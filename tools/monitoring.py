@@ -794,8 +794,9 @@ def _panels() -> list[dict[str, Any]]:
         row("Security"),
         timeseries(
             "Sign-in failure ratio by resource",
-            "Share of IDaaS sign-in events that failed, per IDaaS resource (application). A jump can mean "
-            "password spraying or a broken integration.",
+            "Share of IDaaS sign-in events that failed, per IDaaS resource: Administration Portal, User "
+            "Portal, other (any other resourceName) or none. A jump can mean password spraying or a broken "
+            "integration; the SIEM has the exact resource.",
             [
                 (
                     "("
@@ -820,9 +821,11 @@ def _panels() -> list[dict[str, Any]]:
             stacked=True,
         ),
         timeseries(
-            "Webhook auth failures by reason",
-            "Requests rejected with 401 by reason (bad token, bad signature, stale created, ...). Steady "
-            "failures from IDaaS mean a token mismatch; bursts from elsewhere mean probing.",
+            "Webhook auth failures by reason, and client hang-ups",
+            "Requests rejected with 401 by reason (bad token, bad signature, stale created, ...), and "
+            "requests whose client hung up before its body arrived. Steady failures from IDaaS mean a token "
+            "mismatch (the failure streak rises with them); bursts of unsigned junk from elsewhere mean "
+            "probing and do not move the streak.",
             [
                 (
                     zero_when_idle(
@@ -832,7 +835,12 @@ def _panels() -> list[dict[str, Any]]:
                         streak,
                     ),
                     "{{webhook}} {{reason}}",
-                )
+                ),
+                (
+                    f"sum by {by('webhook')} "
+                    f"(rate({q('idaas_bridge_client_disconnects_total', WEBHOOKS)}{RATE}))",
+                    "{{webhook}} client hung up mid-body",
+                ),
             ],
             steps=[("red", AUTH_FAILURES_PER_SECOND)],
             line=True,

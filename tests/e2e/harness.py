@@ -50,10 +50,12 @@ class BridgeProcess:
     workdir: Path
     bootstrap: str
     topic_prefix: str
-    tokens: dict[str, str] = field(default_factory=lambda: {"prod": "prod-token-1"})
+    tokens: dict[str, str] = field(default_factory=lambda: {"prod": "prod-token-1-0123456789"})
     tls: bool = True
     formats: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: Settings of individual webhooks beyond their name, e.g. {"old": {"legacy_sha2_signature": True}}.
+    webhook_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     ops_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -95,7 +97,7 @@ class BridgeProcess:
         }
         document: dict[str, Any] = {
             "server": server,
-            "webhooks": [{"name": name} for name in self.tokens],
+            "webhooks": [{"name": name, **self.webhook_settings.get(name, {})} for name in self.tokens],
             "kafka": {
                 "bootstrap_servers": self.bootstrap,
                 "topics": topics,
@@ -121,6 +123,7 @@ class BridgeProcess:
             tokens=self.tokens,
             tls=self.tls,
             formats=self.formats,
+            webhook_settings=self.webhook_settings,
             port=self.port,
             ops_port=self.ops_port,
         )
@@ -195,6 +198,13 @@ class BridgeProcess:
     def metrics(self) -> str:
         with self.ops_client() as client:
             return client.get("/metrics").text
+
+    def rss_bytes(self) -> int:
+        """The daemon's resident memory now (Linux /proc)."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+        return int(kib) * 1024
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

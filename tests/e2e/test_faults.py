@@ -125,7 +125,7 @@ def load_through(
 ) -> tuple[LoadResult, list[str]]:
     """Run `fault` beside a load, then `after`, wait for the spool to drain and read every id from Kafka."""
     thread = in_background(fault)
-    load = asyncio.run(run_load(bridge.base_url, "prod-token-1", **load_options))
+    load = asyncio.run(run_load(bridge.base_url, "prod-token-1-0123456789", **load_options))
     thread.join()
     if after is not None:
         after()
@@ -179,7 +179,7 @@ def test_a_full_spool_answers_503_and_never_a_2xx_that_is_lost(
     broker.stop()
     try:
         assert readiness(fault_bridge) == (200, {"kafka_reachable": False, "spool_has_room": True})
-        load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=1500, workers=32))
+        load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1-0123456789", total=1500, workers=32))
         # Nothing durable can be done any more: out of the Service until Kafka or the spool recovers.
         assert readiness(fault_bridge) == (503, {"kafka_reachable": False, "spool_has_room": False})
     finally:
@@ -221,7 +221,9 @@ def test_shutdown_drains_the_spool_while_kafka_answers(
     try:
         # A backlog that takes the drainer seconds, far more than its one batch in flight (which the
         # producer's flush at exit would deliver anyway).
-        load = asyncio.run(run_load(fault_bridge.base_url, "prod-token-1", total=20_000, workers=32))
+        load = asyncio.run(
+            run_load(fault_bridge.base_url, "prod-token-1-0123456789", total=20_000, workers=32)
+        )
         assert load.count(202) == 20_000
         assert metric_value(fault_bridge.metrics(), "idaas_bridge_spool_records") > 0
     finally:

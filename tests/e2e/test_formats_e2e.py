@@ -56,7 +56,7 @@ def test_every_type_lands_in_its_topic_in_that_topic_format_and_validates(
     with formatted_bridge.client() as client:
         for delivery in [*SAMPLES, unknown]:
             body = orjson.dumps(delivery)
-            headers = idaas_headers("prod-token-1", formatted_bridge.url(), body)
+            headers = idaas_headers("prod-token-1-0123456789", formatted_bridge.url(), body)
             assert client.post("/webhooks/prod", content=body, headers=headers).status_code == 200
     messages = consume_all(formatted_bridge.bootstrap, formatted_bridge.topics.values(), expected=17)
     assert len(messages) == 17

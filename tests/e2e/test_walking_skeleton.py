@@ -51,7 +51,7 @@ UNKNOWN = {
 }
 
 
-def post(bridge: BridgeProcess, body: bytes, token: str = "prod-token-1", **kwargs: Any) -> Any:
+def post(bridge: BridgeProcess, body: bytes, token: str = "prod-token-1-0123456789", **kwargs: Any) -> Any:
     headers = idaas_headers(token, bridge.url(), body, **kwargs)
     with bridge.client() as client:
         return client.post("/webhooks/prod", content=body, headers=headers)
@@ -142,13 +142,14 @@ def test_each_of_the_16_types_and_an_unknown_one_lands_exactly_as_normalized(bri
 
 def test_unauthenticated_deliveries_get_401_and_store_nothing(bridge: BridgeProcess) -> None:
     body = orjson.dumps(SAMPLES[0])
-    good = idaas_headers("prod-token-1", bridge.url(), body)
-    other_uri = idaas_headers("prod-token-1", "https://evil.example/webhooks/prod", body)
+    good = idaas_headers("prod-token-1-0123456789", bridge.url(), body)
+    other_uri = idaas_headers("prod-token-1-0123456789", "https://evil.example/webhooks/prod", body)
     tampered = body.replace(b"mira.okafor", b"mallory")
     cases: dict[str, tuple[bytes, dict[str, str]]] = {
         "signature_mismatch/wrong token": (body, idaas_headers("not-the-token", bridge.url(), body)),
         "content_digest_mismatch/tampered body": (tampered, good),
-        "content_digest_mismatch/wrong digest": (
+        # The signature covers Content-Digest: a swapped one fails the HMAC before the body is read.
+        "signature_mismatch/wrong digest": (
             body,
             good | {"Content-Digest": idaas_headers("x", bridge.url(), b"{}")["Content-Digest"]},
         ),
@@ -169,8 +170,12 @@ def test_unauthenticated_deliveries_get_401_and_store_nothing(bridge: BridgeProc
     assert metric_value(metrics, "idaas_bridge_http_responses_total", webhook="prod", code="401") == len(
         cases
     )
-    assert metric_value(metrics, "idaas_bridge_auth_failures_total", reason="signature_mismatch") == 2
-    assert metric_value(metrics, "idaas_bridge_failure_streak", webhook="prod") == len(cases)
+    assert metric_value(metrics, "idaas_bridge_auth_failures_total", reason="signature_mismatch") == 3
+    # Only the requests signed the way IDaaS signs (wrong token, URL or body) count toward auto-disable;
+    # the three without a well-formed signature could come from anyone and do not.
+    well_formed = [name for name in cases if name.startswith(("signature_mismatch", "content_digest"))]
+    assert len(well_formed) == 4
+    assert metric_value(metrics, "idaas_bridge_failure_streak", webhook="prod") == len(well_formed)
 
 
 def test_a_retried_delivery_id_is_published_once(bridge: BridgeProcess) -> None:

@@ -32,7 +32,7 @@ from tests.signing import idaas_headers
 pytestmark = pytest.mark.kafka
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100000"))
-TOKEN = "fuzz-token"
+TOKEN = "fuzz-token-0123456789"
 URL = "https://bridge.example/webhooks/prod"
 
 json_scalars = (

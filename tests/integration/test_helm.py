@@ -34,7 +34,7 @@ REQUIRED: Final = [
     "--set",
     "config.kafka.bootstrap_servers=kafka.kafka.svc:9092",
     "--set",
-    "secrets.webhookTokens.idaas=tok",
+    "secrets.webhookTokens.idaas=helm-token-0123456789",
 ]
 SCENARIOS: Final = {
     "minimal": REQUIRED,
@@ -297,7 +297,10 @@ def test_all_on_renders_every_template(manifests: dict[str, list[dict[str, Any]]
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "secrets.webhookTokens.idaas=tok"], "config.kafka.bootstrap_servers is required"),
+        (
+            ["--set", "secrets.webhookTokens.idaas=helm-token-0123456789"],
+            "config.kafka.bootstrap_servers is required",
+        ),
         (["--set", "config.kafka.bootstrap_servers=k:9092"], 'webhook "idaas" has no token'),
         ([*REQUIRED, "--set", "secrets.existingSecret=env"], "secrets.existingSecret is set"),
         (
@@ -329,7 +332,9 @@ def test_rendered_bridge_yaml_sets_every_setting_the_bridge_has(
     path.write_text(text)
     config = yaml.safe_load(text)
     effective = describe(
-        load_settings(path, environ={env_name(hook["name"]): "t" for hook in config["webhooks"]})
+        load_settings(
+            path, environ={env_name(hook["name"]): "helm-token-0123456789" for hook in config["webhooks"]}
+        )
     )
     assert set(config) == set(effective)
     for section in set(effective) - {"webhooks", "kafka"}:
@@ -361,7 +366,7 @@ def test_the_bridge_accepts_the_rendered_config_with_the_rendered_secret(
     path.write_text(bridge_yaml(docs))
     environ = secret_env(docs)
     if scenario == "existing-secrets":  # what the user's own Secret would hold
-        environ = {env_name("idaas"): "tok"}
+        environ = {env_name("idaas"): "helm-token-0123456789"}
     settings = load_settings(path, environ=environ)
     assert settings.server.port == 8080 and not settings.server.tls
     # The topics Job reads an identical copy.
@@ -374,12 +379,12 @@ def test_minimal_install_needs_only_a_kafka_address_and_one_token(
     manifests: dict[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     docs = manifests["minimal"]
-    assert secret_env(docs) == {"IDAAS_BRIDGE_WEBHOOK_IDAAS_TOKENS": "tok"}
+    assert secret_env(docs) == {"IDAAS_BRIDGE_WEBHOOK_IDAAS_TOKENS": "helm-token-0123456789"}
     path = tmp_path / "bridge.yaml"
     path.write_text(bridge_yaml(docs))
     settings = load_settings(path, environ=secret_env(docs))
     assert settings.kafka.bootstrap_servers == "kafka.kafka.svc:9092"
-    assert [(hook.name, hook.tokens) for hook in settings.webhooks] == [("idaas", ("tok",))]
+    assert [(hook.name, hook.tokens) for hook in settings.webhooks] == [("idaas", ("helm-token-0123456789",))]
     assert settings.kafka.client_properties == {}
 
 
@@ -399,8 +404,8 @@ def test_all_on_secret_env_reaches_the_bridge_settings(
     }
     settings = load_settings(path, environ=env)
     assert {hook.name: hook.tokens for hook in settings.webhooks} == {
-        "idaas": ("token-one",),
-        "idaas-eu.prod": ("old-token", "new-token"),
+        "idaas": ("token-one-0123456789",),
+        "idaas-eu.prod": ("old-token-0123456789", "new-token-0123456789"),
     }
     client = settings.kafka.client_properties
     assert client["sasl.password"] == "s3cret" and client["ssl.key.password"] == "key-pass"

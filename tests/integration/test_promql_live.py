@@ -51,7 +51,9 @@ def test_data_form_rewrites_thresholds_and_absent() -> None:
     assert data_form('rate(x{code=~"5.."}[5m]) >= 0.5') == 'rate(x{code=~"5.."}[5m]) >= bool 0.5'
 
 
-def send(bridge: BridgeProcess, client: httpx.Client, body: bytes, token: str = "prod-token-1") -> int:
+def send(
+    bridge: BridgeProcess, client: httpx.Client, body: bytes, token: str = "prod-token-1-0123456789"
+) -> int:
     headers = idaas_headers(token, bridge.url(), body)
     return client.post("/webhooks/prod", content=body, headers=headers).status_code
 

@@ -91,9 +91,11 @@ def test_parameters_are_taken_from_the_exact_text_received() -> None:
         (lambda h: h.pop("Content-Digest"), "missing_signature_headers"),
         (lambda h: h.pop("Signature-Input"), "missing_signature_headers"),
         (lambda h: h.update({"Content-Digest": "md5=:AAAA:"}), "unsupported_digest_algorithm"),
+        # The HMAC covers the Content-Digest header as sent: an altered one fails the signature before the
+        # body is read (a body unlike a signed digest: test_tampered_body_is_rejected_by_the_digest).
         (
             lambda h: h.update({"Content-Digest": "sha-256=:" + base64.b64encode(b"\0" * 32).decode() + ":"}),
-            "content_digest_mismatch",
+            "signature_mismatch",
         ),
         (lambda h: h.update({"Content-Digest": "sha-256=AAAA"}), "malformed_content_digest"),
         (
@@ -197,3 +199,65 @@ def test_bridge_signer_matches_the_independent_signer() -> None:
     theirs = idaas_headers(TOKEN, URL, BODY, created=NOW)
     assert ours["signature"] == theirs["Signature"]
     assert ours["content-digest"] == theirs["Content-Digest"]
+
+
+def headers_only(headers: dict[str, str], legacy: bool = False) -> auth.AuthFailure | auth.BodyCheck:
+    lower = {key.lower(): value for key, value in headers.items()}
+    signed = auth.SignedHeaders(
+        method="POST",
+        target_uri=URL,
+        content_digest=lower.get("content-digest"),
+        signature_input=lower.get("signature-input"),
+        signature=lower.get("signature"),
+        legacy_signature=lower.get("x-sha2-signature"),
+    )
+    return auth.verify_headers(signed, [TOKEN], now=NOW, window=300, legacy=legacy)
+
+
+def test_the_signature_is_verified_from_the_headers_alone_and_the_body_against_the_signed_digest() -> None:
+    check = headers_only(idaas_headers(TOKEN, URL, BODY, created=NOW))
+    assert isinstance(check, auth.DigestCheck) and check.signed
+    assert check.verify(BODY) is None
+    wrong = check.verify(BODY + b" ")
+    assert wrong is not None and wrong.reason == "content_digest_mismatch" and wrong.well_formed
+
+
+def test_a_forged_signature_is_refused_before_the_body() -> None:
+    failure = headers_only(idaas_headers("not-the-token", URL, BODY, created=NOW))
+    assert isinstance(failure, auth.AuthFailure) and failure.reason == "signature_mismatch"
+
+
+@pytest.mark.parametrize(
+    ("headers", "well_formed"),
+    [
+        # Shaped as IDaaS signs: a wrong token, URL or clock is what auto-disables a real webhook.
+        (idaas_headers("not-the-token", URL, BODY, created=NOW), True),
+        (idaas_headers(TOKEN, "https://other.example/webhooks/prod", BODY, created=NOW), True),
+        (idaas_headers(TOKEN, URL, BODY, created=NOW - 3600), True),
+        (idaas_headers(TOKEN, URL, BODY, params='("@method" "@target-uri");created=1802345678'), True),
+        # Junk: nothing IDaaS would send.
+        ({}, False),
+        ({"Signature": "sig=:AAAA:"}, False),
+        (idaas_headers(TOKEN, URL, BODY, created=NOW) | {"Signature-Input": "sig=(((("}, False),
+        (idaas_headers(TOKEN, URL, BODY, created=NOW) | {"Content-Digest": "md5=:AAAA:"}, False),
+        (idaas_headers(TOKEN, URL, BODY, created=NOW) | {"Signature": "other=:AAAA:"}, False),
+        (idaas_headers(TOKEN, URL, BODY, created=NOW) | {"Signature": "sig=AAAA"}, False),
+    ],
+)
+def test_only_signatures_shaped_like_idaas_ones_are_well_formed(
+    headers: dict[str, str], well_formed: bool
+) -> None:
+    failure = headers_only(headers)
+    assert isinstance(failure, auth.AuthFailure)
+    assert failure.well_formed is well_formed, failure
+
+
+def test_legacy_signature_needs_the_body_unless_it_cannot_be_a_hex_hmac() -> None:
+    check = headers_only({"x-sha2-signature": "AB" * 32}, legacy=True)
+    assert isinstance(check, auth.LegacyCheck) and not check.signed
+    mismatch = check.verify(BODY)
+    assert mismatch is not None and mismatch.well_formed
+    for junk in ("", "zz" * 32, "ab" * 31, "\xe9" * 64):
+        refused = headers_only({"x-sha2-signature": junk}, legacy=True)
+        assert isinstance(refused, auth.AuthFailure), junk
+        assert refused.reason == "legacy_signature_mismatch" and not refused.well_formed

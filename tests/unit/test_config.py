@@ -9,7 +9,8 @@ import pytest
 from bridge.config import ConfigError, describe, env_name, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN_ENV = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "tok-1"}
+TOKEN = "dev-token-0123456789"
+TOKEN_ENV = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": TOKEN}
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -20,7 +21,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_shipped_config_file_loads_with_a_token_from_the_environment() -> None:
     settings = load_settings(ROOT / "config/bridge.yaml", TOKEN_ENV)
-    assert settings.webhooks[0].name == "dev" and settings.webhooks[0].tokens == ("tok-1",)
+    assert settings.webhooks[0].name == "dev" and settings.webhooks[0].tokens == (TOKEN,)
     assert settings.kafka.topics["user"].name == "idaas.user"
     assert settings.kafka.ack_deadline_seconds == 1.5
 
@@ -42,15 +43,101 @@ def test_environment_overrides_nested_settings_with_yaml_types() -> None:
 
 def test_two_tokens_for_rotation_and_env_name_rules() -> None:
     assert env_name("eu-prod.1") == "IDAAS_BRIDGE_WEBHOOK_EU_PROD_1_TOKENS"
-    settings = load_settings(ROOT / "config/bridge.yaml", {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "old, new"})
-    assert settings.webhooks[0].tokens == ("old", "new")
+    env = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "old-token-0123456789, new-token-0123456789"}
+    settings = load_settings(ROOT / "config/bridge.yaml", env)
+    assert settings.webhooks[0].tokens == ("old-token-0123456789", "new-token-0123456789")
 
 
 def test_check_config_output_masks_tokens_and_secrets() -> None:
     env = TOKEN_ENV | {"IDAAS_BRIDGE_KAFKA_CLIENT_SASL_PASSWORD": "hunter2"}
     text = repr(describe(load_settings(ROOT / "config/bridge.yaml", env)))
-    assert "tok-1" not in text and "hunter2" not in text
+    assert TOKEN not in text and "hunter2" not in text
     assert "***" in text
+
+
+def test_check_config_masks_every_environment_property_and_every_sasl_ssl_secret(tmp_path: Path) -> None:
+    in_file = {
+        "sasl.oauthbearer.config": "principal=bridge clientSecret=file-secret-1",
+        "sasl.oauthbearer.client.secret": "file-secret-2",
+        "sasl.oauthbearer.assertion.private.key.passphrase": "file-secret-3",
+        "ssl.key.password": "file-secret-4",
+        "ssl.keystore.password": "file-secret-5",
+        "ssl.key.pem": "file-secret-6",
+        "sasl.jaas.config": "file-secret-7",
+        "sasl.kerberos.kinit.cmd": "kinit -p x --password file-secret-8",
+        "ssl.some.future.setting": "file-secret-9",
+        "sasl.username": "bridge-user",
+        "sasl.mechanisms": "OAUTHBEARER",
+        "ssl.ca.location": "/etc/ca.pem",
+        "compression.type": "zstd",
+    }
+    lines = "".join(f"    {key}: {value!r}\n" for key, value in in_file.items())
+    path = write(tmp_path, f"webhooks: [{{name: dev}}]\nkafka:\n  client_properties:\n{lines}")
+    env = TOKEN_ENV | {
+        "IDAAS_BRIDGE_KAFKA_CLIENT_SASL_PASSWORD": "env-secret-1",
+        "IDAAS_BRIDGE_KAFKA_CLIENT_SASL_OAUTHBEARER_CONFIG": "env-secret-2",
+        "IDAAS_BRIDGE_KAFKA_CLIENT_CLIENT_ID": "env-secret-3",  # not a secret by name: still masked
+    }
+    shown = describe(load_settings(path, env))["kafka"]["client_properties"]
+    assert not [value for value in shown.values() if "secret" in value]
+    assert shown["client.id"] == shown["sasl.password"] == shown["sasl.oauthbearer.config"] == "***"
+    assert {key: shown[key] for key in ("sasl.username", "sasl.mechanisms", "ssl.ca.location")} == {
+        "sasl.username": "bridge-user",
+        "sasl.mechanisms": "OAUTHBEARER",
+        "ssl.ca.location": "/etc/ca.pem",
+    }
+    assert shown["compression.type"] == "zstd"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "env", "where"),
+    [
+        ("webhooks: [{name: dev}]", {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": ""}, None),
+        (
+            "webhooks: [{name: dev}]",
+            {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "x"},
+            "IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS",
+        ),
+        (
+            "webhooks: [{name: dev}]",
+            {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "old-token-0123456789,short-token-15c"},
+            "token 2 of 2 in IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS",
+        ),
+        ("webhooks: [{name: dev, tokens: [short-token-15c]}]", {}, "webhooks[0].tokens"),
+    ],
+)
+def test_tokens_shorter_than_16_characters_are_refused_without_showing_them(
+    tmp_path: Path, yaml_text: str, env: dict[str, str], where: str | None
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write(tmp_path, yaml_text), env)
+    message = str(raised.value)
+    assert "webhook 'dev'" in message
+    if where is None:  # an empty variable is no token at all
+        assert "has no token: set IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS" in message
+    else:
+        assert where in message and "at least 16" in message
+        assert "short-token-15c" not in message and "old-token" not in message
+    load_settings(write(tmp_path, "webhooks: [{name: dev, tokens: [sixteen-chars-ok]}]"), {})
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "env"),
+    [
+        ("webhooks: [{name: dev, tokens: SECRET-TOKEN-VALUE}]", {}),
+        ("webhooks: {name: dev, tokens: [SECRET-TOKEN-VALUE]}", {}),
+        ("webhooks: [SECRET-TOKEN-VALUE]", {}),
+        ("webhooks: [{name: dev, tokens: [SECRET-TOKEN-VALUE}]", {}),  # broken YAML on the token's line
+        ("webhooks: [{name: dev}]\nkafka: {client_properties: SECRET-TOKEN-VALUE}", TOKEN_ENV),
+        ("webhooks: [{name: dev}]", TOKEN_ENV | {"IDAAS_BRIDGE_KAFKA__CLIENT_ID": "[SECRET-TOKEN-VALUE"}),
+    ],
+)
+def test_no_config_error_echoes_a_token_or_a_client_property(
+    tmp_path: Path, yaml_text: str, env: dict[str, str]
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write(tmp_path, yaml_text), env)
+    assert "SECRET-TOKEN-VALUE" not in str(raised.value), raised.value
 
 
 @pytest.mark.parametrize(
@@ -139,7 +226,7 @@ def test_the_body_limit_the_error_suggests_is_exactly_the_largest_that_fits(tmp_
 
 def test_more_than_twenty_webhooks_is_refused(tmp_path: Path) -> None:
     hooks = ", ".join(f"{{name: w{i}}}" for i in range(21))
-    env = {env_name(f"w{i}"): "t" for i in range(21)}
+    env = {env_name(f"w{i}"): TOKEN for i in range(21)}
     with pytest.raises(ConfigError, match="at most 20"):
         load_settings(write(tmp_path, f"webhooks: [{hooks}]"), env)
 

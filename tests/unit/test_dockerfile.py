@@ -194,7 +194,7 @@ def test_image_default_config_is_valid_and_listens_on_8080(stages: list[Stage], 
     assert count == 1, "config/bridge.yaml no longer has the `  port: 8443` line the Dockerfile rewrites"
     path = tmp_path / "bridge.yaml"
     path.write_text(config)
-    tokens = {env_name(hook["name"]): "token" for hook in yaml.safe_load(config)["webhooks"]}
+    tokens = {env_name(hook["name"]): "image-test-token-0123" for hook in yaml.safe_load(config)["webhooks"]}
     settings = load_settings(path, environ=tokens)
     assert settings.server.port == 8080 and not settings.server.tls
     assert settings.server.ops_port == 9464, "the HEALTHCHECK and EXPOSE use the operations port 9464"

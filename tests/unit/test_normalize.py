@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from bridge.dedup import DeliveryDedup
 from bridge.events.catalog import EVENT_TYPES, lookup
 from bridge.events.envelope import EnvelopeError, parse_envelope
 from bridge.events.normalize import normalize
@@ -130,18 +129,6 @@ def test_invalid_envelopes_name_the_problem(body: bytes, code: str, message: str
     with pytest.raises(EnvelopeError) as raised:
         parse_envelope(body)
     assert raised.value.reason == code and message in str(raised.value)
-
-
-def test_dedup_remembers_for_the_ttl_and_within_the_size_bound() -> None:
-    now = [0.0]
-    dedup = DeliveryDedup(ttl_seconds=10, max_entries=2, clock=lambda: now[0])
-    dedup.remember("a")
-    assert dedup.seen("a") and not dedup.seen("b")
-    now[0] = 11
-    assert not dedup.seen("a")
-    for key in ("x", "y", "z"):
-        dedup.remember(key)
-    assert not dedup.seen("x") and dedup.seen("y") and dedup.seen("z")
 
 
 def test_record_time_is_event_time_unless_far_in_the_future() -> None:

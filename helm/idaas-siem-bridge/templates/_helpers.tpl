@@ -179,6 +179,8 @@ server:
   tls_handshake_timeout_seconds: {{ $config.server.tls_handshake_timeout_seconds | toJson }}
   max_header_bytes: {{ $config.server.max_header_bytes | toJson }}
   max_header_fields: {{ $config.server.max_header_fields | toJson }}
+  unauthenticated_limit_concurrency: {{ $config.server.unauthenticated_limit_concurrency | toJson }}
+  unauthenticated_body_timeout_seconds: {{ $config.server.unauthenticated_body_timeout_seconds | toJson }}
   shutdown_grace_seconds: {{ $config.server.shutdown_grace_seconds | toJson }}
 signature:
   created_window_seconds: {{ $config.signature.created_window_seconds | toJson }}

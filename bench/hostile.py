@@ -1,0 +1,177 @@
+"""The receiver's attacks, measured: for each, a valid delivery's answer time and the bridge's peak RSS
+during the attack, plus what the attack did (failure streak, records stored, /metrics size). Figures from
+one run on this machine; they go to the issue's closing note and docs by hand, never into a test.
+
+    python -m bench.hostile                       the bridge of this checkout
+    python -m bench.hostile --source DIR          the bridge package of another checkout (e.g. an older
+                                                  commit in a `git worktree`), same venv, for before/after
+
+Needs the local Kafka (make kafka-up; KAFKA_PORT is honoured). Loopback only, bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.e2e.harness import BridgeProcess, consume_all, metric_value, plain_bridge
+from tests.e2e.hostile import (
+    delivery,
+    hang_up_mid_body,
+    post_junk,
+    replay_concurrently,
+    signed_headers,
+    slow_bodies,
+    timed_post,
+)
+from tests.kafka_broker import LocalKafka
+
+#: Small enough that the slow-body attack can fill it with a bounded number of connections.
+LIMIT_CONCURRENCY = 32
+
+
+@contextmanager
+def peak_rss(bridge: BridgeProcess) -> Iterator[list[int]]:
+    """Samples the bridge's RSS every 20 ms while the block runs; the peak is in the yielded list."""
+    peak = [bridge.rss_bytes()]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], bridge.rss_bytes())
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        thread.join()
+
+
+def valid_delivery(bridge: BridgeProcess) -> str:
+    body = delivery()
+    status, seconds = timed_post(bridge, body, signed_headers(bridge, body))
+    return f"valid delivery {status} in {seconds * 1000:.0f} ms"
+
+
+def during(bridge: BridgeProcess, attack: Callable[[], object]) -> str:
+    """The valid delivery's answer, sent while `attack` runs in the background."""
+    with peak_rss(bridge) as peak, ThreadPoolExecutor(1) as pool:
+        running = pool.submit(attack)
+        time.sleep(0.2)
+        answer = valid_delivery(bridge)
+        running.result(timeout=60)
+    return f"{answer}; peak RSS {peak[0] / 2**20:.0f} MiB"
+
+
+def slow_bodies_attack(bridge: BridgeProcess) -> str:
+    body = delivery()
+    unsigned = {"Content-Digest": "sha-256=:AAAA:", "Signature-Input": "sig=(", "Signature": "sig=:AAAA:"}
+    legacy = {"x-sha2-signature": "ab" * 32}
+    with (
+        peak_rss(bridge) as peak,
+        slow_bodies(bridge, "prod", unsigned, body, count=2 * LIMIT_CONCURRENCY),
+        slow_bodies(bridge, "old", legacy, body, count=2 * LIMIT_CONCURRENCY),
+    ):
+        time.sleep(0.5)
+        answer = valid_delivery(bridge)
+    return f"{answer}; peak RSS {peak[0] / 2**20:.0f} MiB"
+
+
+def junk_attack(bridge: BridgeProcess) -> str:
+    answer = during(bridge, lambda: post_junk(bridge, "quiet", count=60))
+    streak = metric_value(bridge.metrics(), "idaas_bridge_failure_streak", webhook="quiet")
+    return f"{answer}; failure streak after 60 junk requests: {streak:.0f}"
+
+
+def hang_up_attack(bridge: BridgeProcess) -> str:
+    body = delivery()
+    headers = signed_headers(bridge, body)
+    legacy_body = delivery()
+
+    def attack() -> None:
+        hang_up_mid_body(bridge, "prod", headers, body, count=10)
+        hang_up_mid_body(bridge, "old", {"x-sha2-signature": "cd" * 32}, legacy_body, count=10)
+
+    answer = during(bridge, attack)
+    time.sleep(0.5)
+    tracebacks = bridge.log_path.read_text().count("Traceback")
+    return f"{answer}; tracebacks in the log after 20 hang-ups: {tracebacks}"
+
+
+def replay_attack(bridge: BridgeProcess) -> str:
+    body = delivery()
+    headers = signed_headers(bridge, body)
+    answers: list[int] = []
+    answer = during(
+        bridge, lambda: answers.extend(r.status_code for r in replay_concurrently(bridge, body, headers, 10))
+    )
+    delivery_id = json.loads(body)["id"]
+    stored = consume_all(bridge.bootstrap, [bridge.topics["user"]], expected=1, timeout=10)
+    copies = [json.loads(m.value())["id"] for m in stored].count(delivery_id)
+    return f"{answer}; 10 concurrent copies answered {sorted(answers)}, stored {copies} time(s)"
+
+
+def resource_attack(bridge: BridgeProcess) -> str:
+    size_before = len(bridge.metrics())
+
+    def attack() -> None:
+        with bridge.client() as client:
+            for index in range(200):
+                name = "x" * 65536 if index == 0 else f"app-{index}"
+                body = delivery("authentication.succeeded", resourceName=name)
+                client.post("/webhooks/prod", content=body, headers=signed_headers(bridge, body))
+
+    answer = during(bridge, attack)
+    metrics = bridge.metrics()
+    series = sum(line.startswith("idaas_bridge_authentications_total{") for line in metrics.splitlines())
+    return f"{answer}; /metrics {size_before} -> {len(metrics)} bytes, {series} authentications_total series"
+
+
+ATTACKS: dict[str, Callable[[BridgeProcess], str]] = {
+    "slow bodies (64 unsigned + 64 legacy-shaped)": slow_bodies_attack,
+    "junk raising the streak (60)": junk_attack,
+    "mid-body hang-ups (20)": hang_up_attack,
+    "concurrent replays (10 copies)": replay_attack,
+    "resourceName values (200, one of 64 KiB)": resource_attack,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--source", help="checkout whose bridge package to run (default: this one)")
+    args = parser.parse_args()
+    if args.source:  # the daemon imports `bridge` from there: PYTHONPATH wins over the editable install
+        os.environ["PYTHONPATH"] = str(Path(args.source).resolve())
+    broker = LocalKafka()
+    broker.start()
+    with tempfile.TemporaryDirectory() as workdir:
+        for name, attack in ATTACKS.items():
+            bridge = plain_bridge(
+                Path(workdir) / name.split()[0],
+                broker.bootstrap,
+                f"b{uuid.uuid4().hex[:10]}.",
+                **{"server.limit_concurrency": LIMIT_CONCURRENCY},
+            )
+            bridge.tokens = {hook: f"{hook}-token-0123456789" for hook in ("prod", "old", "quiet")}
+            bridge.webhook_settings = {"old": {"legacy_sha2_signature": True}}
+            bridge.start()
+            try:
+                baseline = f"idle RSS {bridge.rss_bytes() / 2**20:.0f} MiB, {valid_delivery(bridge)}"
+                print(f"{name}: {attack(bridge)} ({baseline})", flush=True)
+            finally:
+                bridge.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Duplicate suppression: the TTL and size bound, and copies of one delivery that arrive at the same time."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridge.dedup import DeliveryDedup
+
+
+def remember(dedup: DeliveryDedup[str], delivery_id: str) -> None:
+    assert dedup.claim(delivery_id).owned
+    dedup.settle(delivery_id, "stored", durable=True)
+
+
+def test_dedup_remembers_for_the_ttl_and_within_the_size_bound() -> None:
+    async def scenario() -> None:
+        now = [0.0]
+        dedup = DeliveryDedup[str](ttl_seconds=10, max_entries=2, clock=lambda: now[0])
+        remember(dedup, "a")
+        assert dedup.claim("a").duplicate
+        assert dedup.claim("b").owned
+        now[0] = 11
+        assert dedup.claim("a").owned
+        for key in ("x", "y", "z"):
+            remember(dedup, key)
+        assert dedup.claim("x").owned and dedup.claim("y").duplicate and dedup.claim("z").duplicate
+
+    asyncio.run(scenario())
+
+
+async def deliver(dedup: DeliveryDedup[str], delivery_id: str, store: list[str], outcome: str) -> str:
+    """What the receiver does with one copy: the owner stores (after an await, as Kafka takes time)."""
+    claim = dedup.claim(delivery_id)
+    if claim.duplicate:
+        return "duplicate"
+    if claim.pending is not None:
+        return await asyncio.shield(claim.pending)
+    await asyncio.sleep(0.01)
+    if outcome == "stored":
+        store.append(delivery_id)
+    dedup.settle(delivery_id, outcome, durable=outcome == "stored")
+    return outcome
+
+
+def test_concurrent_copies_store_one_record_and_all_get_the_first_copys_answer() -> None:
+    async def scenario() -> tuple[list[str], list[str], str]:
+        dedup = DeliveryDedup[str](ttl_seconds=60, max_entries=10)
+        store: list[str] = []
+        answers = await asyncio.gather(*(deliver(dedup, "d-1", store, "stored") for _ in range(5)))
+        later = await deliver(dedup, "d-1", store, "stored")
+        return store, list(answers), later
+
+    store, answers, later = asyncio.run(scenario())
+    assert store == ["d-1"]
+    assert answers == ["stored"] * 5
+    assert later == "duplicate"
+
+
+def test_when_the_first_copy_fails_the_waiters_fail_too_and_a_retry_is_processed_afresh() -> None:
+    async def scenario() -> tuple[list[str], list[str], str]:
+        dedup = DeliveryDedup[str](ttl_seconds=60, max_entries=10)
+        store: list[str] = []
+        answers = await asyncio.gather(*(deliver(dedup, "d-2", store, "503") for _ in range(3)))
+        retry = await deliver(dedup, "d-2", store, "stored")
+        return store, list(answers), retry
+
+    store, answers, retry = asyncio.run(scenario())
+    assert answers == ["503"] * 3  # no 2xx for an event that is not durable
+    assert retry == "stored" and store == ["d-2"]
+
+
+def test_a_waiter_that_is_cancelled_does_not_cancel_the_first_copy() -> None:
+    async def scenario() -> str:
+        dedup = DeliveryDedup[str](ttl_seconds=60, max_entries=10)
+        store: list[str] = []
+        first = asyncio.create_task(deliver(dedup, "d-3", store, "stored"))
+        await asyncio.sleep(0)
+        waiter = asyncio.create_task(deliver(dedup, "d-3", store, "stored"))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        return await first
+
+    assert asyncio.run(scenario()) == "stored"
