@@ -76,7 +76,12 @@ tools:
 test: venv lint typecheck tools
 	$(BIN)/python -m pytest -q
 
-bench: venv kafka-up
+$(VENV)/.bench-extras: $(BIN)/idaas-bridge pyproject.toml constraints.txt
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'
+	touch $@
+
+# Not part of make test: minutes long, and its figures depend on the machine. BENCH_QUICK=1 for a short run.
+bench: venv kafka-up $(VENV)/.bench-extras
 	$(BIN)/python -m bench.run
 
 clean:

@@ -1,121 +1,226 @@
-"""Benchmark: per-request CPU cost of each pipeline stage, and end-to-end throughput and latency of the
-daemon against the real local broker. Results are ratios and figures from one run on this machine; they
-go to docs/benchmarks.md by hand, never into a test.
+"""The side-by-side benchmark: the bridge against the OpenTelemetry Collector and the stack's two ceilings,
+same client, same broker, same machine, one run.
 
-    make bench            (starts the local Kafka if needed)
+    make bench                   the full run: wrk at 8/32/128/512 connections, vegeta at 1,000 and
+                                 5,000 deliveries/s, 10 s each; rewrites the results in docs/benchmarks.md
+                                 and docs/benchmarks.png
+    BENCH_QUICK=1 make bench     128 connections and 1,000/s only, 3 s each; results in .cache/bench/
+    BENCH_ONLY=peer,bridge-kafka-first-http make bench    only these contenders (keys in contenders.py)
+    BENCH_SECONDS=5 make bench   another duration per point
+
+Only a full run of every contender rewrites the docs; quick and partial runs write to .cache/bench/.
+
+Figures are never asserted anywhere: a shared or small machine moves them, see docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
-import asyncio
-import statistics
-import tempfile
+import dataclasses
+import os
+import platform
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 import orjson
 
-from bridge import auth
-from bridge.events.envelope import parse_envelope
-from bridge.events.normalize import normalize
-from bridge.events.samples import sample_deliveries
-from bridge.formats import FORMATS
-from tests.e2e.harness import BridgeProcess
-from tests.e2e.load import run_load
-from tests.kafka_broker import LocalKafka, create_topics
+from bench import contenders, processes, report, stages, toolchain
+from bench.clients import ClientResult, run_vegeta, run_wrk
+from bench.kafka_count import RecordCounter
+from tests.kafka_broker import LocalKafka
 
-URL = "https://bridge.example/webhooks/prod"
-TOKEN = "bench-token-0123456789"
-
-
-def per_call_microseconds(action: Callable[[], object], repeat: int = 20_000) -> float:
-    for _ in range(1000):
-        action()
-    started = time.perf_counter()
-    for _ in range(repeat):
-        action()
-    return (time.perf_counter() - started) / repeat * 1e6
+DOCS: Final = toolchain.ROOT / "docs" / "benchmarks.md"
+PLOT: Final = toolchain.ROOT / "docs" / "benchmarks.png"
+WORK: Final = toolchain.ROOT / ".cache" / "bench"
+BEGIN: Final = "<!-- bench-results:begin (written by make bench) -->"
+END: Final = "<!-- bench-results:end -->"
+#: Pre-build this many times the requests the measured rate needs, so wrk does not run out.
+REQUEST_MARGIN: Final = 1.6
+MAX_PREBUILT: Final = 400_000
+#: Pause between runs so one run's tail (drain, GC, the broker's flush) does not land in the next.
+PAUSE_SECONDS: Final = 1.0
 
 
-def stage_costs() -> dict[str, float]:
-    sample = sample_deliveries()[2]
-    body = orjson.dumps(sample)
-    headers = auth.sign(TOKEN, "POST", URL, body, int(time.time()))
-    request = auth.SignedRequest(
-        method="POST",
-        target_uri=URL,
-        body=body,
-        content_digest=headers["content-digest"],
-        signature_input=headers["signature-input"],
-        signature=headers["signature"],
-    )
-    envelope = parse_envelope(body)
-    event = normalize(envelope, "prod", datetime.now(UTC))
-    costs = {
-        "verify signature (RFC 9421 + digest)": per_call_microseconds(
-            lambda: auth.verify(request, [TOKEN], time.time(), 300)
+@dataclass(frozen=True)
+class Plan:
+    connections: tuple[int, ...]
+    rates: tuple[int, ...]
+    seconds: float
+
+
+FULL: Final = Plan(connections=(8, 32, 128, 512), rates=(1000, 5000), seconds=10)
+QUICK: Final = Plan(connections=(128,), rates=(1000,), seconds=3)
+
+
+def machine() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
         ),
-        "parse envelope": per_call_microseconds(lambda: parse_envelope(body)),
-        "normalize": per_call_microseconds(lambda: normalize(envelope, "prod", datetime.now(UTC))),
-    }
-    for name, event_format in sorted(FORMATS.items()):
-        costs[f"encode {name}"] = per_call_microseconds(lambda f=event_format: f.encode(event))  # type: ignore[misc]
-    return costs
+        platform.processor(),
+    )
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    return (
+        f"{os.cpu_count()} x {model}, {memory_kib / 2**20:.0f} GiB, Linux {platform.release()}, "
+        f"Python {platform.python_version()}; load average at start {' '.join(load)}"
+    )
 
 
-def end_to_end(tls: bool, ack_mode: str, total: int, workers: int) -> dict[str, float]:
-    broker = LocalKafka()
-    broker.start()
-    with tempfile.TemporaryDirectory() as workdir:
-        bridge = BridgeProcess(
-            workdir=Path(workdir),
-            bootstrap=broker.bootstrap,
-            topic_prefix=f"bench{time.time_ns()}.",
-            tls=tls,
-            tokens={"prod": TOKEN},
-            overrides={"spool.ack_mode": ack_mode},
-        )
-        create_topics(broker.bootstrap, list(bridge.topics.values()))
-        bridge.start()
-        try:
-            started = time.perf_counter()
-            cafile = str(Path(workdir) / "tls" / "dev-cert.pem") if tls else None
-            load = asyncio.run(run_load(bridge.base_url, TOKEN, total=total, workers=workers, cafile=cafile))
-            elapsed = time.perf_counter() - started
-        finally:
-            bridge.stop()
-    latencies = sorted(a.seconds for a in load.answers)
-    return {
-        "requests": len(load.answers),
-        "2xx": len(load.accepted),
-        "req_per_s": len(load.answers) / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
-        "max_ms": latencies[-1] * 1000,
-    }
+def measure(
+    contender: contenders.Contender,
+    running: contenders.Running,
+    counter: RecordCounter,
+    client: str,
+    load: int,
+    drive: Callable[[], ClientResult],
+) -> report.Run:
+    launch = running.launch
+    records_before = counter.count(launch.topics) if contender.writes_kafka else 0
+    cpu_before = processes.cpu_seconds(running.process.pid)
+    result = drive()
+    delivered = result.answered - result.non2xx
+    records = None
+    if contender.writes_kafka:
+        records = counter.settle(launch.topics, records_before + delivered) - records_before
+    cpu = processes.cpu_seconds(running.process.pid) - cpu_before
+    deliveries = max(1, records if records is not None else delivered)
+    running.measured_rates.append(result.throughput)
+    return report.Run(
+        contender=contender.key,
+        label=contender.label,
+        client=client,
+        load=load,
+        throughput=result.throughput,
+        p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms,
+        p999_ms=result.p999_ms,
+        max_ms=result.max_ms,
+        answered=result.answered,
+        non2xx=result.non2xx,
+        kafka_records=records,
+        cpu_us_per_delivery=cpu / deliveries * 1e6,
+        peak_rss_mb=processes.peak_rss_bytes(running.process.pid) / 2**20,
+        ready_seconds=running.ready_seconds,
+        exhausted=result.exhausted,
+    )
+
+
+def bench_contender(
+    contender: contenders.Contender, plan: Plan, bootstrap: str, counter: RecordCounter
+) -> list[report.Run]:
+    wrk, vegeta = toolchain.wrk(), toolchain.vegeta()
+    workdir = WORK / "run" / contender.key
+    shutil.rmtree(workdir, ignore_errors=True)
+    running = contenders.start(contender, workdir, bootstrap)
+    launch = running.launch
+    print(f"{contender.label}: ready in {running.ready_seconds:.2f} s", flush=True)
+    runs = []
+    try:
+        for connections in plan.connections:
+            rate = max([contender.expected_rate, *running.measured_rates])
+            count = min(MAX_PREBUILT, int(rate * plan.seconds * REQUEST_MARGIN) + connections)
+            requests = launch.make_requests(launch.url, count)
+            runs.append(
+                measure(
+                    contender,
+                    running,
+                    counter,
+                    "wrk",
+                    connections,
+                    lambda: run_wrk(wrk, launch.base_url, requests, connections, plan.seconds, workdir),  # noqa: B023
+                )
+            )
+            print(f"  {report.table(runs[-1:]).splitlines()[-1]}", flush=True)
+            time.sleep(PAUSE_SECONDS)
+        for rate in plan.rates:
+            requests = launch.make_requests(launch.url, int(rate * plan.seconds))
+            runs.append(
+                measure(
+                    contender,
+                    running,
+                    counter,
+                    "vegeta",
+                    rate,
+                    lambda: run_vegeta(vegeta, requests, rate, plan.seconds, workdir),  # noqa: B023
+                )
+            )
+            print(f"  {report.table(runs[-1:]).splitlines()[-1]}", flush=True)
+            time.sleep(PAUSE_SECONDS)
+    finally:
+        running.stop()
+    return runs
+
+
+def write_docs(text: str) -> None:
+    document = DOCS.read_text()
+    head, _, rest = document.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    DOCS.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
 
 
 def main() -> None:
-    costs = stage_costs()
-    total = sum(costs.values())
-    print("Per-request CPU cost by stage (µs, one core):")
-    for stage, micros in costs.items():
-        print(f"  {stage:<40} {micros:8.1f} µs  ({micros / total:5.1%} of the stages)")
-    print("\nEnd to end (load generator, bridge and broker share this machine's cores):")
-    runs = {
-        "http, kafka_first": end_to_end(False, "kafka_first", 20000, 32),
-        "https, kafka_first": end_to_end(True, "kafka_first", 20000, 32),
-        "http, spool_first": end_to_end(False, "spool_first", 20000, 32),
-    }
-    base = runs["http, kafka_first"]["req_per_s"]
-    for name, figures in runs.items():
-        print(
-            f"  {name:<20} {figures['req_per_s']:7.0f} req/s ({figures['req_per_s'] / base:4.2f}x)  "
-            f"p50 {figures['p50_ms']:6.1f} ms  p99 {figures['p99_ms']:6.1f} ms  "
-            f"max {figures['max_ms']:6.1f} ms  2xx {figures['2xx']:.0f}/{figures['requests']:.0f}"
-        )
+    only = {key for key in os.environ.get("BENCH_ONLY", "").split(",") if key}
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    plan = QUICK if quick else FULL
+    if "BENCH_SECONDS" in os.environ:
+        plan = dataclasses.replace(plan, seconds=float(os.environ["BENCH_SECONDS"]))
+    # Only a full run of every contender replaces the published figures; anything else goes to .cache.
+    partial = quick or bool(only)
+    selected = [c for c in contenders.all_contenders() if not only or c.key in only]
+    broker = LocalKafka()
+    broker.start()
+    counter = RecordCounter(broker.bootstrap)
+    started = datetime.now(UTC)
+    about = machine()
+    print(about, flush=True)
+    runs: list[report.Run] = []
+    try:
+        for contender in selected:
+            runs.extend(bench_contender(contender, plan, broker.bootstrap, counter))
+            time.sleep(PAUSE_SECONDS)
+    finally:
+        counter.close()
+    kafka_version = subprocess.run(
+        ["sed", "-n", "s:.*<kafka.version>\\(.*\\)</kafka.version>.*:\\1:p", "deploy/kafka/pom.xml"],
+        cwd=toolchain.ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    mode = "quick" if quick else "full" if not only else "partial"
+    results = "\n\n".join(
+        [
+            f"Run {started:%Y-%m-%d %H:%M} UTC ({mode}, {plan.seconds:g} s per point): {about}; "
+            f"Kafka {kafka_version} single node on loopback.",
+            report.table(runs),
+            report.ratios(runs, 128, ["peer", "ceiling-http", "ceiling-kafka"]),
+            "Pure-Python stage costs (one core, no I/O):\n\n" + stages.report(),
+        ]
+    )
+    out = WORK if partial else toolchain.ROOT / "docs"
+    WORK.mkdir(parents=True, exist_ok=True)
+    (WORK / f"results-{started:%Y%m%dT%H%M%S}.json").write_bytes(
+        orjson.dumps([dataclasses.asdict(run) for run in runs], option=orjson.OPT_INDENT_2)
+    )
+    report.plot(
+        runs,
+        out / "benchmarks.png",
+        f"{mode} run {started:%Y-%m-%d}, {os.cpu_count()} cores shared by client, server and Kafka",
+    )
+    if partial:
+        (WORK / "results.md").write_text(results + "\n")
+        print(f"\n{results}\n\n({mode} run: {WORK / 'results.md'}, {WORK / 'benchmarks.png'})")
+    else:
+        write_docs(results)
+        print(f"\n{results}\n\n(written to {DOCS} and {PLOT})")
 
 
 if __name__ == "__main__":

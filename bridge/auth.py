@@ -102,7 +102,9 @@ class DigestCheck:
         for name, digest in self.digests:
             if not hmac.compare_digest(digest, DIGESTS[name](body).digest()):
                 return AuthFailure(
-                    "content_digest_mismatch", f"Content-Digest {name} does not match the body", True
+                    "content_digest_mismatch",
+                    f"Content-Digest {name} does not match the body",
+                    well_formed=True,
                 )
         return None
 
@@ -120,7 +122,9 @@ class LegacyCheck:
             expected = hmac.new(token.encode(), body, hashlib.sha256).hexdigest().encode()
             if hmac.compare_digest(expected, self.received):
                 return None
-        return AuthFailure("legacy_signature_mismatch", "x-sha2-signature does not match the body", True)
+        return AuthFailure(
+            "legacy_signature_mismatch", "x-sha2-signature does not match the body", well_formed=True
+        )
 
 
 #: What remains to check once the headers passed.
@@ -186,12 +190,12 @@ def _check_parameters(params: Mapping[str, object], now: float, window: int) -> 
     unknown = sorted(set(params) - KNOWN_PARAMETERS)
     if unknown:
         return AuthFailure(
-            "unsupported_parameter", f"Signature-Input has unknown parameter(s) {unknown}", True
+            "unsupported_parameter", f"Signature-Input has unknown parameter(s) {unknown}", well_formed=True
         )
     alg = params.get("alg")
     if alg is not None and alg != ALGORITHM:
         return AuthFailure(
-            "unsupported_algorithm", f'alg is {alg!r}; the IDaaS profile uses "{ALGORITHM}"', True
+            "unsupported_algorithm", f'alg is {alg!r}; the IDaaS profile uses "{ALGORITHM}"', well_formed=True
         )
     created = params.get("created")
     if created is not None:
@@ -201,14 +205,14 @@ def _check_parameters(params: Mapping[str, object], now: float, window: int) -> 
             return AuthFailure(
                 "created_outside_window",
                 f"created={created} is {int(now - created)} s from now; allowed ±{window} s (check clocks)",
-                True,
+                well_formed=True,
             )
     expires = params.get("expires")
     if expires is not None:
         if not isinstance(expires, int) or isinstance(expires, bool):
             return AuthFailure("malformed_signature_input", "expires must be an integer (Unix seconds)")
         if expires < now:
-            return AuthFailure("expired", f"expires={expires} is in the past", True)
+            return AuthFailure("expired", f"expires={expires} is in the past", well_formed=True)
     for name in ("keyid", "nonce", "tag"):
         if name in params and not isinstance(params[name], str):
             return AuthFailure("malformed_signature_input", f"{name} must be a string")
@@ -262,7 +266,7 @@ def verify_headers(
         return AuthFailure(
             "unexpected_components",
             f"covered components are {names}; the IDaaS profile signs exactly {list(COMPONENTS)}",
-            True,
+            well_formed=True,
         )
     params = {
         key: (value.value if isinstance(value, Token) else value) for key, value in member.params.items()
@@ -283,7 +287,7 @@ def verify_headers(
         "signature_mismatch",
         f"HMAC does not match for @target-uri {request.target_uri!r}: wrong token, or a public URL that "
         "differs from the callback URL registered in IDaaS (set public_url)",
-        True,
+        well_formed=True,
     )
 
 

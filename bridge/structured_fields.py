@@ -3,24 +3,32 @@
 A small own parser instead of the `http-sfv` package: we need one header shape, the exact text of each
 member (RFC 9421's `@signature-params` line is rebuilt from it), and a parser that never raises anything but
 `StructuredFieldError` on hostile input. Strict where RFC 8941 is strict: any deviation rejects the field.
+
+Three headers of every delivery go through it, so the common shapes (keys, tokens, numbers, strings without
+escapes) are matched with compiled patterns instead of character by character; escapes and every error
+take the character loop, so the messages and positions stay the loop's.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 import string
 from dataclasses import dataclass
 from typing import Final
 
 BareItem = int | float | str | bytes | bool
 
-KEY_FIRST: Final = frozenset(string.ascii_lowercase + "*")
-KEY_REST: Final = frozenset(string.ascii_lowercase + string.digits + "_-.*")
 TOKEN_FIRST: Final = frozenset(string.ascii_letters + "*")
-TOKEN_REST: Final = frozenset(string.ascii_letters + string.digits + ":/!#$%&'*+-.^_`|~")
 BASE64_CHARS: Final = frozenset(string.ascii_letters + string.digits + "+/=")
 MAX_INTEGER_DIGITS: Final = 15
+
+_KEY: Final = re.compile(r"[a-z*][a-z0-9_\-.*]*")
+_TOKEN: Final = re.compile(r"[A-Za-z*][A-Za-z0-9:/!#$%&'*+\-.^_`|~]*")
+_NUMBER: Final = re.compile(r"-?[0-9]*(?:\.[0-9]*)?")
+#: A string of printable ASCII without escapes: `"`, then anything in " "-"~" except `"` and `\`, then `"`.
+_PLAIN_STRING: Final = re.compile(r'"([ !#-\[\]-~]*)"')
 
 
 class StructuredFieldError(ValueError):
@@ -61,17 +69,17 @@ class _Parser:
         return self.text[self.pos] if self.pos < len(self.text) else ""
 
     def skip(self, chars: str) -> None:
-        while self.peek() and self.peek() in chars:
-            self.pos += 1
+        text, pos = self.text, self.pos
+        while pos < len(text) and text[pos] in chars:
+            pos += 1
+        self.pos = pos
 
     def key(self) -> str:
-        start = self.pos
-        if self.peek() not in KEY_FIRST or not self.peek():
+        match = _KEY.match(self.text, self.pos)
+        if match is None:
             raise self.error("expected a key")
-        self.pos += 1
-        while self.peek() and self.peek() in KEY_REST:
-            self.pos += 1
-        return self.text[start : self.pos]
+        self.pos = match.end()
+        return match.group()
 
     def bare_item(self) -> BareItem | Token:
         char = self.peek()
@@ -88,6 +96,10 @@ class _Parser:
         raise self.error("expected an item")
 
     def string(self) -> str:
+        plain = _PLAIN_STRING.match(self.text, self.pos)
+        if plain is not None:
+            self.pos = plain.end()
+            return plain.group(1)
         self.pos += 1
         out: list[str] = []
         while True:
@@ -129,14 +141,10 @@ class _Parser:
         return value == "1"
 
     def number(self) -> int | float:
-        start = self.pos
-        if self.peek() == "-":
-            self.pos += 1
-        self.skip(string.digits)
-        if self.peek() == ".":
-            self.pos += 1
-            self.skip(string.digits)
-        literal = self.text[start : self.pos]
+        match = _NUMBER.match(self.text, self.pos)
+        assert match is not None  # every part of the pattern is optional
+        self.pos = match.end()
+        literal = match.group()
         digits = literal.lstrip("-")
         if not digits or digits.endswith(".") or digits.startswith("."):
             raise self.error("malformed number")
@@ -150,11 +158,10 @@ class _Parser:
         return int(literal)
 
     def token(self) -> Token:
-        start = self.pos
-        self.pos += 1
-        while self.peek() and self.peek() in TOKEN_REST:
-            self.pos += 1
-        return Token(self.text[start : self.pos])
+        match = _TOKEN.match(self.text, self.pos)
+        assert match is not None  # bare_item saw a TOKEN_FIRST character here
+        self.pos = match.end()
+        return Token(match.group())
 
     def params(self) -> dict[str, BareItem | Token]:
         params: dict[str, BareItem | Token] = {}

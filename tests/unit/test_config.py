@@ -234,3 +234,21 @@ def test_more_than_twenty_webhooks_is_refused(tmp_path: Path) -> None:
 def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.yaml", TOKEN_ENV)
+
+
+def test_check_config_prints_no_secret_and_a_short_token_fails_without_echo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bridge.cli import EXIT_CONFIG, main
+
+    path = write(tmp_path, "webhooks: [{name: dev}]\nkafka: {client_properties: {sasl.username: bridge}}\n")
+    monkeypatch.setenv("IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS", TOKEN)
+    monkeypatch.setenv("IDAAS_BRIDGE_KAFKA_CLIENT_SASL_OAUTHBEARER_CONFIG", "clientSecret=oauth-secret-value")
+    assert main(["check-config", "--config", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert TOKEN not in shown and "oauth-secret-value" not in shown
+    assert '"sasl.oauthbearer.config": "***"' in shown and '"sasl.username": "bridge"' in shown
+    monkeypatch.setenv("IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS", "short-secret")
+    assert main(["check-config", "--config", str(path)]) == EXIT_CONFIG
+    error = capsys.readouterr().err
+    assert "IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS" in error and "short-secret" not in error
