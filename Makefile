@@ -10,14 +10,14 @@ DEV_TOKEN ?= dev-token-change-me
 DEV_URL := https://127.0.0.1:8443/webhooks/dev
 
 .PHONY: help venv kafka-up kafka-down topics dev-cert run simulate lint typecheck test test-fast tools bench clean \
-	monitoring
+	monitoring chart-schema chart-docs generate
 
 help:
 	@echo "make run        set up and run the bridge on https://127.0.0.1:8443 against a local Kafka"
 	@echo "make test       lint, type-check and the whole test suite (real Kafka, Helm, promtool, Prometheus)"
 	@echo "make simulate   send one signed sample of each IDaaS event type to the running bridge"
 	@echo "make kafka-up / kafka-down   the local single-node KRaft broker"
-	@echo "make monitoring rewrite the alert rules and dashboard from tools/monitoring.py"
+	@echo "make generate   rewrite the generated files (alerts, dashboard, chart schema and README)"
 
 $(BIN)/idaas-bridge: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,13 +65,26 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy --strict bridge/ tools/
 
-# Alert rules and Grafana dashboard (deploy/ and the chart's files/) from tools/monitoring.py.
+# Generated files (each has a test that fails while the committed copy differs):
+# alert rules and Grafana dashboard (deploy/ and the chart's files/) from tools/monitoring.py,
 monitoring: venv
 	$(BIN)/python -m tools.monitoring
+
+# the chart's values.schema.json from values.yaml and bridge/config.py,
+chart-schema: venv
+	$(BIN)/python -m tools.values_schema
+
+# the chart's README.md from README.md.gotmpl and the values' comments (helm-docs).
+chart-docs:
+	deploy/tools/install-go-tools.sh
+	.cache/tools/bin/helm-docs --sort-values-order file --chart-search-root helm/idaas-siem-bridge
+
+generate: monitoring chart-schema chart-docs
 
 tools:
 	deploy/tools/install-helm.sh
 	deploy/tools/install-promtool.sh
+	deploy/tools/install-go-tools.sh
 
 test: venv lint typecheck tools
 	$(BIN)/python -m pytest -q

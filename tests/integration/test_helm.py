@@ -1,19 +1,20 @@
 """helm/idaas-siem-bridge: lint, render, validate every manifest offline, and check what the bridge gets.
 
-Three installs are rendered: the minimal one (a Kafka address and one token), every option on
-(tests/helm/values-all-on.yaml), and one with pre-existing Secrets. Core objects are validated with
-kubernetes-validate's bundled schemas (strict); the Prometheus Operator CRDs, which it has no schema for, are
-checked against the small schemas below. The rendered bridge.yaml is loaded by the bridge's own config loader
-with the environment the rendered Secret provides.
+Four installs are rendered: the minimal one (a Kafka address and one token), every option on
+(tests/helm/values-all-on.yaml), one with pre-existing Secrets, and one published through a Gateway API
+HTTPRoute. Core objects are validated with kubernetes-validate's bundled schemas (strict); the Prometheus
+Operator and Gateway API CRDs, which it has no schema for, are checked against the small schemas below.
+The rendered bridge.yaml is loaded by the bridge's own config loader with the environment the rendered
+Secret provides.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -47,15 +48,26 @@ SCENARIOS: Final = {
             "kafkaTls.enabled=true",
             "kafkaTls.existingSecret=kafka-ca",
             "kafkaTls.clientAuth=true",
+            "config.kafka.client_properties.security\\.protocol=SSL",
             "topics.create=true",
             "serviceAccount.create=false",
             "serviceAccount.name=bridge",
         )
     ],
+    "httproute": [
+        *REQUIRED,
+        "--set=httpRoute.enabled=true",
+        "--set=httpRoute.parentRefs[0].name=public",
+        "--set=httpRoute.parentRefs[0].namespace=gateway-system",
+        "--set=httpRoute.parentRefs[0].sectionName=https",
+        "--set=httpRoute.hostnames[0]=idaas-bridge.example.com",
+    ],
 }
 #: The oldest Kubernetes the chart supports (Chart.yaml kubeVersion), checked against its schemas too.
 MIN_KUBERNETES: Final = "1.27.0"
-CRD_KINDS: Final = frozenset({"ServiceMonitor", "PrometheusRule"})
+#: helm-docs as `make chart-docs` runs it.
+HELM_DOCS_ARGS: Final = ["--sort-values-order", "file"]
+CRD_KINDS: Final = frozenset({"ServiceMonitor", "PrometheusRule", "HTTPRoute"})
 IMAGE_CMD: Final = ["serve", "--config", "/etc/idaas-bridge/bridge.yaml"]
 DURATION: Final = {"type": "string", "pattern": r"^([0-9]+(ms|s|m|h|d|w|y))+$"}
 LABELS: Final = {"type": "object", "additionalProperties": {"type": "string"}}
@@ -173,6 +185,75 @@ PROMETHEUS_RULE_SCHEMA: Final = {
 }
 
 
+HTTP_ROUTE_SCHEMA: Final = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "gateway.networking.k8s.io/v1"},
+        "metadata": METADATA,
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["parentRefs", "rules"],
+            "properties": {
+                "parentRefs": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name"],
+                        "properties": {
+                            key: {"type": "string"}
+                            for key in ("name", "namespace", "sectionName", "group", "kind")
+                        },
+                    },
+                },
+                "hostnames": {"type": "array", "items": {"type": "string"}},
+                "rules": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "matches": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "path": {
+                                            "type": "object",
+                                            "additionalProperties": False,
+                                            "properties": {
+                                                "type": {
+                                                    "enum": ["Exact", "PathPrefix", "RegularExpression"]
+                                                },
+                                                "value": {"type": "string", "pattern": "^/"},
+                                            },
+                                        },
+                                        "method": {"enum": ["GET", "POST", "PUT", "DELETE", "PATCH"]},
+                                    },
+                                },
+                            },
+                            "backendRefs": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["name", "port"],
+                                    "properties": {"name": {"type": "string"}, "port": {"type": "integer"}},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
 def helm() -> str:
     return tool("helm", "deploy/tools/install-helm.sh")
 
@@ -255,7 +336,11 @@ def test_every_manifest_is_valid_kubernetes(
 def test_prometheus_operator_objects_are_well_formed(
     manifests: dict[str, list[dict[str, Any]]], scenario: str
 ) -> None:
-    schemas = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "PrometheusRule": PROMETHEUS_RULE_SCHEMA}
+    schemas = {
+        "ServiceMonitor": SERVICE_MONITOR_SCHEMA,
+        "PrometheusRule": PROMETHEUS_RULE_SCHEMA,
+        "HTTPRoute": HTTP_ROUTE_SCHEMA,
+    }
     for doc in manifests[scenario]:
         if doc["kind"] in schemas:
             jsonschema.validate(doc, schemas[doc["kind"]])
@@ -268,6 +353,7 @@ def test_minimal_install_renders_the_core_objects(manifests: dict[str, list[dict
             "ConfigMap",
             "Deployment",
             "NetworkPolicy",
+            "Pod",  # the `helm test` pod
             "PodDisruptionBudget",
             "Secret",
             "Service",
@@ -284,6 +370,7 @@ def test_all_on_renders_every_template(manifests: dict[str, list[dict[str, Any]]
         "Ingress",
         "Job",
         "NetworkPolicy",
+        "Pod",
         "PodDisruptionBudget",
         "PrometheusRule",
         "Secret",
@@ -308,15 +395,74 @@ def test_all_on_renders_every_template(manifests: dict[str, list[dict[str, Any]]
             "terminationGracePeriodSeconds (25) must exceed",
         ),
         ([*REQUIRED, "--set", "spool.sizeLimit=1Gi"], "the spool volume (1Gi) is smaller"),
-        ([*REQUIRED, "--set", "spool.sizeLimit=2Gb"], 'cannot read "2Gb" as a size'),
-        ([*REQUIRED, "--set", "kafkaTls.enabled=true"], "give kafkaTls.caCert"),
-        ([*REQUIRED, "--set", "kafkaTls.clientCert=x"], "clientCert and kafkaTls.clientKey go together"),
     ],
 )
 def test_bad_values_fail_with_the_value_to_fix(args: list[str], message: str) -> None:
     result = run_helm("template", "idaas", str(CHART), *args)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+SSL: Final = "config.kafka.client_properties.security\\.protocol=SSL"
+SASL_SSL: Final = "config.kafka.client_properties.security\\.protocol=SASL_SSL"
+SCRAM: Final = "config.kafka.client_properties.sasl\\.mechanisms=SCRAM-SHA-512"
+SASL_USER: Final = "config.kafka.client_properties.sasl\\.username=bridge"
+TLS_ON: Final = ["kafkaTls.enabled=true", SSL, "kafkaTls.caCert=pem"]
+CLIENT: Final = "config.kafka.client_properties."
+
+
+@pytest.mark.parametrize(
+    ("settings", "complaint"),
+    [
+        (["confg.kafka.bootstrap_servers=k:9092"], "additional properties 'confg' not allowed"),
+        (["config.kafka.bootstrap_server=k:9092"], "additional properties 'bootstrap_server' not allowed"),
+        (["config.server.port=8443"], "additional properties 'port' not allowed"),  # fixed by the chart
+        (["config.spool.ack_mode=kafka-first"], "/config/spool/ack_mode"),
+        (["config.kafka.ack_deadline_seconds=3"], "/config/kafka/ack_deadline_seconds"),
+        (["config.webhooks[0].name=bad/name"], "/config/webhooks/0/name"),
+        (["replicaCount=two"], "/replicaCount"),
+        (["spool.sizeLimit=2Gb"], "/spool/sizeLimit"),
+        (["kafkaTls.enabled=true", "kafkaTls.caCert=pem"], "missing property 'security.protocol'"),
+        (["kafkaTls.enabled=true", "kafkaTls.caCert=pem", SASL_SSL.replace("SASL_SSL", "SASL_PLAINTEXT")],
+         "/config/kafka/client_properties/security.protocol"),
+        (["kafkaTls.enabled=true", SSL], "/kafkaTls/caCert"),
+        (["kafkaTls.caCert=pem", SSL], "/kafkaTls/caCert"),  # set, but kafkaTls is off
+        ([*TLS_ON, "kafkaTls.clientCert=pem"], "/kafkaTls/clientKey"),
+        ([*TLS_ON, "kafkaTls.existingSecret=s"], "/kafkaTls/caCert"),
+        ([*TLS_ON, CLIENT + "ssl\\.ca\\.location=/x"], "/config/kafka/client_properties"),
+        ([SASL_SSL], "missing property 'sasl.mechanisms'"),
+        ([SASL_SSL, SCRAM], "missing property 'sasl.username'"),
+        ([SASL_SSL, SCRAM, SASL_USER], "/secrets/kafkaSaslPassword"),
+        (["secrets.kafkaSaslPassword=pw"], "missing property 'security.protocol'"),
+        ([CLIENT + "sasl\\.password=pw"], "/config/kafka/client_properties"),
+        ([CLIENT + "security\\.protocol=TLS"], "/config/kafka/client_properties/security.protocol"),
+        (["ingress.enabled=true", "httpRoute.enabled=true", "httpRoute.parentRefs[0].name=g"],
+         "/httpRoute/enabled"),
+        (["httpRoute.enabled=true"], "/httpRoute/parentRefs"),
+        (["service.loadBalancerSourceRanges[0]=203.0.113.0/24"], "/service/type"),
+    ],
+)  # fmt: skip
+def test_helm_lint_fails_on_an_unknown_or_inconsistent_value(settings: list[str], complaint: str) -> None:
+    """values.schema.json: `helm lint` (which ignores the templates' fail()) and install both refuse."""
+    args = [*REQUIRED, *(f"--set={setting}" for setting in settings)]
+    lint = run_helm("lint", "--strict", str(CHART), *args)
+    assert lint.returncode != 0, lint.stdout
+    assert complaint in lint.stdout + lint.stderr
+    assert run_helm("template", "idaas", str(CHART), *args).returncode != 0
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        [SASL_SSL, SCRAM, SASL_USER, "secrets.kafkaSaslPassword=pw"],
+        [SASL_SSL, CLIENT + "sasl\\.mechanisms=OAUTHBEARER"],
+        ["kafkaTls.enabled=true", "kafkaTls.caCert=pem", CLIENT + "security\\.protocol=ssl"],
+        ["service.type=LoadBalancer", "service.loadBalancerSourceRanges[0]=203.0.113.0/24"],
+    ],
+)  # fmt: skip
+def test_consistent_kafka_security_and_exposure_settings_pass_lint(settings: list[str]) -> None:
+    lint = run_helm("lint", "--strict", str(CHART), *REQUIRED, *(f"--set={setting}" for setting in settings))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 # --- what the bridge gets -------------------------------------------------------------------------------
@@ -426,6 +572,15 @@ def test_all_on_secret_env_reaches_the_bridge_settings(
 # --- the pods -------------------------------------------------------------------------------------------
 
 
+#: The containers the chart defines (sidecars and init containers are the user's).
+CHART_CONTAINERS: Final = frozenset({"bridge", "topics"})
+
+
+def bridge_container(spec: dict[str, Any]) -> dict[str, Any]:
+    (container,) = [container for container in spec["containers"] if container["name"] == "bridge"]
+    return container
+
+
 def _pod_specs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     specs = [workload(docs)["spec"]["template"]["spec"]]
     specs += [job["spec"]["template"]["spec"] for job in find(docs, "Job", "topics")]
@@ -442,6 +597,8 @@ def test_pods_run_non_root_read_only_without_capabilities(
         assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
         assert spec["automountServiceAccountToken"] is False
         for container in spec["containers"]:
+            if container["name"] not in CHART_CONTAINERS:
+                continue
             context = container["securityContext"]
             assert context["readOnlyRootFilesystem"] is True
             assert context["allowPrivilegeEscalation"] is False
@@ -456,7 +613,7 @@ def test_bridge_container_probes_drain_and_command(
 ) -> None:
     docs = manifests[scenario]
     spec = workload(docs)["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
+    container = bridge_container(spec)
     assert container["args"] == IMAGE_CMD and "command" not in container  # the image's ENTRYPOINT runs
     assert container["ports"] == [
         {"name": "http", "containerPort": 8080, "protocol": "TCP"},
@@ -475,9 +632,9 @@ def test_bridge_container_probes_drain_and_command(
     assert spec["terminationGracePeriodSeconds"] > int(sleep[1]) + grace
     assert {"mountPath": "/var/lib/idaas-bridge/spool", "name": "spool"} in container["volumeMounts"]
     secret_refs = [source["secretRef"]["name"] for source in container["envFrom"]]
-    assert secret_refs == [
+    assert secret_refs[0] == (
         "bridge-env" if scenario == "existing-secrets" else workload(docs)["metadata"]["name"]
-    ]
+    )
 
 
 def test_spool_is_a_size_limited_empty_dir_by_default(manifests: dict[str, list[dict[str, Any]]]) -> None:
@@ -551,23 +708,41 @@ def namespace(name: str) -> dict[str, Any]:
     return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 
 
+#: This release's `helm test` pod: it reaches both ports whatever the peers configured.
+TEST_POD_PEER: Final = {
+    "podSelector": {
+        "matchLabels": {
+            "app.kubernetes.io/name": "idaas-siem-bridge",
+            "app.kubernetes.io/instance": "idaas",
+            "app.kubernetes.io/component": "test",
+        }
+    }
+}
+
+
 def test_network_policy_admits_webhooks_from_the_ingress_and_metrics_from_monitoring_by_default(
     manifests: dict[str, list[dict[str, Any]]],
 ) -> None:
     minimal = one(manifests["minimal"], "NetworkPolicy")["spec"]
     assert minimal["policyTypes"] == ["Ingress"]
     assert minimal["ingress"] == [
-        {"ports": [{"port": 8080, "protocol": "TCP"}], "from": [namespace("ingress-nginx")]},
-        {"ports": [{"port": 9464, "protocol": "TCP"}], "from": [namespace("monitoring")]},
+        {"ports": [{"port": 8080, "protocol": "TCP"}], "from": [namespace("ingress-nginx"), TEST_POD_PEER]},
+        {"ports": [{"port": 9464, "protocol": "TCP"}], "from": [namespace("monitoring"), TEST_POD_PEER]},
     ]
 
 
-def test_network_policy_peers_are_configurable_and_empty_ops_peers_close_the_ops_port() -> None:
-    docs = render(*REQUIRED, "--set", "networkPolicy.webhookFrom=null", "--set", "networkPolicy.opsFrom=null")
-    assert one(docs, "NetworkPolicy")["spec"]["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+def test_network_policy_without_peers_opens_webhooks_to_all_and_ops_to_the_test_pod_only() -> None:
+    docs = render(
+        *REQUIRED, "--set-json", "networkPolicy.webhookFrom=[]", "--set-json", "networkPolicy.opsFrom=[]"
+    )
+    assert one(docs, "NetworkPolicy")["spec"]["ingress"] == [
+        {"ports": [{"port": 8080, "protocol": "TCP"}]},
+        {"ports": [{"port": 9464, "protocol": "TCP"}], "from": [TEST_POD_PEER]},
+    ]
+    # The single list of before the operations port is refused (values.schema.json), not silently ignored.
     old_key = 'networkPolicy.ingressFrom=[{"ipBlock": {"cidr": "10.0.0.0/8"}}]'
     result = run_helm("template", "idaas", str(CHART), *REQUIRED, "--set-json", old_key)
-    assert result.returncode != 0 and "networkPolicy.ingressFrom was split in two" in result.stderr
+    assert result.returncode != 0 and "ingressFrom" in result.stderr
 
 
 def test_network_policy_restricts_egress_to_dns_and_kafka(
@@ -576,8 +751,11 @@ def test_network_policy_restricts_egress_to_dns_and_kafka(
     restricted = one(manifests["all-on"], "NetworkPolicy")["spec"]
     assert restricted["policyTypes"] == ["Ingress", "Egress"]
     webhooks, ops = restricted["ingress"]
-    assert webhooks["ports"] == [{"port": 8080, "protocol": "TCP"}] and len(webhooks["from"]) == 1
-    assert ops["ports"] == [{"port": 9464, "protocol": "TCP"}] and len(ops["from"]) == 2
+    *webhook_peers, test_pod = webhooks["from"]
+    assert webhooks["ports"] == [{"port": 8080, "protocol": "TCP"}] and len(webhook_peers) == 1
+    assert test_pod == TEST_POD_PEER
+    assert ops["ports"] == [{"port": 9464, "protocol": "TCP"}] and ops["from"][-1] == TEST_POD_PEER
+    assert len(ops["from"]) == 3
     dns, kafka, extra = restricted["egress"]
     assert {port["port"] for port in dns["ports"]} == {53}
     assert kafka == {
@@ -756,15 +934,33 @@ def test_topics_job_runs_before_install_with_its_own_copies(
 # --- values.yaml -----------------------------------------------------------------------------------------
 
 
+def helm_docs(chart: Path) -> None:
+    command = [tool("helm-docs", "deploy/tools/install-go-tools.sh"), *HELM_DOCS_ARGS]
+    result = subprocess.run(
+        [*command, "--chart-search-root", str(chart)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_chart_readme_is_what_helm_docs_writes(tmp_path: Path) -> None:
+    copy = tmp_path / "chart"
+    shutil.copytree(CHART, copy)
+    helm_docs(copy)
+    assert (copy / "README.md").read_text() == (CHART / "README.md").read_text(), "run `make chart-docs`"
+
+
 def test_values_yaml_documents_every_setting() -> None:
-    """Each key at the top two levels has a comment on the line(s) right above it."""
-    lines = (CHART / "values.yaml").read_text().splitlines()
-    undocumented = [
-        line
-        for number, line in enumerate(lines)
-        if re.match(r"^( {2})?[A-Za-z]\w*:", line) and not lines[number - 1].lstrip().startswith("#")
+    """Every row of the README's values table (helm-docs: a `# --` comment on the value or a parent of
+    it) has a description, and every top-level value appears."""
+    rows = [
+        line.split(" | ")
+        for line in (CHART / "README.md").read_text().splitlines()
+        if line.startswith("| ") and not line.startswith(("| Key", "|--"))
     ]
+    undocumented = [row[0] for row in rows if not row[3].strip(" |")]
     assert not undocumented
+    documented = {row[0].lstrip("| ").split(".")[0] for row in rows}
+    assert documented == set(yaml.safe_load((CHART / "values.yaml").read_text()))
 
 
 @pytest.mark.parametrize(
@@ -794,3 +990,145 @@ def test_install_notes_list_the_callback_urls_to_register(
     assert listed == urls
     kind = workload(render(*SCENARIOS[scenario]))["kind"].lower()
     assert f"exec {kind}/" in notes
+
+
+# --- extension points, exposure alternatives, helm test ---------------------------------------------------
+
+
+def test_extension_points_reach_the_pods(manifests: dict[str, list[dict[str, Any]]]) -> None:
+    values = yaml.safe_load(ALL_ON.read_text())
+    spec = workload(manifests["all-on"])["spec"]["template"]["spec"]
+    bridge = bridge_container(spec)
+    assert bridge["envFrom"][1:] == values["extraEnvFrom"]
+    assert bridge["env"] == values["extraEnv"]
+    assert [mount for mount in bridge["volumeMounts"] if mount["name"] == "secrets-store"] == values[
+        "extraVolumeMounts"
+    ]
+    assert [volume for volume in spec["volumes"] if volume["name"] == "secrets-store"] == values[
+        "extraVolumes"
+    ]
+    assert spec["containers"][1:] == values["sidecars"]
+    assert spec["initContainers"] == values["initContainers"]
+    assert spec["topologySpreadConstraints"] == values["topologySpreadConstraints"]
+    assert spec["priorityClassName"] == "high-priority"
+    minimal = workload(manifests["minimal"])["spec"]["template"]["spec"]
+    assert "initContainers" not in minimal and [c["name"] for c in minimal["containers"]] == ["bridge"]
+
+
+def test_load_balancer_source_ranges(manifests: dict[str, list[dict[str, Any]]]) -> None:
+    spec = one(manifests["all-on"], "Service")["spec"]
+    assert spec["type"] == "LoadBalancer"
+    assert spec["loadBalancerSourceRanges"] == ["203.0.113.0/24", "198.51.100.7/32"]
+    assert "loadBalancerSourceRanges" not in one(manifests["minimal"], "Service")["spec"]
+
+
+def test_http_route_publishes_only_post_webhooks_instead_of_an_ingress(
+    manifests: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = manifests["httproute"]
+    assert not find(docs, "Ingress")
+    route = one(docs, "HTTPRoute")["spec"]
+    service = one(docs, "Service")
+    assert route["parentRefs"] == [{"name": "public", "namespace": "gateway-system", "sectionName": "https"}]
+    assert route["hostnames"] == ["idaas-bridge.example.com"]
+    (rule,) = route["rules"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/webhooks/"}, "method": "POST"}]
+    assert rule["backendRefs"] == [
+        {"name": service["metadata"]["name"], "port": service["spec"]["ports"][0]["port"]}
+    ]
+    # Signatures cover the URL: the route's first host name is the bridge's public base URL.
+    assert (
+        yaml.safe_load(bridge_yaml(docs))["server"]["public_base_url"] == "https://idaas-bridge.example.com"
+    )
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_helm_test_pod_checks_readiness_and_every_webhook_route_through_the_service(
+    manifests: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    docs = manifests[scenario]
+    (pod,) = [doc for doc in docs if doc["kind"] == "Pod"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    service = one(docs, "Service")
+    (container,) = pod["spec"]["containers"]
+    assert container["command"] == ["python", "-c"]
+    script, base, ops, *webhooks = container["args"]
+    ports = {port["name"]: port["port"] for port in service["spec"]["ports"]}
+    assert base == f"http://{service['metadata']['name']}.idaas.svc:{ports['http']}"
+    assert ops == f"http://{service['metadata']['name']}.idaas.svc:{ports['ops']}"
+    assert webhooks == [hook["name"] for hook in yaml.safe_load(bridge_yaml(docs))["webhooks"]]
+    assert container["image"] == bridge_container(workload(docs)["spec"]["template"]["spec"])["image"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    compile(script, "helm-test", "exec")  # the script the pod runs is valid Python
+
+
+def test_helm_test_script_expects_ready_and_405_from_the_webhook_routes(tmp_path: Path) -> None:
+    """The pod's script against stand-ins of the two listeners: passes on /readyz 200 from the operations
+    port and 405 per webhook from the webhook port, fails on 404."""
+    import http.server
+    import threading
+
+    def listener(answers: dict[str, int]) -> http.server.ThreadingHTTPServer:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(answers.get(self.path, 404))
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    webhooks = listener({"/webhooks/idaas": 405})
+    ops = listener({"/readyz": 200})
+    try:
+        (pod,) = [doc for doc in render(*REQUIRED) if doc["kind"] == "Pod"]
+        script = pod["spec"]["containers"][0]["args"][0]
+        urls = [f"http://127.0.0.1:{server.server_address[1]}" for server in (webhooks, ops)]
+        run = [sys.executable, "-c", script]
+        assert subprocess.run([*run, *urls, "idaas"], capture_output=True, timeout=30).returncode == 0
+        failed = subprocess.run([*run, *urls, "idaas", "missing"], capture_output=True, text=True, timeout=30)
+        assert failed.returncode != 0 and "expected 405" in failed.stderr
+        swapped = subprocess.run([*run, *reversed(urls), "idaas"], capture_output=True, timeout=30)
+        assert swapped.returncode != 0, "/readyz is asked on the operations port only"
+    finally:
+        webhooks.shutdown()
+        ops.shutdown()
+
+
+# --- checksums ---------------------------------------------------------------------------------------------
+
+
+def _pod_annotations(*args: str) -> dict[str, str]:
+    annotations: dict[str, str] = workload(render(*args))["spec"]["template"]["metadata"]["annotations"]
+    return annotations
+
+
+def test_secret_checksum_reveals_no_value_and_follows_keys_and_the_rollout_token() -> None:
+    base = _pod_annotations(*REQUIRED)["checksum/secret"]
+    other_token = _pod_annotations(*REQUIRED, "--set", "secrets.webhookTokens.idaas=another-token-0123456789")
+    assert other_token["checksum/secret"] == base, "the checksum must not depend on a secret value"
+    rolled = _pod_annotations(*REQUIRED, "--set", "secrets.rolloutToken=rotation-2")
+    assert rolled["checksum/secret"] != base
+    second_webhook = _pod_annotations(
+        *REQUIRED,
+        "--set=config.webhooks[0].name=idaas,config.webhooks[1].name=eu,secrets.webhookTokens.eu=eu-token-0123456789",
+    )
+    assert second_webhook["checksum/secret"] != base  # a new key: the pods need the new variable
+    existing = _pod_annotations(
+        "--set", "config.kafka.bootstrap_servers=k:9092", "--set", "secrets.existingSecret=env"
+    )
+    assert existing["checksum/secret"] != base
+
+
+def test_kafka_tls_checksum_follows_the_certificates_not_the_key() -> None:
+    tls = [*REQUIRED, f"--set={SSL}", "--set=kafkaTls.enabled=true", "--set=kafkaTls.caCert=ca-1"]
+    mutual = ["--set=kafkaTls.clientCert=cert-1", "--set=kafkaTls.clientKey=key-1"]
+    base = _pod_annotations(*tls, *mutual)["checksum/kafka-tls"]
+    assert _pod_annotations(*tls, *mutual[:1], "--set=kafkaTls.clientKey=key-2")["checksum/kafka-tls"] == base
+    assert _pod_annotations(*tls, "--set=kafkaTls.clientCert=cert-2", mutual[1])["checksum/kafka-tls"] != base
+    assert _pod_annotations(*tls[:-1], "--set=kafkaTls.caCert=ca-2", *mutual)["checksum/kafka-tls"] != base
+    assert "checksum/kafka-tls" not in _pod_annotations(*REQUIRED)

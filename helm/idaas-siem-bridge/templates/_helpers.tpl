@@ -77,17 +77,14 @@ helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 {{- end }}
 
 {{/*
-A Kubernetes quantity ("2Gi", "512M", "1073741824") in bytes, for the spool size checks.
+A Kubernetes quantity ("2Gi", "512M", "1073741824") in bytes, for the spool size checks; values.schema.json
+only lets a whole number with one of these suffixes through.
 */}}
 {{- define "idaas-siem-bridge.bytes" -}}
 {{- $text := toString . }}
 {{- $units := dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 }}
 {{- $number := regexFind "^[0-9]+" $text }}
-{{- $unit := trimPrefix $number $text }}
-{{- if or (not $number) (and $unit (not (hasKey $units $unit))) }}
-{{- fail (printf "cannot read %q as a size: use a whole number with an optional Ki, Mi, Gi, Ti, k, M, G or T suffix" $text) }}
-{{- end }}
-{{- mul (atoi $number) (get $units $unit | default 1) }}
+{{- mul (atoi $number) (get $units (trimPrefix $number $text) | default 1) }}
 {{- end }}
 
 {{/*
@@ -122,23 +119,46 @@ Checks that run before anything renders: fail fast with the value to fix.
 {{- if lt (int64 (include "idaas-siem-bridge.bytes" $volume)) $needed }}
 {{- fail (printf "the spool volume (%v) is smaller than config.spool.max_bytes + config.spool.segment_bytes (%v bytes): raise spool.sizeLimit / spool.persistence.size or lower config.spool.max_bytes" $volume $needed) }}
 {{- end }}
-{{- if and .Values.kafkaTls.enabled (not .Values.kafkaTls.existingSecret) (not .Values.kafkaTls.caCert) }}
-{{- fail "kafkaTls.enabled: give kafkaTls.caCert (PEM) or kafkaTls.existingSecret" }}
-{{- end }}
-{{- if hasKey .Values.networkPolicy "ingressFrom" }}
-{{- fail "networkPolicy.ingressFrom was split in two: networkPolicy.webhookFrom (who reaches the webhook port, e.g. the ingress controller) and networkPolicy.opsFrom (who reaches /metrics and the probes' port, e.g. Prometheus)" }}
-{{- end }}
-{{- if ne (empty .Values.kafkaTls.clientCert) (empty .Values.kafkaTls.clientKey) }}
-{{- fail "kafkaTls.clientCert and kafkaTls.clientKey go together (mutual TLS)" }}
-{{- end }}
+{{- /* Kafka TLS/SASL consistency, Ingress or HTTPRoute: values.schema.json (tools/values_schema.py), which
+`helm lint` also enforces. */}}
 {{- end }}
 
-{{/* server.public_base_url: the configured one, else https://<first ingress host> when the ingress is on. */}}
+{{/*
+Pod annotation values that change when the Secrets the pods read at start-up change, without revealing any
+secret value: a hash over the Secret's name, its key names (the environment variable names, which the pod
+spec shows anyway), the public Kafka certificates and secrets.rolloutToken. A changed token or password
+under an existing key changes none of these: bump secrets.rolloutToken with it (any new string) to roll the
+pods.
+*/}}
+{{- define "idaas-siem-bridge.secretChecksum" -}}
+{{- $keys := list }}
+{{- if not .Values.secrets.existingSecret }}
+{{- $keys = include "idaas-siem-bridge.secretEnv" . | fromYaml | keys | sortAlpha }}
+{{- end }}
+{{- list (include "idaas-siem-bridge.secretName" .) $keys .Values.secrets.rolloutToken | toJson | sha256sum }}
+{{- end }}
+
+{{- define "idaas-siem-bridge.kafkaTlsChecksum" -}}
+{{- $tls := .Values.kafkaTls }}
+{{- list (include "idaas-siem-bridge.kafkaTlsSecretName" .) $tls.caCert $tls.clientCert (not (empty $tls.clientKey)) $tls.clientAuth .Values.secrets.rolloutToken | toJson | sha256sum }}
+{{- end }}
+
+{{/* This release's `helm test` pod, as a NetworkPolicy peer: it asks /readyz and the webhook paths. */}}
+{{- define "idaas-siem-bridge.testPodPeer" -}}
+- podSelector:
+    matchLabels:
+      {{- include "idaas-siem-bridge.instanceLabels" . | nindent 6 }}
+      app.kubernetes.io/component: test
+{{- end }}
+
+{{/* server.public_base_url: the configured one, else https://<first host> of the Ingress or HTTPRoute. */}}
 {{- define "idaas-siem-bridge.publicBaseUrl" -}}
 {{- if .Values.config.server.public_base_url }}
 {{- .Values.config.server.public_base_url }}
 {{- else if and .Values.ingress.enabled .Values.ingress.hosts }}
 {{- printf "https://%s" (first .Values.ingress.hosts).host }}
+{{- else if and .Values.httpRoute.enabled .Values.httpRoute.hostnames }}
+{{- printf "https://%s" (first .Values.httpRoute.hostnames) }}
 {{- end }}
 {{- end }}
 
