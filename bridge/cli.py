@@ -18,7 +18,8 @@ import orjson
 from bridge import auth
 from bridge.config import ConfigError, Settings, describe, load_settings
 from bridge.events.samples import sample_deliveries
-from bridge.publish.kafka import admin_client, producer_config, topic_limit_bytes
+from bridge.publish import topics
+from bridge.publish.kafka import admin_client, producer_config
 from bridge.publish.rejected import RejectedRecord, RejectedRecords
 from bridge.routing import OutboundRecord
 
@@ -82,28 +83,22 @@ def serve(settings: Settings) -> int:
 
 
 def create_topics(settings: Settings, partitions: int, replication: int) -> int:
-    from confluent_kafka.cimpl import NewTopic
+    """Create the configured topics that do not exist; return once every one can be produced to."""
+    from confluent_kafka import KafkaException
 
-    admin = admin_client(settings.kafka)
-    existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [topic.name for topic in settings.kafka.topics.values() if topic.name not in existing]
-    if not wanted:
-        print("all topics exist")
-        return 0
-    # Large enough for the biggest record the bridge produces (broker default: 1 MiB).
-    topic_config = {"max.message.bytes": str(topic_limit_bytes(settings.kafka))}
-    futures = admin.create_topics(
-        [
-            NewTopic(name, num_partitions=partitions, replication_factor=replication, config=topic_config)
-            for name in wanted
-        ]
-    )
-    for name, future in futures.items():
-        future.result(timeout=30)
+    config = topics.new_topic_config(settings.kafka)
+    wanted = [topic.name for topic in settings.kafka.topics.values()]
+    try:
+        created = topics.create_topics(admin_client(settings.kafka), wanted, partitions, replication, config)
+    except (KafkaException, TimeoutError) as exc:
+        print(f"idaas-bridge: topics on {settings.kafka.bootstrap_servers}: {exc}", file=sys.stderr)
+        return 1
+    for name in created:
         print(
             f"created topic {name} ({partitions} partitions, replication factor {replication}, "
-            f"max.message.bytes {topic_config['max.message.bytes']})"
+            f"max.message.bytes {config['max.message.bytes']})"
         )
+    print("all topics exist" if not created else f"{len(created)} topic(s) created, all with a leader")
     return 0
 
 

@@ -8,10 +8,12 @@ Environment overrides:
 - `IDAAS_BRIDGE_<SECTION>__<KEY>`: any scalar setting, e.g. `IDAAS_BRIDGE_KAFKA__BOOTSTRAP_SERVERS`
   (values are parsed as YAML scalars, so `1.5`, `true` and `8443` get their types).
 - `IDAAS_BRIDGE_WEBHOOK_<NAME>_TOKENS`: the webhook's token, or two comma-separated during rotation
-  (`<NAME>` is the webhook name upper-cased with `-` and `.` as `_`). Tokens belong in the environment
-  (a Kubernetes Secret), not in the file.
+  (`<NAME>` is the webhook name upper-cased with each `-` and `.` as `_`: `eu-prod` → `EU_PROD`,
+  `eu--prod` → `EU__PROD`). Names that differ only in case or in `-`, `_`, `.` would share a variable and
+  are refused at start-up. Tokens belong in the environment (a Kubernetes Secret), not in the file.
 - `IDAAS_BRIDGE_KAFKA_CLIENT_<PROPERTY>`: a librdkafka property with `.` as `_`,
   e.g. `IDAAS_BRIDGE_KAFKA_CLIENT_SASL_PASSWORD` → `sasl.password`.
+These two families are never read as `<SECTION>__<KEY>` overrides, whatever their names contain.
 """
 
 from __future__ import annotations
@@ -65,6 +67,24 @@ PUBLIC_SECURITY_PROPERTIES: Final = frozenset(
         "ssl.sigalgs.list",
     }
 )
+WEBHOOK_ENV_PREFIX: Final = f"{ENV_PREFIX}WEBHOOK_"
+KAFKA_CLIENT_ENV_PREFIX: Final = f"{ENV_PREFIX}KAFKA_CLIENT_"
+#: librdkafka properties the bridge sets itself (with their aliases), and what to do instead: a client
+#: property may neither point a client elsewhere nor weaken what the durability promise rests on.
+BRIDGE_OWNED_CLIENT_PROPERTIES: Final = {
+    "bootstrap.servers": "set kafka.bootstrap_servers instead",
+    "metadata.broker.list": "set kafka.bootstrap_servers instead",
+    "acks": "the bridge always produces with acks=all",
+    "request.required.acks": "the bridge always produces with acks=all",
+    "enable.idempotence": "the bridge always produces with enable.idempotence=true",
+    "message.timeout.ms": "set kafka.ack_deadline_seconds instead",
+    "delivery.timeout.ms": "set kafka.ack_deadline_seconds instead",
+    "message.max.bytes": (
+        "set kafka.max_record_bytes instead; the bridge derives the producer's limit from it and checks "
+        "records against it before producing them"
+    ),
+    "statistics.interval.ms": "set kafka.statistics_interval_seconds instead",
+}
 
 AckMode = Literal["kafka_first", "spool_first"]
 #: What a dead-letter record holds besides the body: its fields and headers, the webhook name three times
@@ -336,8 +356,8 @@ def _server(section: _Section) -> ServerSettings:
 
 
 def env_name(webhook: str) -> str:
-    """The environment variable that holds a webhook's tokens."""
-    return f"{ENV_PREFIX}WEBHOOK_{re.sub(r'[^A-Za-z0-9]', '_', webhook).upper()}_TOKENS"
+    """The environment variable that holds a webhook's tokens (the mapping is documented above)."""
+    return f"{WEBHOOK_ENV_PREFIX}{re.sub(r'[^A-Za-z0-9]', '_', webhook).upper()}_TOKENS"
 
 
 def _webhooks(raw: Any, environ: Mapping[str, str]) -> tuple[WebhookSettings, ...]:
@@ -361,8 +381,15 @@ def _webhooks(raw: Any, environ: Mapping[str, str]) -> tuple[WebhookSettings, ..
             )
         if any(hook.name == name for hook in hooks):
             raise ConfigError(f"webhooks[{index}].name = {name!r}: duplicate webhook name")
-        from_file = section.strings("tokens", secret=True)
         variable = env_name(name)
+        for other, hook in enumerate(hooks):
+            if env_name(hook.name) == variable:
+                raise ConfigError(
+                    f"webhooks[{index}].name = {name!r} and webhooks[{other}].name = {hook.name!r} would "
+                    f"share the token variable {variable} (names that differ only in case or in '-', '_' "
+                    "and '.' map to the same variable): rename one of them"
+                )
+        from_file = section.strings("tokens", secret=True)
         from_env = tuple(token.strip() for token in environ.get(variable, "").split(",") if token.strip())
         tokens = from_env or from_file
         if not tokens:
@@ -395,13 +422,20 @@ def _webhooks(raw: Any, environ: Mapping[str, str]) -> tuple[WebhookSettings, ..
 def _kafka(section: _Section, environ: Mapping[str, str]) -> KafkaSettings:
     client_section = section.section("client_properties", secret=True)
     client = {str(key): str(value) for key, value in client_section.raw.items()}
-    prefix = f"{ENV_PREFIX}KAFKA_CLIENT_"
-    from_environment = set()
+    #: property name -> the environment variable it came from
+    from_environment: dict[str, str] = {}
     for variable, value in environ.items():
-        if variable.startswith(prefix):
-            name = variable[len(prefix) :].lower().replace("_", ".")
-            client[name] = value
-            from_environment.add(name)
+        if variable.startswith(KAFKA_CLIENT_ENV_PREFIX):
+            key = variable[len(KAFKA_CLIENT_ENV_PREFIX) :].lower().replace("_", ".")
+            client[key] = value
+            from_environment[key] = variable
+    owned = sorted(client.keys() & BRIDGE_OWNED_CLIENT_PROPERTIES.keys())
+    if owned:
+        key = owned[0]
+        raise ConfigError(
+            f"kafka.client_properties.{key}: {BRIDGE_OWNED_CLIENT_PROPERTIES[key]} (the bridge sets {key} "
+            f"itself; remove it from {from_environment.get(key, 'the config file')})"
+        )
     topics_section = section.section("topics")
     topics: dict[str, TopicSettings] = {}
     for key in TOPIC_KEYS:
@@ -419,11 +453,6 @@ def _kafka(section: _Section, environ: Mapping[str, str]) -> KafkaSettings:
             raise ConfigError("kafka.topics.deadletter.format: the dead-letter topic is always native JSON")
         topics[key] = topic
     topics_section.done()
-    if "message.max.bytes" in client:
-        raise ConfigError(
-            "kafka.client_properties.message.max.bytes: set kafka.max_record_bytes instead; the bridge "
-            "derives the producer's limit from it and checks records against it before producing them"
-        )
     settings = KafkaSettings(
         bootstrap_servers=section.string("bootstrap_servers", KafkaSettings.bootstrap_servers),
         client_properties=client,
@@ -476,7 +505,11 @@ def _check_deadletter_fits(settings: Settings) -> None:
 def _apply_env_overrides(document: dict[str, Any], environ: Mapping[str, str]) -> None:
     """`IDAAS_BRIDGE_SECTION__KEY=value` sets document[section][key]; deeper paths use more `__`."""
     for variable, value in environ.items():
-        if not variable.startswith(ENV_PREFIX) or "__" not in variable:
+        if (
+            not variable.startswith(ENV_PREFIX)
+            or "__" not in variable
+            or variable.startswith((WEBHOOK_ENV_PREFIX, KAFKA_CLIENT_ENV_PREFIX))
+        ):
             continue
         path = [part.lower() for part in variable[len(ENV_PREFIX) :].split("__")]
         target = document

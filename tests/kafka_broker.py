@@ -7,39 +7,99 @@ with the same configuration; this module only adds readiness checks through a re
 from __future__ import annotations
 
 import os
+import random
+import socket
 import subprocess
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 
 from bridge.config import KafkaSettings
-from bridge.publish.kafka import topic_limit_bytes
+from bridge.publish import topics as bridge_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
+#: Private brokers listen below Linux's ephemeral range (32768+): a port from that range can be taken by an
+#: outgoing connection while a fault test has the broker stopped, and the restart would then fail.
+PRIVATE_PORTS = range(20000, 32000)
+#: Attempts at starting a private broker: another session may take the ports between the check and the bind.
+START_ATTEMPTS = 3
 
 
-def _port_from_env(name: str, default: int) -> int:
-    return int(os.environ.get(name, str(default)))
+def free_ports(count: int) -> tuple[int, ...]:
+    """`count` distinct loopback ports nobody listens on now (from PRIVATE_PORTS)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.choice(PRIVATE_PORTS)
+        if port in ports:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    return tuple(ports)
 
 
 @dataclass(frozen=True)
 class LocalKafka:
     """One broker instance, with its config, data and log in .cache/kafka/instance-<name>.
 
-    Tests that stop, kill or pause a broker give it their own name and ports, so the shared broker stays up.
-    The default ports follow kafka.sh's KAFKA_PORT / KAFKA_CONTROLLER_PORT, so a machine whose 9092 is taken
-    (say by a second checkout's broker) moves the shared broker for make and pytest alike.
+    The test session's broker is private (`private("pytest")`, on free ports), so `make test` runs beside
+    `make run`'s broker on 9092; `for_session()` says when an existing one is shared instead. Tests that
+    stop, kill or pause a broker take a private instance of their own, so the session's broker stays up.
     """
 
-    name: str = "default"
-    port: int = field(default_factory=lambda: _port_from_env("KAFKA_PORT", 9092))
-    controller_port: int = field(default_factory=lambda: _port_from_env("KAFKA_CONTROLLER_PORT", 9093))
+    name: str
+    port: int
+    controller_port: int
+    #: Free ports were chosen for it: when another process takes them first, `started()` moves it.
+    movable: bool = False
+
+    @classmethod
+    def for_session(cls) -> LocalKafka:
+        """The test session's broker.
+
+        KAFKA_PORT (kafka.sh's own override, with KAFKA_CONTROLLER_PORT) is the opt-in to share: the
+        project's default instance on those ports, the very broker `make kafka-up` starts with the same
+        variables (reused when it runs; KAFKA_PORT=9092 tests against `make run`'s). Without it, a private
+        instance on free ports.
+        """
+        if "KAFKA_PORT" in os.environ:
+            return cls(
+                "default",
+                int(os.environ["KAFKA_PORT"]),
+                int(os.environ.get("KAFKA_CONTROLLER_PORT", "9093")),
+            )
+        return cls.private("pytest")
+
+    @classmethod
+    def private(cls, name: str) -> LocalKafka:
+        """Instance `name` on free ports; when it already runs (another session in this checkout), on the
+        ports it runs on, so both sessions share it instead of failing."""
+        listening = cls(name, 0, 0).listeners()
+        if listening is not None:
+            return cls(name, *listening)
+        return cls(name, *free_ports(2), movable=True)
+
+    def started(self) -> LocalKafka:
+        """Start (a no-op when already running) and return the running broker: this one, or for a movable
+        instance whose ports another process took since they were chosen, the same instance on new ones."""
+        broker = self
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                broker.start()
+                return broker
+            except RuntimeError:
+                if not broker.movable or broker.running() or attempt == START_ATTEMPTS:
+                    raise
+                broker = LocalKafka(self.name, *free_ports(2), movable=True)
+        return broker
 
     @property
     def bootstrap(self) -> str:
@@ -48,6 +108,18 @@ class LocalKafka:
     @property
     def instance_dir(self) -> Path:
         return ROOT / ".cache" / "kafka" / f"instance-{self.name}"
+
+    def listeners(self) -> tuple[int, int] | None:
+        """(client port, controller port) of this instance's running broker; None when it does not run."""
+        if not self.running():
+            return None
+        ports: dict[str, int] = {}
+        for line in (self.instance_dir / "server.properties").read_text().splitlines():
+            if line.startswith("listeners="):
+                for listener in line.removeprefix("listeners=").split(","):
+                    name, _, address = listener.partition("://")
+                    ports[name] = int(address.rpartition(":")[2])
+        return ports["PLAINTEXT"], ports["CONTROLLER"]
 
     def running(self) -> bool:
         """Whether the broker process exists (a paused broker counts: it still holds its ports)."""
@@ -108,40 +180,11 @@ def wait_for_broker(bootstrap: str, timeout: float = 60.0) -> None:
 
 
 def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 3, timeout: float = 30.0) -> None:
-    """Create topics and wait until every partition has a leader, so the first produce does not race them.
-
-    Auto-creation is off on the local broker, as in production. Topics that already exist are accepted, so
-    a rerun against a long-lived broker works.
+    """Create topics as `idaas-bridge topics` does (room for the largest record), returning once every
+    partition has a leader, so the first produce does not race them. Existing topics are accepted, so a
+    rerun against a long-lived broker works. (Auto-creation is off on the local broker, as in production.)
     """
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    wanted = list(dict.fromkeys(names))
-    # As `idaas-bridge topics` creates them: room for the largest record the bridge may produce.
-    config = {"max.message.bytes": str(topic_limit_bytes(KafkaSettings()))}
-    futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config) for name in wanted],
-        operation_timeout=timeout,
+    bridge_topics.create_topics(
+        admin, names, partitions, 1, bridge_topics.new_topic_config(KafkaSettings()), timeout
     )
-    for future in futures.values():
-        try:
-            future.result(timeout=timeout)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-    deadline = time.monotonic() + timeout
-    while pending := _without_leaders(admin, wanted):
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"topics {pending} have no partition leaders after {timeout} s")
-        time.sleep(0.1)
-
-
-def _without_leaders(admin: AdminClient, names: list[str]) -> list[str]:
-    """The topics among `names` that metadata does not show yet, or with a partition that has no leader."""
-    topics = admin.list_topics(timeout=5).topics
-    return [
-        name
-        for name in names
-        if name not in topics
-        or topics[name].error is not None
-        or not topics[name].partitions
-        or any(partition.leader < 0 for partition in topics[name].partitions.values())
-    ]

@@ -18,18 +18,19 @@ from tests.kafka_broker import LocalKafka, wait_for_broker
 def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap servers of the session's broker.
 
-    KAFKA_BOOTSTRAP_SERVERS names an external broker (CI service, a developer's cluster); otherwise the
-    project's local broker is started. A broker that was already running (`make kafka-up`) is left running
-    for the developer; one this fixture started is stopped again so test runs leave no JVM behind.
+    KAFKA_BOOTSTRAP_SERVERS names an external broker (CI service, a developer's cluster). Otherwise
+    LocalKafka.for_session() decides: a private local broker on free ports, or with KAFKA_PORT the project's
+    default one on that port. A broker that was already running is left running; one this fixture started
+    is stopped again so test runs leave no JVM behind.
     """
     configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if configured:
         wait_for_broker(configured, timeout=30)
         yield configured
         return
-    broker = LocalKafka()
+    broker = LocalKafka.for_session()
     started_here = not broker.running()
-    broker.start()
+    broker = broker.started()
     yield broker.bootstrap
     if started_here:
         broker.stop()

@@ -95,9 +95,16 @@ class Delivered:
     offset: int
 
 
+def client_config(settings: KafkaSettings) -> dict[str, Any]:
+    """What every Kafka client of the bridge connects (and authenticates) with. Configuration refuses
+    client properties that the bridge owns (BRIDGE_OWNED_CLIENT_PROPERTIES); the bridge's values are set
+    last anyway, so no path around that check can point a client elsewhere."""
+    return {**settings.client_properties, "bootstrap.servers": settings.bootstrap_servers}
+
+
 def admin_client(settings: KafkaSettings) -> AdminClient:
     """An admin client that connects (and authenticates) the way the producers do."""
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers, **settings.client_properties})
+    return AdminClient(client_config(settings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +136,10 @@ def topic_limits(
 
 def producer_config(settings: KafkaSettings, message_timeout: float) -> dict[str, Any]:
     """`message_timeout` bounds how long librdkafka keeps retrying one message before reporting failure."""
-    config: dict[str, Any] = {**DEFAULT_PRODUCER_CONFIG, **settings.client_properties}
+    config: dict[str, Any] = {**DEFAULT_PRODUCER_CONFIG, **client_config(settings)}
     config.update(REQUIRED_PRODUCER_CONFIG)
     config["message.timeout.ms"] = int(message_timeout * 1000)
     config["message.max.bytes"] = topic_limit_bytes(settings)
-    config["bootstrap.servers"] = settings.bootstrap_servers
     config["statistics.interval.ms"] = int(settings.statistics_interval_seconds * 1000)
     return config
 

@@ -20,6 +20,7 @@ import httpx
 import yaml
 from confluent_kafka import Consumer, Message
 
+from bridge.config import env_name
 from tests.kafka_broker import create_topics
 from tests.signing import idaas_headers
 
@@ -131,7 +132,7 @@ class BridgeProcess:
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IDAAS_BRIDGE_")}
         for name, token in self.tokens.items():
-            env[f"IDAAS_BRIDGE_WEBHOOK_{name.upper().replace('-', '_')}_TOKENS"] = token
+            env[env_name(name)] = token
         return env
 
     def start(self, timeout: float = 30.0) -> None:

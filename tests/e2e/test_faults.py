@@ -27,9 +27,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[LocalKafka]:
-    kafka = LocalKafka(name="faults", port=19092, controller_port=19093)
-    kafka.wipe()
-    kafka.start()
+    LocalKafka.private("faults").wipe()
+    kafka = LocalKafka.private("faults").started()
     yield kafka
     kafka.wipe()
 

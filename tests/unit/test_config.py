@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bridge.config import ConfigError, describe, env_name, load_settings
+from bridge.publish.kafka import client_config, producer_config
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "dev-token-0123456789"
@@ -46,6 +48,31 @@ def test_two_tokens_for_rotation_and_env_name_rules() -> None:
     env = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "old-token-0123456789, new-token-0123456789"}
     settings = load_settings(ROOT / "config/bridge.yaml", env)
     assert settings.webhooks[0].tokens == ("old-token-0123456789", "new-token-0123456789")
+
+
+@pytest.mark.parametrize(
+    ("name", "variable"),
+    [
+        ("eu--prod", "IDAAS_BRIDGE_WEBHOOK_EU__PROD_TOKENS"),
+        ("prod-", "IDAAS_BRIDGE_WEBHOOK_PROD__TOKENS"),
+        ("eu.prod_2", "IDAAS_BRIDGE_WEBHOOK_EU_PROD_2_TOKENS"),
+    ],
+)
+def test_every_valid_webhook_name_gets_its_token_from_its_documented_variable(
+    tmp_path: Path, name: str, variable: str
+) -> None:
+    # A double underscore in a token variable is not a <SECTION>__<KEY> override.
+    settings = load_settings(write(tmp_path, f"webhooks: [{{name: {name!r}}}]"), {variable: TOKEN})
+    assert env_name(name) == variable
+    assert settings.webhooks[0].tokens == (TOKEN,)
+
+
+def test_bridge_owned_properties_reach_no_client_even_past_the_config_check() -> None:
+    settings = load_settings(ROOT / "config/bridge.yaml", TOKEN_ENV)
+    sneaked = replace(settings.kafka, client_properties={"bootstrap.servers": "evil:9092", "acks": "0"})
+    for config in (client_config(sneaked), producer_config(sneaked, 1.0)):
+        assert config["bootstrap.servers"] == "127.0.0.1:9092"
+    assert producer_config(sneaked, 1.0)["acks"] == "all"
 
 
 def test_check_config_output_masks_tokens_and_secrets() -> None:
@@ -203,6 +230,40 @@ def test_no_config_error_echoes_a_token_or_a_client_property(
             "webhooks: [{name: dev}]",
             TOKEN_ENV | {"IDAAS_BRIDGE_KAFKA_CLIENT_MESSAGE_MAX_BYTES": "5000000"},
             "kafka.client_properties.message.max.bytes: set kafka.max_record_bytes instead",
+        ),
+        (
+            "webhooks: [{name: dev}]\nkafka: {client_properties: {bootstrap.servers: 'evil:9092'}}",
+            TOKEN_ENV,
+            "kafka.client_properties.bootstrap.servers: set kafka.bootstrap_servers instead (the bridge sets "
+            "bootstrap.servers itself; remove it from the config file)",
+        ),
+        (
+            "webhooks: [{name: dev}]",
+            TOKEN_ENV | {"IDAAS_BRIDGE_KAFKA_CLIENT_METADATA_BROKER_LIST": "evil:9092"},
+            "kafka.client_properties.metadata.broker.list: set kafka.bootstrap_servers instead (the bridge "
+            "sets metadata.broker.list itself; remove it from "
+            "IDAAS_BRIDGE_KAFKA_CLIENT_METADATA_BROKER_LIST)",
+        ),
+        (
+            "webhooks: [{name: dev}]\nkafka: {client_properties: {acks: '1'}}",
+            TOKEN_ENV,
+            "kafka.client_properties.acks: the bridge always produces with acks=all",
+        ),
+        (
+            "webhooks: [{name: eu-prod}, {name: eu.prod}]",
+            {"IDAAS_BRIDGE_WEBHOOK_EU_PROD_TOKENS": TOKEN},
+            "webhooks[1].name = 'eu.prod' and webhooks[0].name = 'eu-prod' would share the token variable "
+            "IDAAS_BRIDGE_WEBHOOK_EU_PROD_TOKENS",
+        ),
+        (
+            "webhooks: [{name: Prod}, {name: prod}]",
+            {"IDAAS_BRIDGE_WEBHOOK_PROD_TOKENS": TOKEN},
+            "would share the token variable IDAAS_BRIDGE_WEBHOOK_PROD_TOKENS",
+        ),
+        (
+            "webhooks: [{name: eu--prod}]",
+            {},
+            "webhook 'eu--prod' has no token: set IDAAS_BRIDGE_WEBHOOK_EU__PROD_TOKENS",
         ),
     ],
 )
