@@ -35,7 +35,7 @@ OPS_CONNECTION_LIMIT: Final = 64
 def serve(settings: Settings) -> int:
     import uvicorn
 
-    from bridge import logs
+    from bridge import heap, logs
     from bridge.app import Bridge, create_app, create_ops_app
     from bridge.http_protocol import protocol_class
     from bridge.servers import OpsServer, PublicServer, bind
@@ -78,6 +78,7 @@ def serve(settings: Settings) -> int:
     )
     handshake = server.tls_handshake_timeout_seconds
     ops_server = OpsServer(ops, ops_socket, handshake)
+    heap.settle_after_startup()
     PublicServer(public, public_socket, handshake, bridge, ops_server).run()
     return 0
 

@@ -19,7 +19,6 @@ after which IDaaS disables a webhook (bridge.guard).
 
 from __future__ import annotations
 
-import argparse
 import json
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -29,10 +28,11 @@ from typing import Any, Final
 
 import yaml
 
+import tools
 from bridge.config import IDAAS_DEADLINE_SECONDS
 from bridge.guard import DISABLE_AFTER
 
-ROOT: Final = Path(__file__).resolve().parents[1]
+ROOT: Final = tools.ROOT
 ALERTS: Final = Path("deploy/prometheus/alerts.yaml")
 DASHBOARD: Final = Path("deploy/grafana/idaas-siem-bridge.json")
 CHART_ALERTS: Final = Path("helm/idaas-siem-bridge/files/alerts.yaml")
@@ -992,9 +992,7 @@ def generated_files(runbook_url: str | None = None) -> dict[Path, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tools.parser(__doc__)
     parser.add_argument(
         "--root", type=Path, default=ROOT, help="write under this directory (default: the repo)"
     )
@@ -1003,11 +1001,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="where docs/runbooks.md is published (default: the repository in pyproject.toml)",
     )
     args = parser.parse_args(argv)
-    for path, text in generated_files(args.runbook_url).items():
-        target = args.root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-        print(f"wrote {target}")
+    tools.write_files(generated_files(args.runbook_url), args.root)
 
 
 if __name__ == "__main__":
