@@ -55,6 +55,8 @@ SPOOL_ALMOST_FULL_RATIO: Final = 0.8
 SPOOL_OLD_SECONDS: Final = 300
 AUTH_FAILURES_PER_SECOND: Final = 0.1
 DEADLETTER_WINDOW_SECONDS: Final = 900
+#: How long an alert says that damaged spool data was moved to a quarantine file.
+QUARANTINE_WINDOW_SECONDS: Final = 3600
 #: Default of the chart value prometheusRule.noDeliveriesHours.
 NO_DELIVERIES_HOURS: Final = 6
 
@@ -220,6 +222,22 @@ def alert_rules(target: Target) -> list[dict[str, Any]]:
             "{{ $value | humanize }} spool write(s) failed in the last 10 minutes (disk full or I/O errors), "
             "each answered 503. While Kafka is slow or down, deliveries to this pod fail until the disk "
             "recovers.",
+        ),
+        # Damage is found at start-up, before the first scrape: a new pod's counter is born above 0, which
+        # increase() does not count; the second branch catches it through the process's fresh *_created.
+        rule(
+            "IdaasBridgeSpoolQuarantined",
+            f"increase({s('idaas_bridge_spool_quarantined_bytes_total')}[{QUARANTINE_WINDOW_SECONDS}s]) > 0\n"
+            "or\n"
+            f"({s('idaas_bridge_spool_quarantined_bytes_total')} > 0 and "
+            f"time() - {s('idaas_bridge_spool_quarantined_bytes_created')} < {QUARANTINE_WINDOW_SECONDS})",
+            None,
+            "warning",
+            f"Damaged spool data was moved to a quarantine file on {POD}",
+            "{{ $value | humanize1024 }}B of spool segments could not be read (a crash mid-write, a "
+            "zero-filled tail, a corrupted disk) and were moved to quarantine-*.bin files in the spool "
+            "directory. Everything readable before them was drained; records inside them did not reach "
+            "Kafka.",
         ),
         rule(
             "IdaasBridgeRejectedRecords",
@@ -723,8 +741,8 @@ def _panels() -> list[dict[str, Any]]:
         ),
         timeseries(
             "Spool fsync p99 and errors",
-            "Group-commit fsync duration, spool write errors (disk full, I/O) and torn records skipped at "
-            "start-up.",
+            "Group-commit fsync duration, spool write errors (disk full, I/O), torn records and the bytes of "
+            "damaged segments moved to quarantine files.",
             [
                 (
                     quantile(0.99, by("le"), q("idaas_bridge_spool_fsync_duration_seconds_bucket")),
@@ -738,9 +756,17 @@ def _panels() -> list[dict[str, Any]]:
                     f"sum by {by()} (increase({q('idaas_bridge_spool_torn_records_total')}{RATE}))",
                     "torn records",
                 ),
+                (
+                    f"sum by {by()} (increase({q('idaas_bridge_spool_quarantined_bytes_total')}{RATE}))",
+                    "quarantined bytes",
+                ),
             ],
             "s",
-            overrides=[override("write errors|torn records", {"unit": "short", **RIGHT_AXIS}, regex=True)],
+            overrides=[
+                override(
+                    "write errors|torn records|quarantined bytes", {"unit": "short", **RIGHT_AXIS}, regex=True
+                )
+            ],
         ),
         timeseries(
             "Records refused by Kafka (waiting in rejected.jsonl)",
