@@ -50,7 +50,9 @@ class Bridge:
         self.drain_publisher = KafkaPublisher(kafka, DRAIN_MESSAGE_TIMEOUT_SECONDS, "drainer")
         self.spool = Spool(Path(settings.spool.path), settings.spool.max_bytes, settings.spool.segment_bytes)
         self.rejected = RejectedRecords(Path(settings.spool.path))
-        self.drainer = Drainer(self.spool, self.drain_publisher, self.rejected)
+        self.drainer = Drainer(
+            self.spool, self.drain_publisher, self.rejected, [topic.name for topic in kafka.topics.values()]
+        )
         self.router = Router(kafka)
         for topic in kafka.topics.values():
             for result in metrics.KAFKA_RESULTS:
@@ -151,7 +153,7 @@ class Bridge:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self.publisher.start()
         self.drain_publisher.start()
-        self.spool.open()
+        await self.spool.open()
         self.rejected.publish_gauge()
         self.drainer.start()
         log.info(
@@ -167,7 +169,7 @@ class Bridge:
             self.shutting_down = True
             grace = self.settings.server.shutdown_grace_seconds
             await self.drainer.stop(drain_within=grace)
-            await self.spool.close()
+            await self.spool.close(grace)
             self.publisher.close(grace)
             self.drain_publisher.close(grace)
             log.info("bridge stopped", extra={"spooled_records_left": self.spool.pending_records})

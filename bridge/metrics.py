@@ -193,7 +193,13 @@ REJECTED_RECORDS = Gauge(
 )
 SPOOL_TORN_RECORDS = Counter(
     "idaas_bridge_spool_torn_records_total",
-    "Records skipped at start-up because their length or CRC did not check out (torn writes).",
+    "Spool records whose length, checksum or decoding did not check out (a crash mid-write, a zero-filled "
+    "tail, a corrupted disk); each one ends the readable part of its segment, the rest is quarantined.",
+)
+SPOOL_QUARANTINED_BYTES = Counter(
+    "idaas_bridge_spool_quarantined_bytes_total",
+    "Bytes of spool segments moved aside into quarantine-*.bin files in the spool directory: the rest of a "
+    "segment from its first unreadable record on (see docs/operations.md).",
 )
 SPOOL_WRITE_ERRORS = Counter(
     "idaas_bridge_spool_write_errors_total", "Spool appends that failed (disk full, I/O error)."

@@ -20,7 +20,6 @@ tests/unit/test_values_schema.py fails while the committed file differs from thi
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import typing
@@ -30,10 +29,11 @@ from typing import Any, Final
 
 import yaml
 
+import tools
 from bridge import config as model
 from bridge.formats import FORMATS
 
-ROOT: Final = Path(__file__).resolve().parents[1]
+ROOT: Final = tools.ROOT
 CHART: Final = Path("helm/idaas-siem-bridge")
 SCHEMA: Final = CHART / "values.schema.json"
 
@@ -412,12 +412,7 @@ def schema_json(root: Path = ROOT) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.parse_args(argv)
-    (ROOT / SCHEMA).write_text(schema_json(), encoding="utf-8")
-    print(f"wrote {ROOT / SCHEMA}")
+    tools.run(__doc__, {SCHEMA: schema_json()}, argv)
 
 
 if __name__ == "__main__":

@@ -161,7 +161,7 @@ class ContainerBridge(BridgeProcess):
         return self.exit_code
 
     def remove(self) -> None:
-        podman("rm", "--force", "--time", "0", self.name, check=False)
+        podman("rm", "--force", "--volumes", "--time", "0", self.name)
 
 
 def spool_directory(volume: str) -> Path:

@@ -918,6 +918,7 @@ def test_values_yaml_documents_every_setting() -> None:
     [
         ("minimal", ["https://<your public host>/webhooks/idaas"]),
         ("all-on", ["https://idaas-bridge.example.com/webhooks/idaas", "https://hooks.example.com/idaas/eu"]),
+        ("httproute", ["https://idaas-bridge.example.com/webhooks/idaas"]),
     ],
 )
 def test_install_notes_list_the_callback_urls_to_register(
@@ -940,6 +941,8 @@ def test_install_notes_list_the_callback_urls_to_register(
     assert listed == urls
     kind = workload(render(*SCENARIOS[scenario]))["kind"].lower()
     assert f"exec {kind}/" in notes
+    assert "helm test idaas" in notes
+    assert ("No Ingress or HTTPRoute was created" in notes) == (scenario == "minimal")
 
 
 # --- extension points, exposure alternatives, helm test ---------------------------------------------------
