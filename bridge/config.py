@@ -35,6 +35,10 @@ ENV_PREFIX: Final = "IDAAS_BRIDGE_"
 MAX_WEBHOOKS: Final = 20
 #: IDaaS abandons an attempt after 3 s; the bridge must have answered well before.
 IDAAS_DEADLINE_SECONDS: Final = 3.0
+#: IDaaS retries an attempt only when it was answered 5xx, after about 2 s and then about 4 s, each with a
+#: small random jitter: 3 attempts in all (IDAAS_DEADLINE_SECONDS each). `idaas-bridge simulate` follows it.
+IDAAS_RETRY_DELAYS_SECONDS: Final = (2.0, 4.0)
+IDAAS_RETRY_JITTER_SECONDS: Final = 0.5
 #: The ack deadline must leave time, inside those 3 s, for the spool's fsync after a missed ack.
 MAX_ACK_DEADLINE_SECONDS: Final = 2.5
 WEBHOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")

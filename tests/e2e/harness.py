@@ -124,7 +124,7 @@ class BridgeProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        config_path = self.workdir / "bridge.yaml"
+        config_path = self.config_path
         config_path.write_text(yaml.safe_dump(self.config()))
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -146,6 +146,24 @@ class BridgeProcess:
                     pass
                 time.sleep(0.1)
         raise RuntimeError(f"bridge did not become healthy in {timeout} s:\n{self.log_tail()}")
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "bridge.yaml"
+
+    def cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        """Run `idaas-bridge <args> --config <this bridge's config>` as an operator would, with its tokens."""
+        if not self.config_path.exists():
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self.config_path.write_text(yaml.safe_dump(self.config()))
+        return subprocess.run(
+            [str(BRIDGE), *args, "--config", str(self.config_path)],
+            capture_output=True,
+            text=True,
+            env=self.environment(),
+            timeout=timeout,
+            check=False,
+        )
 
     def client(self, **kwargs: Any) -> httpx.Client:
         verify: Any = (
