@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -16,6 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge import metrics
+from bridge.adminapi.client import AdminApiClient
+from bridge.adminapi.watcher import WebhookWatcher
 from bridge.config import MIN_RECORD_BYTES, ConfigError, Settings
 from bridge.dedup import DeliveryDedup
 from bridge.guard import AutoDisableGuard
@@ -58,13 +61,21 @@ class Bridge:
             for result in metrics.KAFKA_RESULTS:
                 metrics.KAFKA_MESSAGES.labels(topic=topic.name, result=result)
             metrics.SPOOL_REJECTED.labels(topic=topic.name)
+        self.guard = AutoDisableGuard([hook.name for hook in settings.webhooks])
         self.receiver = WebhookReceiver(
             settings,
             self.router,
             DurableDelivery(self.publisher, self.spool, kafka.ack_deadline_seconds, settings.spool.ack_mode),
             DeliveryDedup[Answer](settings.dedup.ttl_seconds, settings.dedup.max_entries),
-            AutoDisableGuard([hook.name for hook in settings.webhooks]),
+            self.guard,
         )
+        #: Off (None) unless admin_api is configured; reads the webhooks' state from IDaaS.
+        self.watcher = (
+            None
+            if not settings.admin_api.enabled
+            else WebhookWatcher(settings, AdminApiClient(settings.admin_api), self.guard)
+        )
+        self._background: list[asyncio.Task[None]] = []
         self.shutting_down = False
 
     def check_topics(self) -> None:
@@ -156,6 +167,8 @@ class Bridge:
         await self.spool.open()
         self.rejected.publish_gauge()
         self.drainer.start()
+        if self.watcher is not None:
+            self._background.append(asyncio.create_task(self.watcher.run(), name="webhook-watcher"))
         log.info(
             "bridge started",
             extra={
@@ -168,6 +181,9 @@ class Bridge:
         finally:
             self.shutting_down = True
             grace = self.settings.server.shutdown_grace_seconds
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
             await self.drainer.stop(drain_within=grace)
             await self.spool.close(grace)
             self.publisher.close(grace)
