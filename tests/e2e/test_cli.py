@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
+
 from bridge.events.samples import sample_deliveries
 from tests.e2e.harness import BridgeProcess, plain_bridge
+from tests.kafka_broker import LocalKafka, create_topics, free_ports
 
 
 def summary(stdout: str) -> dict[str, Any]:
@@ -97,3 +102,80 @@ def test_tail_shows_what_simulate_sent_in_every_format(
     (line,) = filtered.stdout.splitlines()
     assert "authentication.failed" in line and "failure" in line and "\x1b[" not in line
     assert f"{bridge.topics['authentication']}/" in line
+
+
+def verdicts(bridge: BridgeProcess) -> tuple[int, dict[str, dict[str, str]]]:
+    result = bridge.cli("check-config", "--connect", "--json", timeout=60)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    return result.returncode, {line["check"]: line for line in lines}
+
+
+def test_check_config_connect_passes_and_fails_with_a_verdict_for_a_missing_topic(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    bridge = plain_bridge(tmp_path, kafka_bootstrap, topic_prefix)
+    code, checks = verdicts(bridge)
+    assert code == 0, checks
+    assert {line["status"] for line in checks.values()} == {"ok"}
+    assert checks["kafka"]["detail"].startswith("1 broker(s) answered")
+    user = checks[f"topic {bridge.topics['user']}"]["detail"]
+    assert "3 partition(s), replication 1" in user and "max.message.bytes 2162688" in user
+    assert "writable" in checks["spool"]["detail"]
+
+    missing = f"{topic_prefix}idaas.nobody-made-this"
+    bridge.overrides = {"kafka.topics.user.name": missing}
+    bridge.config_path.write_text(yaml.safe_dump(bridge.config()))
+    code, checks = verdicts(bridge)
+    assert code == 1
+    verdict = checks[f"topic {missing}"]
+    assert verdict["status"] == "fail"
+    assert "does not exist" in verdict["detail"] and "idaas-bridge topics" in verdict["detail"]
+    assert "kafka.topics.user.name" in verdict["detail"]
+    assert checks["kafka"]["status"] == "ok"
+
+
+@pytest.fixture(scope="module")
+def sasl_broker() -> Iterator[LocalKafka]:
+    """A broker of its own with kafka.sh's SASL_SSL listener (users admin and bridge, PLAIN)."""
+    port, controller, sasl = free_ports(3)
+    broker = LocalKafka("cli-sasl", port, controller, sasl_port=sasl)
+    broker.stop()  # one a crashed session left behind would hold other ports
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.mark.parametrize(("password", "passes"), [("bridge-secret", True), ("not-the-password", False)])
+def test_check_config_connect_authenticates_over_sasl_ssl(
+    tmp_path: Path, sasl_broker: LocalKafka, topic_prefix: str, password: str, passes: bool
+) -> None:
+    bridge = BridgeProcess(
+        workdir=tmp_path / "sasl",
+        bootstrap=sasl_broker.sasl_bootstrap,
+        topic_prefix=topic_prefix,
+        tls=False,
+        overrides={
+            "kafka.client_properties": {
+                "security.protocol": "SASL_SSL",
+                "sasl.mechanism": "PLAIN",
+                "sasl.username": "bridge",
+                "sasl.password": password,
+                "ssl.ca.location": str(sasl_broker.sasl_ca),
+            }
+        },
+    )
+    create_topics(sasl_broker.bootstrap, list(bridge.topics.values()))
+    code, checks = verdicts(bridge)
+    kafka = checks["kafka"]
+    if passes:
+        assert code == 0, checks
+        assert kafka["status"] == "ok" and "(SASL_SSL)" in kafka["detail"]
+        assert checks["tls kafka ssl.ca.location"]["status"] == "ok"
+    else:
+        assert code == 1
+        assert kafka["status"] == "fail"
+        assert "SASL authentication error" in kafka["detail"]
+        assert "IDAAS_BRIDGE_KAFKA_CLIENT_SASL_PASSWORD" in kafka["detail"]
+        assert password not in json.dumps(checks)
+        assert not any(check.startswith("topic ") for check in checks)
