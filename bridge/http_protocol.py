@@ -111,6 +111,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _deadline_passed(self) -> None:
         self._deadline = None
         if self._reading_head:
+            self._log_refusal(408, f"request head not complete within {self.header_read_timeout} s")
             self._answer_and_close(HEADER_TIMEOUT_RESPONSE)
         else:  # the receiver stopped reading a body it gave up on; nobody else will end the connection
             self.transport.close()

@@ -262,7 +262,7 @@ def test_a_body_nobody_reads_is_closed_at_the_body_deadline() -> None:
     run(scenario)
 
 
-def test_junk_and_refused_heads_are_logged_at_debug_with_the_peer_only(
+def test_junk_refused_and_slow_heads_are_logged_at_debug_with_the_peer_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def scenario() -> None:
@@ -274,6 +274,10 @@ def test_junk_and_refused_heads_are_logged_at_debug_with_the_peer_only(
         protocol.data_received(HEAD + b"".join(b"X-%d: 1\r\n" % index for index in range(20)) + b"\r\n")
         assert transport.text.startswith("HTTP/1.1 431") and transport.closed
 
+        protocol, transport, _ = connect(App(), header_read_timeout_seconds=0.05)
+        await asyncio.sleep(0.1)
+        assert transport.text.startswith("HTTP/1.1 408") and transport.closed
+
     with caplog.at_level(logging.DEBUG):
         run(scenario)
     refusals = [
@@ -282,5 +286,6 @@ def test_junk_and_refused_heads_are_logged_at_debug_with_the_peer_only(
     assert [(r.levelno, r.status, r.peer) for r in refusals] == [  # type: ignore[attr-defined]
         (logging.DEBUG, 400, "127.0.0.1:40000"),
         (logging.DEBUG, 431, "127.0.0.1:40000"),
+        (logging.DEBUG, 408, "127.0.0.1:40000"),
     ]
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
