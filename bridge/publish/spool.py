@@ -118,30 +118,30 @@ def encode_record(record: OutboundRecord, spooled_at: float) -> bytes:
 
 def decode_record(payload: bytes) -> tuple[OutboundRecord, float]:
     """The record and its spool time; CorruptRecord unless `payload` is exactly one well-formed record."""
-    offset = 0
-
-    def take(length: int) -> bytes:
-        nonlocal offset
-        if offset + length > len(payload):
-            raise CorruptRecord(f"a field runs past the end of the {len(payload)}-byte record")
-        offset += length
-        return payload[offset - length : offset]
-
     try:
-        timestamp_ms, spooled_at, topic_len, key_len, value_len, header_count = RECORD_HEAD.unpack(
-            take(RECORD_HEAD.size)
+        timestamp_ms, spooled_at, topic_len, key_len, value_len, header_count = RECORD_HEAD.unpack_from(
+            payload
         )
-        topic = take(topic_len).decode()
-        key = take(key_len)
-        value = take(value_len)
+        offset = RECORD_HEAD.size
+        topic = payload[offset : offset + topic_len].decode()
+        offset += topic_len
+        key = payload[offset : offset + key_len]
+        offset += key_len
+        value = payload[offset : offset + value_len]
+        offset += value_len
         headers: list[tuple[str, bytes]] = []
         for _ in range(header_count):
-            name_len, header_len = HEADER_HEAD.unpack(take(HEADER_HEAD.size))
-            headers.append((take(name_len).decode(), take(header_len)))
-    except UnicodeDecodeError as exc:
-        raise CorruptRecord(f"a topic or header name is not UTF-8: {exc}") from exc
+            name_len, header_len = HEADER_HEAD.unpack_from(payload, offset)
+            offset += HEADER_HEAD.size
+            name = payload[offset : offset + name_len].decode()
+            offset += name_len
+            headers.append((name, payload[offset : offset + header_len]))
+            offset += header_len
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise CorruptRecord(f"not a spool record: {exc}") from exc
+    # Offsets only grow: a field that ran past the end (sliced short) leaves the sum above the length.
     if offset != len(payload):
-        raise CorruptRecord(f"{len(payload) - offset} bytes left over after the record")
+        raise CorruptRecord(f"the fields add up to {offset} bytes, the record has {len(payload)}")
     if not topic or not math.isfinite(spooled_at):
         raise CorruptRecord("an empty topic or an impossible spool time")
     return OutboundRecord(topic, key, value, headers, timestamp_ms), spooled_at
@@ -314,7 +314,14 @@ class Spool:
             if name is not None:
                 numbers.append(int(name.group(1)))  # never reused, even when it is not a file
             if name is not None and entry.is_file() and not entry.is_symlink():
-                segment = self._recover_segment(int(name.group(1)))
+                try:
+                    segment = self._recover_segment(int(name.group(1)))
+                except OSError as exc:  # a crash loop would refuse every delivery; the next start retries
+                    log.error(
+                        "spool segment could not be read; left in place for the next start",
+                        extra={"segment": entry.name, "error": str(exc)},
+                    )
+                    continue
                 if segment is not None:
                     segments.append(segment)
             elif not self._known(entry):

@@ -204,6 +204,30 @@ def test_files_and_directories_the_spool_did_not_write_are_ignored_with_a_warnin
     asyncio.run(scenario())
 
 
+def test_a_segment_the_disk_cannot_read_is_left_in_place_and_the_spool_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        await spooled(tmp_path, 2, segment_bytes=1)  # segments 1 and 2
+        real_reader = spool_module.SegmentReader
+
+        def failing_reader(file: BinaryIO) -> spool_module.SegmentReader:
+            if file.name.endswith("segment-000000000001.log"):
+                raise OSError(5, "Input/output error")
+            return real_reader(file)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(spool_module, "SegmentReader", failing_reader)
+            spool = await opened(tmp_path)
+        assert await drained(spool) == values(1)
+        await spool.close(5)
+        again = await opened(tmp_path)  # the disk recovered: nothing was lost
+        assert await drained(again) == values(0)
+        await again.close(5)
+
+    asyncio.run(scenario())
+
+
 class AcceptingPublisher:
     """Acknowledges every record at once (these tests are about the disk, not Kafka)."""
 
@@ -296,7 +320,7 @@ def test_a_trickle_of_drained_records_does_not_rotate_a_segment_per_record(
     monkeypatch.setattr(spool_module, "fsync_directory", counting_fsync_directory)
 
     async def scenario() -> None:
-        spool = await opened(tmp_path, idle_seconds=0.5)
+        spool = await opened(tmp_path, idle_seconds=2.0)
         drainer = Drainer(spool, AcceptingPublisher(), RejectedRecords(tmp_path), [TOPIC])  # type: ignore[arg-type]
         drainer.start()
         for i in range(20):  # spool_first at a trickle: each record is drained before the next arrives
