@@ -14,7 +14,7 @@ from importlib import metadata
 
 from confluent_kafka import KafkaException
 
-from bridge.cli import check, rejected, serve, simulate, tail, topics, webhooks
+from bridge.cli import check, rejected, replay, serve, simulate, tail, topics, webhooks
 from bridge.cli.exits import (
     EXIT_CONFIG,
     EXIT_INTERRUPTED,
@@ -32,6 +32,7 @@ COMMANDS = (
     topics.COMMAND,
     simulate.COMMAND,
     tail.COMMAND,
+    replay.COMMAND,
     rejected.COMMAND,
     webhooks.COMMAND,
 )
