@@ -16,19 +16,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge import metrics
-from bridge.config import MIN_RECORD_BYTES, ConfigError, Settings
+from bridge.config import ConfigError, Settings
 from bridge.dedup import DeliveryDedup
 from bridge.guard import AutoDisableGuard
 from bridge.publish.delivery import DurableDelivery
 from bridge.publish.drainer import Drainer
-from bridge.publish.kafka import (
-    MAX_RECORD_AGE_MS,
-    PROTOCOL_OVERHEAD_BYTES,
-    KafkaPublisher,
-    TopicLimits,
-    topic_limit_bytes,
-    topic_limits,
-)
+from bridge.publish.kafka import KafkaPublisher, retention_problem, size_problem, topic_limits
 from bridge.publish.rejected import RejectedRecords
 from bridge.publish.spool import Spool
 from bridge.receiver import Answer, WebhookReceiver
@@ -89,41 +82,12 @@ class Bridge:
             log.warning("could not read the topics' configuration", extra={"error": str(exc)})
             return
         for topic, limit in sorted(limits.items()):
-            self._warn_if_too_small(topic, limit)
-            self._warn_if_short_lived(topic, limit)
-
-    def _warn_if_too_small(self, topic: str, limit: TopicLimits) -> None:
-        """A topic that cannot take the largest record is not fatal (IDaaS events are a few KiB), but the
-        operator should learn it now rather than from the rejected-records alert."""
-        kafka = self.settings.kafka
-        needed = topic_limit_bytes(kafka)
-        largest = limit.max_message_bytes
-        if largest >= needed:
-            return
-        fix = f"Raise the topic's max.message.bytes to {needed}"
-        if largest - PROTOCOL_OVERHEAD_BYTES >= MIN_RECORD_BYTES:
-            fix += f", or lower kafka.max_record_bytes to {largest - PROTOCOL_OVERHEAD_BYTES} or less"
-        log.warning(
-            f"topic {topic} takes records of at most {largest} bytes (max.message.bytes) but the bridge "
-            f"may produce up to {needed} (kafka.max_record_bytes + {PROTOCOL_OVERHEAD_BYTES}); larger "
-            f"ones would wait in {self.rejected.path}. {fix}",
-            extra={"topic": topic, "max_message_bytes": largest, "needed": needed},
-        )
-
-    @staticmethod
-    def _warn_if_short_lived(topic: str, limit: TopicLimits) -> None:
-        """Records may be stamped up to MAX_RECORD_AGE_MS in the past; with a shorter retention Kafka could
-        delete them before a consumer that fell behind reads them."""
-        wanted = 2 * MAX_RECORD_AGE_MS
-        if limit.retention_ms < 0 or limit.retention_ms >= wanted:
-            return
-        log.warning(
-            f"topic {topic} keeps records for {limit.retention_ms / 3_600_000:g} h (retention.ms) but the "
-            f"bridge stamps records with their event time, up to {MAX_RECORD_AGE_MS // 3_600_000} h in the "
-            f"past: a late event could expire before your SIEM reads it. Raise retention.ms to {wanted} or "
-            "more",
-            extra={"topic": topic, "retention_ms": limit.retention_ms, "wanted": wanted},
-        )
+            too_small = size_problem(topic, limit, self.settings.kafka, str(self.rejected.path))
+            if too_small is not None:
+                log.warning(too_small, extra={"topic": topic, "max_message_bytes": limit.max_message_bytes})
+            short_lived = retention_problem(topic, limit)
+            if short_lived is not None:
+                log.warning(short_lived, extra={"topic": topic, "retention_ms": limit.retention_ms})
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "alive"})
@@ -175,13 +139,35 @@ class Bridge:
             log.info("bridge stopped", extra={"spooled_records_left": self.spool.pending_records})
 
 
+#: The public listener's answers to anything but POST /webhooks/<name>. They also end the connection, so
+#: a scanner probing paths gets no keep-alive to hold.
+NOT_SERVED: Final = {"error": "not_found", "detail": "this port serves only POST /webhooks/<name>"}
+ONLY_POST: Final = {"error": "method_not_allowed", "detail": "webhooks take POST only"}
+
+
+async def _not_served(request: Request, exc: Exception) -> Response:
+    return JSONResponse(NOT_SERVED, status_code=404, headers={"connection": "close"})
+
+
+async def _only_post(request: Request, exc: Exception) -> Response:
+    return JSONResponse(ONLY_POST, status_code=405, headers={"connection": "close", "allow": "POST"})
+
+
 def create_app(bridge: Bridge) -> Starlette:
+    """The public (webhook) listener's application; it owns the bridge's lifespan."""
+    return Starlette(
+        routes=[Route("/webhooks/{name}", bridge.receiver.handle, methods=["POST"])],
+        exception_handlers={404: _not_served, 405: _only_post},
+        lifespan=bridge.lifespan,
+    )
+
+
+def create_ops_app(bridge: Bridge) -> Starlette:
+    """The operations listener's application: probes and metrics, never reachable from the webhook port."""
     return Starlette(
         routes=[
-            Route("/webhooks/{name}", bridge.receiver.handle, methods=["POST"]),
             Route("/healthz", bridge.healthz, methods=["GET"]),
             Route("/readyz", bridge.readyz, methods=["GET"]),
             Route("/metrics", bridge.metrics, methods=["GET"]),
-        ],
-        lifespan=bridge.lifespan,
+        ]
     )

@@ -13,7 +13,9 @@ Environment overrides:
   are refused at start-up. Tokens belong in the environment (a Kubernetes Secret), not in the file.
 - `IDAAS_BRIDGE_KAFKA_CLIENT_<PROPERTY>`: a librdkafka property with `.` as `_`,
   e.g. `IDAAS_BRIDGE_KAFKA_CLIENT_SASL_PASSWORD` → `sasl.password`.
-These two families are never read as `<SECTION>__<KEY>` overrides, whatever their names contain.
+- `IDAAS_BRIDGE_ADMIN_API_SHARED_SECRET`: the shared secret of the IDaaS Administration API application
+  (`admin_api` section); never read from the file.
+These families are never read as `<SECTION>__<KEY>` overrides, whatever their names contain.
 """
 
 from __future__ import annotations
@@ -73,6 +75,12 @@ PUBLIC_SECURITY_PROPERTIES: Final = frozenset(
 )
 WEBHOOK_ENV_PREFIX: Final = f"{ENV_PREFIX}WEBHOOK_"
 KAFKA_CLIENT_ENV_PREFIX: Final = f"{ENV_PREFIX}KAFKA_CLIENT_"
+ADMIN_API_SECRET_ENV: Final = f"{ENV_PREFIX}ADMIN_API_SHARED_SECRET"
+#: A tenant hostname, optionally with a port: `<customer>.<region>.trustedauth.com`, never a URL.
+HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?$")
+#: The shortest webhook poll interval accepted: state changes are rare, and the Admin API documents no rate
+#: limit, so the bridge stays well inside any (the Splunk IDaaS input refuses under 30 s for the same reason).
+MIN_WEBHOOK_POLL_SECONDS: Final = 30.0
 #: librdkafka properties the bridge sets itself (with their aliases), and what to do instead: a client
 #: property may neither point a client elsewhere nor weaken what the durability promise rests on.
 BRIDGE_OWNED_CLIENT_PROPERTIES: Final = {
@@ -95,6 +103,12 @@ AckMode = Literal["kafka_first", "spool_first"]
 #: (63 bytes at most) and a reason of at most MAX_REASON_BYTES (six times that if JSON escapes every byte).
 DEADLETTER_OVERHEAD_BYTES: Final = 8192
 MAX_REASON_BYTES: Final = 1024
+#: Bounds of server.max_header_bytes / max_header_fields: room for IDaaS's ~1 KiB of headers behind a proxy
+#: that adds its own, and small enough that a request head stays cheap to buffer and parse.
+MIN_HEADER_BYTES: Final = 4 * 1024
+MAX_HEADER_BYTES: Final = 256 * 1024
+MIN_HEADER_FIELDS: Final = 16
+MAX_HEADER_FIELDS: Final = 1000
 #: The smallest kafka.max_record_bytes accepted.
 MIN_RECORD_BYTES: Final = 64 * 1024
 
@@ -107,6 +121,8 @@ class ConfigError(ValueError):
 class ServerSettings:
     host: str = "0.0.0.0"
     port: int = 8443
+    ops_host: str = "0.0.0.0"
+    ops_port: int = 9464
     tls_cert_file: str = ""
     tls_key_file: str = ""
     public_base_url: str = ""
@@ -116,6 +132,9 @@ class ServerSettings:
     keep_alive_timeout_seconds: float = 5.0
     header_read_timeout_seconds: float = 10.0
     body_read_timeout_seconds: float = 10.0
+    tls_handshake_timeout_seconds: float = 5.0
+    max_header_bytes: int = 16 * 1024
+    max_header_fields: int = 100
     unauthenticated_limit_concurrency: int = 16
     unauthenticated_body_timeout_seconds: float = 2.0
     shutdown_grace_seconds: float = 20.0
@@ -186,6 +205,21 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class AdminApiSettings:
+    """The IDaaS Administration API application the watcher, re-enable and backfill use."""
+
+    hostname: str
+    application_id: str
+    shared_secret: str = field(repr=False)
+    #: CA bundle that verifies the tenant's certificate (a TLS-inspecting proxy); empty = the system's.
+    ca_file: str = ""
+    request_timeout_seconds: float = 10.0
+    webhook_poll_seconds: float = 300.0
+    #: Poll at once when no delivery arrived for this long (a silent webhook may be disabled).
+    quiet_poll_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings
     signature: SignatureSettings
@@ -194,6 +228,8 @@ class Settings:
     dedup: DedupSettings
     spool: SpoolSettings
     logging: LoggingSettings
+    #: None when the `admin_api` section is absent: the whole Admin API feature is off.
+    admin_api: AdminApiSettings | None = None
 
     def webhook(self, name: str) -> WebhookSettings | None:
         return next((hook for hook in self.webhooks if hook.name == name), None)
@@ -288,6 +324,8 @@ def _server(section: _Section) -> ServerSettings:
     settings = ServerSettings(
         host=section.string("host", ServerSettings.host),
         port=section.integer("port", ServerSettings.port, 1, 65535),
+        ops_host=section.string("ops_host", ServerSettings.ops_host),
+        ops_port=section.integer("ops_port", ServerSettings.ops_port, 1, 65535),
         tls_cert_file=section.string("tls_cert_file", ""),
         tls_key_file=section.string("tls_key_file", ""),
         public_base_url=_url(section, "public_base_url"),
@@ -303,6 +341,15 @@ def _server(section: _Section) -> ServerSettings:
         body_read_timeout_seconds=section.number(
             "body_read_timeout_seconds", ServerSettings.body_read_timeout_seconds, 0
         ),
+        tls_handshake_timeout_seconds=section.number(
+            "tls_handshake_timeout_seconds", ServerSettings.tls_handshake_timeout_seconds, 0
+        ),
+        max_header_bytes=section.integer(
+            "max_header_bytes", ServerSettings.max_header_bytes, MIN_HEADER_BYTES, MAX_HEADER_BYTES
+        ),
+        max_header_fields=section.integer(
+            "max_header_fields", ServerSettings.max_header_fields, MIN_HEADER_FIELDS, MAX_HEADER_FIELDS
+        ),
         unauthenticated_limit_concurrency=section.integer(
             "unauthenticated_limit_concurrency", ServerSettings.unauthenticated_limit_concurrency, 1
         ),
@@ -314,6 +361,11 @@ def _server(section: _Section) -> ServerSettings:
         ),
     )
     section.done()
+    if settings.ops_port == settings.port:
+        raise ConfigError(
+            f"server.ops_port = {settings.ops_port}: must differ from server.port (the operations endpoints "
+            "/metrics, /readyz and /healthz have their own listener)"
+        )
     for proxy in settings.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)
@@ -466,6 +518,64 @@ def _spool(section: _Section) -> SpoolSettings:
     return settings
 
 
+def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSettings | None:
+    """The Admin API settings, or None (the feature off) while `admin_api.hostname` is empty."""
+    if "shared_secret" in section.raw:
+        raise ConfigError(
+            f"admin_api.shared_secret: the shared secret never goes in the file (nor in an "
+            f"IDAAS_BRIDGE_ADMIN_API__* override); set {ADMIN_API_SECRET_ENV} instead (value not shown)"
+        )
+    hostname = section.string("hostname", "")
+    application_id = section.string("application_id", "")
+    ca_file = section.string("ca_file", "")
+    request_timeout = section.number("request_timeout_seconds", AdminApiSettings.request_timeout_seconds, 0)
+    webhook_poll = section.number("webhook_poll_seconds", AdminApiSettings.webhook_poll_seconds, 0)
+    quiet_poll = section.number("quiet_poll_seconds", AdminApiSettings.quiet_poll_seconds, 0)
+    section.done()
+    if webhook_poll < MIN_WEBHOOK_POLL_SECONDS:
+        raise ConfigError(
+            f"admin_api.webhook_poll_seconds = {webhook_poll:g}: must be at least "
+            f"{MIN_WEBHOOK_POLL_SECONDS:g} (webhook state changes rarely; the bridge also polls at once "
+            "when its own failure streak warns or deliveries stop)"
+        )
+    if not hostname:
+        if application_id:
+            raise ConfigError(
+                "admin_api.application_id is set but admin_api.hostname is empty: give the tenant's hostname "
+                "too, or clear application_id to turn the Admin API feature off"
+            )
+        return None
+    if not HOSTNAME.match(hostname):
+        raise section._fail(
+            "hostname",
+            hostname,
+            "give the tenant's hostname only, as in the credentials file IDaaS let you download "
+            "(e.g. mycompany.us.trustedauth.com), without https:// or a path",
+        )
+    if not application_id:
+        raise ConfigError(
+            "admin_api.application_id is empty: give the applicationId of the Administration API "
+            "application (Security > Applications in the IDaaS portal), or clear admin_api.hostname"
+        )
+    secret = environ.get(ADMIN_API_SECRET_ENV, "").strip()
+    if not secret:
+        raise ConfigError(
+            f"admin_api.hostname is set but {ADMIN_API_SECRET_ENV} is not: set it to the sharedSecret of "
+            f"application {application_id!r}, or clear admin_api.hostname to turn the feature off"
+        )
+    if ca_file and not Path(ca_file).is_file():
+        raise ConfigError(f"admin_api.ca_file = {ca_file!r}: no such file")
+    return AdminApiSettings(
+        hostname=hostname,
+        application_id=application_id,
+        shared_secret=secret,
+        ca_file=ca_file,
+        request_timeout_seconds=request_timeout,
+        webhook_poll_seconds=webhook_poll,
+        quiet_poll_seconds=quiet_poll,
+    )
+
+
 def _check_deadletter_fits(settings: Settings) -> None:
     """Every authenticated delivery must fit in Kafka at least as a dead letter, or it could only be lost."""
     max_body, max_record = settings.server.max_body_bytes, settings.kafka.max_record_bytes
@@ -542,6 +652,7 @@ def load_settings(
         ),
         spool=_spool(root.section("spool")),
         logging=LoggingSettings(level=logging_section.string("level", "INFO").upper()),
+        admin_api=_admin_api(root.section("admin_api"), environ),
     )
     for section in (root, signature, dedup, logging_section):
         section.done()
@@ -602,4 +713,10 @@ def describe(settings: Settings) -> dict[str, Any]:
         "dedup": {"ttl_seconds": settings.dedup.ttl_seconds, "max_entries": settings.dedup.max_entries},
         "spool": {key: getattr(settings.spool, key) for key in SpoolSettings.__dataclass_fields__},
         "logging": {"level": settings.logging.level},
+        "admin_api": None
+        if settings.admin_api is None
+        else {
+            key: "***" if key == "shared_secret" else getattr(settings.admin_api, key)
+            for key in AdminApiSettings.__dataclass_fields__
+        },
     }

@@ -8,7 +8,7 @@ Two sources, so neither can drift:
   sections and keys (dataclass fields), their types, and the limits bridge/config.py names as constants
   (webhook names and count, token length, topic keys and formats, the ack deadline, the smallest record
   size, the librdkafka properties the bridge owns). The
-  settings the chart fixes (server host, port and TLS files, spool path) and the webhook tokens (secrets,
+  settings the chart fixes (server hosts, ports and TLS files, spool path) and the webhook tokens (secrets,
   never in the ConfigMap) are left out, so setting them is an error. Numeric lower bounds of the loader
   are in BOUNDS; tests/unit/test_values_schema.py checks each against the loader itself.
 - every other value comes from values.yaml: its keys (no others allowed) and the types of their defaults,
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -42,10 +43,13 @@ FIXED_BY_CHART: Final = frozenset(
     {
         "server.host",
         "server.port",
+        "server.ops_host",
+        "server.ops_port",
         "server.tls_cert_file",
         "server.tls_key_file",
         "spool.path",
         "webhooks.tokens",
+        "admin_api.shared_secret",
     }
 )
 #: Fields of the settings model that no file sets: the loader derives them.
@@ -59,6 +63,9 @@ BOUNDS: Final[dict[str, dict[str, float]]] = {
     "server.header_read_timeout_seconds": {"exclusiveMinimum": 0},
     "server.body_read_timeout_seconds": {"exclusiveMinimum": 0},
     "server.shutdown_grace_seconds": {"exclusiveMinimum": 0},
+    "server.tls_handshake_timeout_seconds": {"exclusiveMinimum": 0},
+    "server.max_header_bytes": {"minimum": model.MIN_HEADER_BYTES, "maximum": model.MAX_HEADER_BYTES},
+    "server.max_header_fields": {"minimum": model.MIN_HEADER_FIELDS, "maximum": model.MAX_HEADER_FIELDS},
     "signature.created_window_seconds": {"minimum": 1},
     "kafka.ack_deadline_seconds": {"exclusiveMinimum": 0, "exclusiveMaximum": model.MAX_ACK_DEADLINE_SECONDS},
     "kafka.statistics_interval_seconds": {"exclusiveMinimum": 0},
@@ -67,6 +74,9 @@ BOUNDS: Final[dict[str, dict[str, float]]] = {
     "dedup.max_entries": {"minimum": 1},
     "spool.segment_bytes": {"minimum": 64 * 1024},
     "spool.max_bytes": {"minimum": 64 * 1024},
+    "admin_api.request_timeout_seconds": {"exclusiveMinimum": 0},
+    "admin_api.webhook_poll_seconds": {"minimum": model.MIN_WEBHOOK_POLL_SECONDS},
+    "admin_api.quiet_poll_seconds": {"exclusiveMinimum": 0},
 }
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: librdkafka properties are strings to the bridge; YAML may give them as numbers or booleans.
@@ -100,6 +110,10 @@ def _field_schema(path: str, hint: Any) -> dict[str, Any]:
         }
     if path == "logging.level":
         return {"type": "string", "enum": [*LOG_LEVELS, *(level.lower() for level in LOG_LEVELS)]}
+    if origin is types.UnionType and type(None) in args:
+        # An optional section (admin_api): absent turns its feature off.
+        (present,) = (arg for arg in args if arg is not type(None))
+        return _field_schema(path, present)
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         return _dataclass_schema(path, hint)
     if origin is typing.Literal:
@@ -131,6 +145,10 @@ def _dataclass_schema(path: str, cls: type) -> dict[str, Any]:
             continue
         properties[field.name] = _field_schema(child, hints[field.name])
     schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": properties}
+    if cls is model.AdminApiSettings:
+        # Empty turns the feature off.
+        hostname = {"type": "string", "pattern": model.HOSTNAME.pattern}
+        properties["hostname"] = {"anyOf": [{"const": ""}, hostname]}
     if cls is model.WebhookSettings:
         properties["name"] |= {"pattern": model.WEBHOOK_NAME.pattern}
         schema["required"] = ["name"]
@@ -193,6 +211,7 @@ REFINEMENTS: Final[dict[str, dict[str, Any]]] = {
     "secrets.kafkaClientProperties": {"type": "object", "additionalProperties": SCALAR},
     "service.type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]},
     "service.port": {"type": "integer", "minimum": 1, "maximum": 65535},
+    "service.opsPort": {"type": "integer", "minimum": 1, "maximum": 65535},
     "service.annotations": STRING_MAP,
     "service.loadBalancerSourceRanges": STRINGS,
     "ingress.annotations": STRING_MAP,

@@ -86,7 +86,7 @@ def answers_over_deadline(bridge: BridgeProcess) -> float:
 
 
 def readiness(bridge: BridgeProcess) -> tuple[int, dict[str, bool]]:
-    with bridge.client() as client:
+    with bridge.ops_client() as client:
         answer = client.get("/readyz")
     body = answer.json()
     return answer.status_code, {key: body[key] for key in ("kafka_reachable", "spool_has_room")}
