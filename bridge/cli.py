@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import ssl
@@ -20,9 +21,9 @@ from bridge import auth
 from bridge.config import ConfigError, Settings, describe, load_settings
 from bridge.events.samples import sample_deliveries
 from bridge.publish import topics
-from bridge.publish.kafka import admin_client, producer_config
+from bridge.publish.delivery import REPORT_MARGIN_SECONDS
+from bridge.publish.kafka import KafkaPublisher, PublishError, admin_client
 from bridge.publish.rejected import RejectedRecord, RejectedRecords
-from bridge.routing import OutboundRecord
 
 #: Modern AEAD suites only for TLS 1.2 (TLS 1.3 suites are fixed by OpenSSL).
 TLS12_CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS"
@@ -102,8 +103,6 @@ def create_topics(settings: Settings, partitions: int, replication: int) -> int:
 def rejected(settings: Settings, replay: bool) -> int:
     """List the records Kafka refused for good, or publish them again (one at a time: the broker refuses
     a whole batch for one record it will not take) and keep only those it still refuses."""
-    from confluent_kafka import KafkaError, KafkaException, Producer
-
     store = RejectedRecords(Path(settings.spool.path))
     if not replay:
         kept = store.read()
@@ -112,39 +111,40 @@ def rejected(settings: Settings, replay: bool) -> int:
             print(f"{when} {entry.record.topic} {len(entry.record.value)} bytes: {entry.detail}")
         print(f"{len(kept)} rejected record(s) in {store.path}")
         return 0
-    producer = Producer(producer_config(settings.kafka, REPLAY_TIMEOUT_SECONDS))
-
-    def refusal(record: OutboundRecord) -> str | None:
-        """None once Kafka acknowledged the record, else why it did not."""
-        outcome: list[KafkaError | None] = []
-        try:
-            producer.produce(
-                record.topic,
-                value=record.value,
-                key=record.key,
-                headers=list(record.headers),
-                timestamp=record.timestamp_ms,
-                on_delivery=lambda error, _message: outcome.append(error),
-            )
-            producer.flush(REPLAY_TIMEOUT_SECONDS + 5)
-        except KafkaException as exc:
-            return str(exc)
-        if not outcome:
-            return "no answer from Kafka"
-        return None if outcome[0] is None else str(outcome[0])
 
     def publish(records: list[RejectedRecord]) -> list[RejectedRecord]:
-        refused = []
-        for entry in records:
-            why = refusal(entry.record)
-            if why is not None:
-                refused.append(entry)
-                print(f"still refused: {entry.record.topic}: {why}")
-        return refused
+        return asyncio.run(republish(settings, records))
 
     published, refused = store.replay(publish)
     print(f"published {published} rejected record(s); {refused} still in {store.path}")
     return 1 if refused else 0
+
+
+async def republish(settings: Settings, records: list[RejectedRecord]) -> list[RejectedRecord]:
+    """Publish `records` one by one through the bridge's own producer path (KafkaPublisher: durability
+    settings, and the timestamp floor that keeps a record rejected days ago from being deleted by
+    retention at once); return those Kafka still refuses."""
+    publisher = KafkaPublisher(settings.kafka, REPLAY_TIMEOUT_SECONDS, "replay")
+    publisher.start()
+    refused = []
+    try:
+        for entry in records:
+            record = entry.record
+            try:
+                await publisher.publish(
+                    record.topic,
+                    record.key,
+                    record.value,
+                    record.headers,
+                    record.timestamp_ms,
+                    REPLAY_TIMEOUT_SECONDS + REPORT_MARGIN_SECONDS,
+                )
+            except PublishError as exc:
+                refused.append(entry)
+                print(f"still refused: {record.topic}: {exc}")
+    finally:
+        await asyncio.to_thread(publisher.close, REPLAY_TIMEOUT_SECONDS)
+    return refused
 
 
 def simulate(settings: Settings, url: str, webhook: str, cafile: str | None, types: Sequence[str]) -> int:
