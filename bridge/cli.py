@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Final
+from typing import Final, cast
 from urllib.parse import urlsplit
 
 import orjson
@@ -32,6 +32,12 @@ EXIT_CONFIG: Final = 2
 REPLAY_TIMEOUT_SECONDS: Final = 30.0
 
 
+def uvicorn_seconds(seconds: float) -> int:
+    """A timeout for uvicorn.Config. uvicorn annotates them as int but only uses them as asyncio delays,
+    so fractions work; int() would cut them (0.5 s of keep-alive became 0: none at all)."""
+    return cast(int, seconds)
+
+
 def serve(settings: Settings) -> int:
     import uvicorn
 
@@ -44,7 +50,7 @@ def serve(settings: Settings) -> int:
             self.bridge = bridge
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            self.bridge.shutting_down = True
+            self.bridge.begin_shutdown()
             super().handle_exit(sig, frame)
 
     from bridge import logs
@@ -65,8 +71,9 @@ def serve(settings: Settings) -> int:
         # The receiver answers 503 + Retry-After past limit_concurrency requests; this is the backstop
         # for connections (uvicorn answers a bare 503 past it).
         limit_concurrency=2 * server_settings.limit_concurrency,
-        timeout_keep_alive=int(server_settings.keep_alive_timeout_seconds),
-        timeout_graceful_shutdown=int(server_settings.shutdown_grace_seconds),
+        timeout_keep_alive=uvicorn_seconds(server_settings.keep_alive_timeout_seconds),
+        # The in-flight phase of the shutdown budget: it starts at SIGTERM, with the whole budget left.
+        timeout_graceful_shutdown=uvicorn_seconds(server_settings.shutdown_grace_seconds),
         log_config=None,
         access_log=False,
         server_header=False,

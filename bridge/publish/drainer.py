@@ -31,10 +31,15 @@ GAUGE_REFRESH_SECONDS: Final = 5.0
 
 
 class Drainer:
-    def __init__(self, spool: Spool, publisher: KafkaPublisher, rejected: RejectedRecords) -> None:
+    def __init__(
+        self, spool: Spool, publisher: KafkaPublisher, rejected: RejectedRecords, ack_wait: float
+    ) -> None:
+        """`ack_wait`: how long to wait for a batch's acknowledgements (longer than the publisher's own
+        message timeout, so librdkafka normally reports first); what is not settled by then stays spooled."""
         self._spool = spool
         self._publisher = publisher
         self._rejected = rejected
+        self._ack_wait = ack_wait
         self._task: asyncio.Task[None] | None = None
         self._backoff = MIN_BACKOFF_SECONDS
         #: The next batch is one record: the one the broker just refused together with its batch.
@@ -44,8 +49,9 @@ class Drainer:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="spool-drainer")
 
     async def stop(self, drain_within: float = 0.0) -> None:
-        """Stop draining. First, for up to `drain_within` seconds and while Kafka answers, let the drain
-        empty the spool: a pod's spool on an emptyDir volume is deleted with the pod."""
+        """Stop draining. First, for up to `drain_within` seconds and while the drainer's producer is
+        connected, let the drain empty the spool: a pod's spool on an emptyDir volume is deleted with the
+        pod."""
         if self._task is None:
             return
         deadline = time.monotonic() + drain_within
@@ -53,7 +59,7 @@ class Drainer:
             self._spool.pending_records
             and time.monotonic() < deadline
             and not self._task.done()
-            and await self._publisher.reachable()
+            and self._publisher.up
         ):
             await asyncio.sleep(0.1)
         if self._spool.pending_records:
@@ -110,10 +116,17 @@ class Drainer:
             )
             for item in batch
         ]
-        results = await asyncio.gather(*futures, return_exceptions=True)
+        await asyncio.wait(futures, timeout=self._ack_wait)
         self._isolate_next = False
         settled = 0
-        for item, result in zip(batch, results, strict=True):
+        for item, future in zip(batch, futures, strict=True):
+            if not future.done():
+                log.warning(
+                    "spool drain paused: no answer from Kafka in time",
+                    extra={"seconds": self._ack_wait, "topic": item.record.topic},
+                )
+                break
+            result = future.exception() or future.result()
             if isinstance(result, PublishError) and result.record_rejected and len(batch) == 1:
                 where = {"topic": item.record.topic, "error": str(result), "file": str(self._rejected.path)}
                 try:
