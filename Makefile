@@ -9,8 +9,8 @@ CACHE := .cache
 DEV_TOKEN ?= dev-token-change-me
 DEV_URL := https://127.0.0.1:8443/webhooks/dev
 
-.PHONY: help venv kafka-up kafka-down topics dev-cert run simulate lint typecheck test test-fast tools bench clean \
-	monitoring chart-schema chart-docs generate
+.PHONY: help venv kafka-up kafka-down topics dev-cert run simulate lint typecheck test test-fast tools image bench \
+	clean monitoring chart-schema chart-docs metrics-doc generate
 
 help:
 	@echo "make run        set up and run the bridge on https://127.0.0.1:8443 against a local Kafka"
@@ -18,6 +18,7 @@ help:
 	@echo "make simulate   send one signed sample of each IDaaS event type to the running bridge"
 	@echo "make kafka-up / kafka-down   the local single-node KRaft broker"
 	@echo "make generate   rewrite the generated files (alerts, dashboard, chart schema and README)"
+	@echo "make image      build the container image with podman (no Docker, no registry needed)"
 
 $(BIN)/idaas-bridge: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +61,8 @@ simulate: venv
 lint: venv
 	$(BIN)/ruff check bridge tests bench tools
 	$(BIN)/ruff format --check bridge tests bench tools
+	deploy/tools/install-go-tools.sh
+	$(CACHE)/tools/bin/actionlint
 
 typecheck: venv
 	$(BIN)/mypy --strict bridge/ tools/
@@ -73,20 +76,31 @@ monitoring: venv
 chart-schema: venv
 	$(BIN)/python -m tools.values_schema
 
-# the chart's README.md from README.md.gotmpl and the values' comments (helm-docs).
+# the chart's README.md from README.md.gotmpl and the values' comments (helm-docs),
 chart-docs:
 	deploy/tools/install-go-tools.sh
-	.cache/tools/bin/helm-docs --sort-values-order file --chart-search-root helm/idaas-siem-bridge
+	$(CACHE)/tools/bin/helm-docs --sort-values-order file --chart-search-root helm/idaas-siem-bridge
 
-generate: monitoring chart-schema chart-docs
+# docs/metrics.md from bridge/metrics.py.
+metrics-doc: venv
+	$(BIN)/python -m tools.metrics_doc
+
+generate: monitoring chart-schema chart-docs metrics-doc
 
 tools:
 	deploy/tools/install-helm.sh
 	deploy/tools/install-promtool.sh
 	deploy/tools/install-go-tools.sh
 
-test: venv lint typecheck tools
-	$(BIN)/python -m pytest -q
+# The container image from deploy/Dockerfile: podman, runc and mmdebstrap from Debian's packages, a base image
+# made from Debian's Python, wheels built here (see deploy/image/build.sh). Cached: seconds when nothing changed.
+image: venv
+	deploy/tools/install-podman.sh
+	deploy/image/build.sh
+
+# tests/e2e/test_image.py runs the image just built.
+test: venv lint typecheck tools image
+	BRIDGE_TEST_IMAGE=$$(cat $(CACHE)/image/image-id) $(BIN)/python -m pytest -q
 
 $(VENV)/.bench-extras: $(BIN)/idaas-bridge pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'

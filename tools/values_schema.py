@@ -6,7 +6,8 @@ upgrade instead of ignoring it.
 Two sources, so neither can drift:
 - `config` (rendered into bridge.yaml) comes from the bridge's settings model in bridge/config.py: its
   sections and keys (dataclass fields), their types, and the limits bridge/config.py names as constants
-  (webhook names and count, topic keys and formats, the ack deadline, the smallest record size). The
+  (webhook names and count, token length, topic keys and formats, the ack deadline, the smallest record
+  size, the librdkafka properties the bridge owns). The
   settings the chart fixes (server host, port and TLS files, spool path) and the webhook tokens (secrets,
   never in the ConfigMap) are left out, so setting them is an error. Numeric lower bounds of the loader
   are in BOUNDS; tests/unit/test_values_schema.py checks each against the loader itself.
@@ -91,7 +92,12 @@ def _field_schema(path: str, hint: Any) -> dict[str, Any]:
             "properties": {key: _topic_schema(key) for key in model.TOPIC_KEYS},
         }
     if path == "kafka.client_properties":
-        return {"type": "object", "additionalProperties": SCALAR}
+        owned = sorted(model.BRIDGE_OWNED_CLIENT_PROPERTIES)
+        return {
+            "type": "object",
+            "additionalProperties": SCALAR,
+            "not": {"anyOf": [{"required": [name]} for name in owned]},
+        }
     if path == "logging.level":
         return {"type": "string", "enum": [*LOG_LEVELS, *(level.lower() for level in LOG_LEVELS)]}
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):

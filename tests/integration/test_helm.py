@@ -435,6 +435,7 @@ CLIENT: Final = "config.kafka.client_properties."
         ([SASL_SSL, SCRAM, SASL_USER], "/secrets/kafkaSaslPassword"),
         (["secrets.kafkaSaslPassword=pw"], "missing property 'security.protocol'"),
         ([CLIENT + "sasl\\.password=pw"], "/config/kafka/client_properties"),
+        ([CLIENT + "acks=1"], "/config/kafka/client_properties"),  # the bridge owns it (acks=all)
         ([CLIENT + "security\\.protocol=TLS"], "/config/kafka/client_properties/security.protocol"),
         (["ingress.enabled=true", "httpRoute.enabled=true", "httpRoute.parentRefs[0].name=g"],
          "/httpRoute/enabled"),

@@ -48,6 +48,8 @@ class Instruction:
 class Stage:
     base: str
     name: str
+    #: The FROM argument as written, before ARG substitution.
+    source: str = ""
     instructions: list[Instruction] = field(default_factory=list)
 
     def all(self, keyword: str) -> list[Instruction]:
@@ -81,7 +83,7 @@ def parse(text: str) -> tuple[dict[str, str], list[Stage]]:
             words = arguments.split()
             base = re.sub(r"\$\{(\w+)\}", lambda match: args[match.group(1)], words[0])
             name = words[2] if len(words) == 3 and words[1].upper() == "AS" else str(len(stages))
-            stages.append(Stage(base, name))
+            stages.append(Stage(base, name, words[0]))
         elif keyword == "ARG" and not stages:
             key, _, default = arguments.partition("=")
             args[key] = default
@@ -101,13 +103,46 @@ def final(stages: list[Stage]) -> Stage:
 
 
 def test_multi_stage_build_on_slim_python_3_11(stages: list[Stage]) -> None:
+    args = parse(DOCKERFILE.read_text(encoding="utf-8"))[0]
+    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", args["PYTHON_IMAGE"]), args["PYTHON_IMAGE"]
     assert len(stages) >= 2
-    for stage in stages:
-        assert re.fullmatch(r"python:3\.11-slim(-\w+)?", stage.base), stage.base
+    for index, stage in enumerate(stages):
+        earlier = {previous.name for previous in stages[:index]}
+        assert stage.source == "${PYTHON_IMAGE}" or stage.base in earlier, (stage.name, stage.source)
     copies = [item.arguments for item in stages[-1].all("COPY") if item.arguments.startswith("--from=")]
     assert any("/opt/idaas-bridge" in copy for copy in copies), (
         "the runtime takes the venv from the build stage"
     )
+    assert stages[-1].source == "${PYTHON_IMAGE}", "the runtime starts again from the bare base"
+
+
+def test_install_from_the_package_index_or_from_wheels_built_on_the_host(stages: list[Stage]) -> None:
+    """The release build uses the package index (the default); `make image` passes wheels it built, so the
+    build needs no network (deploy/image/build.sh)."""
+    args = parse(DOCKERFILE.read_text(encoding="utf-8"))[0]
+    assert args["INSTALL_FROM"] == "index"
+    by_name = {stage.name: stage for stage in stages}
+    build = by_name["build"]
+    assert build.source == "install-${INSTALL_FROM}"
+    index_runs = " ".join(item.arguments for item in by_name["install-index"].all("RUN"))
+    assert "pip install -c constraints.txt ." in index_runs and "--no-index" not in index_runs
+    wheels = by_name["install-wheels"]
+    assert [item.arguments for item in wheels.all("COPY")] == ["--from=wheels . ./wheels"]
+    wheels_runs = " ".join(item.arguments for item in wheels.all("RUN"))
+    assert "pip install --no-index --find-links wheels -c constraints.txt idaas-siem-bridge" in wheels_runs
+    assert by_name["install-index"].base == wheels.base == "venv"
+    script = (ROOT / "deploy/image/build.sh").read_text(encoding="utf-8")
+    assert "--build-arg INSTALL_FROM=wheels" in script and '--build-context wheels="$cache/wheels"' in script
+    assert "--format docker" in script, "the OCI image format drops HEALTHCHECK"
+
+
+def test_no_credentials_or_certificates_are_copied_in(stages: list[Stage]) -> None:
+    secret_files = re.compile(r"pip\.conf|\.netrc|\.pypirc|\.pem|\.crt|\.key|certs?/")
+    for stage in stages:
+        for item in stage.all("COPY") + stage.all("ADD"):
+            assert not secret_files.search(item.arguments), item
+        for item in stage.all("ARG") + stage.all("ENV"):
+            assert not re.search(r"TOKEN|PASSWORD|SECRET|INDEX_URL|CERT", item.arguments), item
 
 
 def test_runtime_stage_installs_no_build_tools_and_drops_pip(final: Stage) -> None:
