@@ -56,7 +56,8 @@ class Bridge:
             self.spool,
             self.drain_publisher,
             self.rejected,
-            DRAIN_MESSAGE_TIMEOUT_SECONDS + REPORT_MARGIN_SECONDS,
+            ack_wait=DRAIN_MESSAGE_TIMEOUT_SECONDS + REPORT_MARGIN_SECONDS,
+            kafka_up=lambda: self.publisher.up,
         )
         self.router = Router(kafka)
         for topic in kafka.topics.values():

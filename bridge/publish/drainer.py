@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Final
 
 from bridge import metrics
@@ -32,10 +33,17 @@ GAUGE_REFRESH_SECONDS: Final = 5.0
 
 class Drainer:
     def __init__(
-        self, spool: Spool, publisher: KafkaPublisher, rejected: RejectedRecords, ack_wait: float
+        self,
+        spool: Spool,
+        publisher: KafkaPublisher,
+        rejected: RejectedRecords,
+        ack_wait: float,
+        kafka_up: Callable[[], bool],
     ) -> None:
         """`ack_wait`: how long to wait for a batch's acknowledgements (longer than the publisher's own
-        message timeout, so librdkafka normally reports first); what is not settled by then stays spooled."""
+        message timeout, so librdkafka normally reports first); what is not settled by then stays spooled.
+        `kafka_up`: the bridge's cached view of Kafka (KafkaPublisher.up of the receiver's producer)."""
+        self._kafka_up = kafka_up
         self._spool = spool
         self._publisher = publisher
         self._rejected = rejected
@@ -49,9 +57,8 @@ class Drainer:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="spool-drainer")
 
     async def stop(self, drain_within: float = 0.0) -> None:
-        """Stop draining. First, for up to `drain_within` seconds and while the drainer's producer is
-        connected, let the drain empty the spool: a pod's spool on an emptyDir volume is deleted with the
-        pod."""
+        """Stop draining. First, for up to `drain_within` seconds and while Kafka is up, let the drain empty
+        the spool: a pod's spool on an emptyDir volume is deleted with the pod."""
         if self._task is None:
             return
         deadline = time.monotonic() + drain_within
@@ -59,7 +66,7 @@ class Drainer:
             self._spool.pending_records
             and time.monotonic() < deadline
             and not self._task.done()
-            and self._publisher.up
+            and self._kafka_up()
         ):
             await asyncio.sleep(0.1)
         if self._spool.pending_records:

@@ -172,9 +172,9 @@ class KafkaPublisher:
     and the durability settings. The receiver's gives up on a message at the ack deadline (the spool takes
     over, so nothing is published twice); the drainer's and the replay's keep retrying for longer.
 
-    `up` follows librdkafka's statistics and error callbacks, so readiness and the shutdown read a cached
-    state and never wait for Kafka. The publisher that exports statistics (one per process: the gauges
-    have no producer label) also feeds idaas_bridge_kafka_up and the producer gauges.
+    The publisher that exports statistics (one per process: the gauges have no producer label) keeps `up`
+    and idaas_bridge_kafka_up current from librdkafka's statistics and error callbacks, so readiness and
+    the shutdown's drain read a cached state and never wait for Kafka; it also feeds the producer gauges.
     """
 
     def __init__(
@@ -185,13 +185,15 @@ class KafkaPublisher:
         # librdkafka's own log lines go through logging, so they come out as JSON like everything else.
         config["logger"] = logging.getLogger(f"bridge.kafka.{name}")
         self._export_statistics = export_statistics
-        config["stats_cb"] = self._on_statistics
+        if export_statistics:
+            config["stats_cb"] = self._on_statistics
         config["error_cb"] = self._on_error
         self._producer = Producer(config)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll_forever, name=f"kafka-poll-{name}", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: Whether a broker connection was up at the last statistics report (written by the poll thread).
+        #: Whether a broker connection was up at the last statistics report (written by the poll thread;
+        #: tracked only with export_statistics).
         self.up = False
         if export_statistics:
             metrics.KAFKA_UP.set(0)
@@ -219,14 +221,13 @@ class KafkaPublisher:
                 self._stop.wait(POLL_INTERVAL_SECONDS)
 
     def _set_up(self, up: bool) -> None:
-        self.up = up
         if self._export_statistics:
+            self.up = up
             metrics.KAFKA_UP.set(1 if up else 0)
 
     def _on_statistics(self, raw: str) -> None:
         stats = orjson.loads(raw)
-        if self._export_statistics:
-            _record_statistics(stats)
+        _record_statistics(stats)
         self._set_up(_any_broker_up(stats))
 
     def _on_error(self, error: KafkaError) -> None:

@@ -36,7 +36,7 @@ def test_the_poll_thread_survives_a_callback_error(
     settings = replace(KafkaSettings(), bootstrap_servers=kafka_bootstrap, statistics_interval_seconds=0.1)
 
     async def scenario() -> None:
-        publisher = KafkaPublisher(settings, 10.0, "test")
+        publisher = KafkaPublisher(settings, 10.0, "test", export_statistics=True)
         publisher.start()
         try:
             assert await asyncio.to_thread(raised.wait, 10)

@@ -38,7 +38,7 @@ def test_an_ack_timeout_logs_no_future_exception_never_retrieved(caplog: pytest.
 
 def test_up_turns_false_when_no_broker_answers_without_any_probe() -> None:
     async def scenario() -> bool:
-        publisher = KafkaPublisher(NOWHERE, 1.0, "test")
+        publisher = KafkaPublisher(NOWHERE, 1.0, "test", export_statistics=True)
         publisher.up = True  # as if the start-up check had found a broker
         publisher.start()
         try:

@@ -128,8 +128,6 @@ class AcceptingPublisher:
         future.set_result(None)
         return future
 
-    up = True
-
 
 class NoRejected:
     path = Path("rejected.jsonl")
@@ -150,7 +148,7 @@ def test_the_drainer_outlives_disk_errors_and_corrupt_records(
     async def scenario() -> None:
         spool = opened(tmp_path, segment_bytes=64)  # a few records per segment
         publisher = AcceptingPublisher()
-        drainer = Drainer(spool, publisher, NoRejected(), ack_wait=5.0)  # type: ignore[arg-type]
+        drainer = Drainer(spool, publisher, NoRejected(), ack_wait=5.0, kafka_up=lambda: True)  # type: ignore[arg-type]
 
         def checkpoint_fails(segment: object) -> None:
             raise OSError(28, "No space left on device")
@@ -186,8 +184,6 @@ def test_the_drainer_outlives_disk_errors_and_corrupt_records(
 class SilentPublisher:
     """A broker that never answers (paused): produce() futures never resolve."""
 
-    up = True
-
     def produce(self, *args: object) -> asyncio.Future[None]:
         return asyncio.get_running_loop().create_future()
 
@@ -197,7 +193,7 @@ def test_the_drainer_waits_for_acknowledgements_only_until_its_deadline(tmp_path
         spool = opened(tmp_path)
         for i in range(3):
             await spool.append(record(i))
-        drainer = Drainer(spool, SilentPublisher(), NoRejected(), ack_wait=0.2)  # type: ignore[arg-type]
+        drainer = Drainer(spool, SilentPublisher(), NoRejected(), ack_wait=0.2, kafka_up=lambda: True)  # type: ignore[arg-type]
         batch = spool.next_batch(spool.drainable_segments()[0], 500)
         assert await asyncio.wait_for(drainer._publish(batch), 5) is False  # back off, try again later
         assert spool.pending_records == 3  # nothing unacknowledged leaves the spool
