@@ -4,6 +4,7 @@ librdkafka's statistics (no probe), probes that never wait for Kafka, and one sh
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import signal
 import threading
@@ -161,3 +162,27 @@ def log_lines(bridge: BridgeProcess) -> list[dict[str, Any]]:
         with contextlib.suppress(ValueError):
             lines.append(json.loads(text))
     return [line for line in lines if isinstance(line, dict) and "message" in line]
+
+
+def test_a_fractional_keep_alive_timeout_reaches_the_server_intact(
+    lifecycle_bridge: BridgeProcess,
+) -> None:
+    # 0.9 s: int() made it 0, and every connection closed right after its first answer.
+    lifecycle_bridge.overrides["server.keep_alive_timeout_seconds"] = 0.9
+    lifecycle_bridge.start()
+    connection = http.client.HTTPConnection("127.0.0.1", lifecycle_bridge.port, timeout=10)
+    try:
+        for pause in (0.0, 0.3):
+            time.sleep(pause)  # within the keep-alive timeout: the same connection serves the next delivery
+            body = delivery()
+            connection.request("POST", "/webhooks/prod", body, signed_headers(lifecycle_bridge, body))
+            answer = connection.getresponse()
+            answer.read()
+            assert answer.status == 200
+        sock = connection.sock
+        assert sock is not None
+        time.sleep(0.9 + MARGIN)  # past it: the bridge has closed the idle connection
+        sock.settimeout(5)
+        assert sock.recv(1) == b""
+    finally:
+        connection.close()
