@@ -45,12 +45,13 @@ run: venv kafka-up topics dev-cert
 	@echo "Bridge starting on $(DEV_URL)  (dev token: $(DEV_TOKEN))"
 	@echo "In another shell, send one signed sample of each of the 16 event types:"
 	@echo "    make simulate"
-	@echo "Metrics: curl -k https://127.0.0.1:8443/metrics    Stop: Ctrl-C, then make kafka-down"
+	@echo "Metrics and probes (operations port): curl http://127.0.0.1:9464/metrics    Stop: Ctrl-C, then make kafka-down"
 	@echo
 	IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS=$(DEV_TOKEN) \
 	IDAAS_BRIDGE_SERVER__TLS_CERT_FILE=$(CACHE)/dev/dev-cert.pem \
 	IDAAS_BRIDGE_SERVER__TLS_KEY_FILE=$(CACHE)/dev/dev-key.pem \
 	IDAAS_BRIDGE_SERVER__HOST=127.0.0.1 \
+	IDAAS_BRIDGE_SERVER__OPS_HOST=127.0.0.1 \
 	IDAAS_BRIDGE_SPOOL__PATH=$(CACHE)/spool \
 	$(BIN)/idaas-bridge serve --config config/bridge.yaml
 

@@ -18,8 +18,7 @@ from typing import Final
 
 from bench import contenders, toolchain
 from bench.deliveries import write_wrk_file
-from bench.run import WORK
-from tests.kafka_broker import LocalKafka
+from bench.run import WORK, local_kafka
 
 CONNECTIONS: Final = 128
 SAMPLES_PER_SECOND: Final = 250
@@ -89,8 +88,7 @@ def main() -> None:
         report(collapsed)
         return
     seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    broker = LocalKafka()
-    broker.start()
+    broker = local_kafka()
     workdir = WORK / "profile"
     running = contenders.start(contenders.bridge("kafka_first", tls=False), workdir, broker.bootstrap)
     launch = running.launch

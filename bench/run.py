@@ -57,6 +57,18 @@ FULL: Final = Plan(connections=(8, 32, 128, 512), rates=(1000, 5000), seconds=10
 QUICK: Final = Plan(connections=(128,), rates=(1000,), seconds=3)
 
 
+def local_kafka() -> LocalKafka:
+    """The broker `make kafka-up` runs (kafka.sh's default instance on KAFKA_PORT or 9092), started if
+    need be."""
+    broker = LocalKafka(
+        "default",
+        int(os.environ.get("KAFKA_PORT", "9092")),
+        int(os.environ.get("KAFKA_CONTROLLER_PORT", "9093")),
+    )
+    broker.start()
+    return broker
+
+
 def machine() -> str:
     model = next(
         (
@@ -175,8 +187,7 @@ def main() -> None:
     # Only a full run of every contender replaces the published figures; anything else goes to .cache.
     partial = quick or bool(only)
     selected = [c for c in contenders.all_contenders() if not only or c.key in only]
-    broker = LocalKafka()
-    broker.start()
+    broker = local_kafka()
     counter = RecordCounter(broker.bootstrap)
     started = datetime.now(UTC)
     about = machine()

@@ -56,6 +56,7 @@ class Bridge:
             self.spool,
             self.drain_publisher,
             self.rejected,
+            [topic.name for topic in kafka.topics.values()],
             ack_wait=DRAIN_MESSAGE_TIMEOUT_SECONDS + REPORT_MARGIN_SECONDS,
             kafka_up=lambda: self.publisher.up,
         )
@@ -162,7 +163,7 @@ class Bridge:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self.publisher.start()
         self.drain_publisher.start()
-        self.spool.open()
+        await self.spool.open()
         self.rejected.publish_gauge()
         self.drainer.start()
         log.info(
@@ -191,7 +192,7 @@ class Bridge:
         budget.phase_done("requests", requests=self.receiver.in_flight)
         await self.drainer.stop(drain_within=budget.remaining())
         budget.phase_done("drain", spooled_records=self.spool.pending_records)
-        await self.spool.close()
+        await self.spool.close(budget.remaining())
         budget.phase_done("spool")
         left = await asyncio.gather(
             asyncio.to_thread(self.publisher.close, budget.remaining()),
@@ -208,13 +209,35 @@ class Bridge:
         )
 
 
+#: The public listener's answers to anything but POST /webhooks/<name>. They also end the connection, so
+#: a scanner probing paths gets no keep-alive to hold.
+NOT_SERVED: Final = {"error": "not_found", "detail": "this port serves only POST /webhooks/<name>"}
+ONLY_POST: Final = {"error": "method_not_allowed", "detail": "webhooks take POST only"}
+
+
+async def _not_served(request: Request, exc: Exception) -> Response:
+    return JSONResponse(NOT_SERVED, status_code=404, headers={"connection": "close"})
+
+
+async def _only_post(request: Request, exc: Exception) -> Response:
+    return JSONResponse(ONLY_POST, status_code=405, headers={"connection": "close", "allow": "POST"})
+
+
 def create_app(bridge: Bridge) -> Starlette:
+    """The public (webhook) listener's application; it owns the bridge's lifespan."""
+    return Starlette(
+        routes=[Route("/webhooks/{name}", bridge.receiver.handle, methods=["POST"])],
+        exception_handlers={404: _not_served, 405: _only_post},
+        lifespan=bridge.lifespan,
+    )
+
+
+def create_ops_app(bridge: Bridge) -> Starlette:
+    """The operations listener's application: probes and metrics, never reachable from the webhook port."""
     return Starlette(
         routes=[
-            Route("/webhooks/{name}", bridge.receiver.handle, methods=["POST"]),
             Route("/healthz", bridge.healthz, methods=["GET"]),
             Route("/readyz", bridge.readyz, methods=["GET"]),
             Route("/metrics", bridge.metrics, methods=["GET"]),
-        ],
-        lifespan=bridge.lifespan,
+        ]
     )

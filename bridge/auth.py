@@ -30,6 +30,11 @@ COMPONENTS: Final = ("@method", "@target-uri", "content-digest")
 DIGESTS: Final = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}
 KNOWN_PARAMETERS: Final = frozenset({"created", "expires", "keyid", "nonce", "alg", "tag"})
 LEGACY_HEADER: Final = "x-sha2-signature"
+#: The headers verification parses. IDaaS's values are ~100 bytes; the HTTP protocol answers 431 to a
+#: request whose value of one of them (repeated fields summed) is larger, before anything here runs, so the
+#: RFC 8941 parser never sees a large input.
+SIGNATURE_HEADERS: Final = ("content-digest", "signature-input", "signature", LEGACY_HEADER)
+MAX_SIGNATURE_HEADER_BYTES: Final = 4096
 #: A hex HMAC-SHA256: what a genuine legacy header looks like.
 LEGACY_HEX: Final = re.compile(r"[0-9a-f]{64}")
 

@@ -35,6 +35,10 @@ ENV_PREFIX: Final = "IDAAS_BRIDGE_"
 MAX_WEBHOOKS: Final = 20
 #: IDaaS abandons an attempt after 3 s; the bridge must have answered well before.
 IDAAS_DEADLINE_SECONDS: Final = 3.0
+#: IDaaS retries an attempt only when it was answered 5xx, after about 2 s and then about 4 s, each with a
+#: small random jitter: 3 attempts in all (IDAAS_DEADLINE_SECONDS each). `idaas-bridge simulate` follows it.
+IDAAS_RETRY_DELAYS_SECONDS: Final = (2.0, 4.0)
+IDAAS_RETRY_JITTER_SECONDS: Final = 0.5
 #: The ack deadline must leave time, inside those 3 s, for the spool's fsync after a missed ack.
 MAX_ACK_DEADLINE_SECONDS: Final = 2.5
 WEBHOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -91,6 +95,12 @@ AckMode = Literal["kafka_first", "spool_first"]
 #: (63 bytes at most) and a reason of at most MAX_REASON_BYTES (six times that if JSON escapes every byte).
 DEADLETTER_OVERHEAD_BYTES: Final = 8192
 MAX_REASON_BYTES: Final = 1024
+#: Bounds of server.max_header_bytes / max_header_fields: room for IDaaS's ~1 KiB of headers behind a proxy
+#: that adds its own, and small enough that a request head stays cheap to buffer and parse.
+MIN_HEADER_BYTES: Final = 4 * 1024
+MAX_HEADER_BYTES: Final = 256 * 1024
+MIN_HEADER_FIELDS: Final = 16
+MAX_HEADER_FIELDS: Final = 1000
 #: The smallest kafka.max_record_bytes accepted.
 MIN_RECORD_BYTES: Final = 64 * 1024
 
@@ -103,6 +113,8 @@ class ConfigError(ValueError):
 class ServerSettings:
     host: str = "0.0.0.0"
     port: int = 8443
+    ops_host: str = "0.0.0.0"
+    ops_port: int = 9464
     tls_cert_file: str = ""
     tls_key_file: str = ""
     public_base_url: str = ""
@@ -112,6 +124,9 @@ class ServerSettings:
     keep_alive_timeout_seconds: float = 5.0
     header_read_timeout_seconds: float = 10.0
     body_read_timeout_seconds: float = 10.0
+    tls_handshake_timeout_seconds: float = 5.0
+    max_header_bytes: int = 16 * 1024
+    max_header_fields: int = 100
     unauthenticated_limit_concurrency: int = 16
     unauthenticated_body_timeout_seconds: float = 2.0
     shutdown_grace_seconds: float = 20.0
@@ -284,6 +299,8 @@ def _server(section: _Section) -> ServerSettings:
     settings = ServerSettings(
         host=section.string("host", ServerSettings.host),
         port=section.integer("port", ServerSettings.port, 1, 65535),
+        ops_host=section.string("ops_host", ServerSettings.ops_host),
+        ops_port=section.integer("ops_port", ServerSettings.ops_port, 1, 65535),
         tls_cert_file=section.string("tls_cert_file", ""),
         tls_key_file=section.string("tls_key_file", ""),
         public_base_url=_url(section, "public_base_url"),
@@ -299,6 +316,15 @@ def _server(section: _Section) -> ServerSettings:
         body_read_timeout_seconds=section.number(
             "body_read_timeout_seconds", ServerSettings.body_read_timeout_seconds, 0
         ),
+        tls_handshake_timeout_seconds=section.number(
+            "tls_handshake_timeout_seconds", ServerSettings.tls_handshake_timeout_seconds, 0
+        ),
+        max_header_bytes=section.integer(
+            "max_header_bytes", ServerSettings.max_header_bytes, MIN_HEADER_BYTES, MAX_HEADER_BYTES
+        ),
+        max_header_fields=section.integer(
+            "max_header_fields", ServerSettings.max_header_fields, MIN_HEADER_FIELDS, MAX_HEADER_FIELDS
+        ),
         unauthenticated_limit_concurrency=section.integer(
             "unauthenticated_limit_concurrency", ServerSettings.unauthenticated_limit_concurrency, 1
         ),
@@ -310,6 +336,11 @@ def _server(section: _Section) -> ServerSettings:
         ),
     )
     section.done()
+    if settings.ops_port == settings.port:
+        raise ConfigError(
+            f"server.ops_port = {settings.ops_port}: must differ from server.port (the operations endpoints "
+            "/metrics, /readyz and /healthz have their own listener)"
+        )
     for proxy in settings.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)

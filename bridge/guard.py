@@ -25,6 +25,16 @@ from bridge.config import IDAAS_DEADLINE_SECONDS
 DISABLE_AFTER: Final = 100
 
 
+def idaas_success(status_code: int, elapsed_seconds: float) -> bool:
+    """Whether IDaaS counts an answer as a successful attempt: a 2xx within its deadline."""
+    return 200 <= status_code < 300 and elapsed_seconds < IDAAS_DEADLINE_SECONDS
+
+
+def idaas_retries(status_code: int) -> bool:
+    """Whether IDaaS tries again after this answer: only after a 5xx (never a 4xx, a timeout or a 2xx)."""
+    return 500 <= status_code < 600
+
+
 class AutoDisableGuard:
     def __init__(self, webhooks: list[str]) -> None:
         self.streaks = dict.fromkeys(webhooks, 0)
@@ -35,7 +45,7 @@ class AutoDisableGuard:
         """Count one answer; `well_formed` is whether the request carried an IDaaS-shaped signature."""
         if not well_formed:
             return
-        if 200 <= status_code < 300 and elapsed_seconds < IDAAS_DEADLINE_SECONDS:
+        if idaas_success(status_code, elapsed_seconds):
             self.streaks[webhook] = 0
             metrics.LAST_SUCCESS.labels(webhook=webhook).set(time.time())
             metrics.FAILURE_STREAK.labels(webhook=webhook).set(0)

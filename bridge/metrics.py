@@ -8,9 +8,44 @@ never text taken from a payload.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final, Self
 
-from prometheus_client import Counter, Gauge, Histogram
+import prometheus_client
+
+
+class _RememberedChildren:
+    """`labels()` as one dict look-up once a label combination has been seen.
+
+    prometheus-client checks, sorts and stringifies the label names on every `labels()` call, a few µs
+    each, and a delivery makes about eight; the values are bounded (see above), so remembering the children
+    costs no more memory than the children themselves. Nothing in the bridge removes a child, so a
+    remembered one never goes stale.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._remembered: dict[tuple[Any, ...], Self] = {}
+
+    def labels(self, *values: Any, **named: Any) -> Self:
+        key = (values, tuple(named.items()))
+        child = self._remembered.get(key)
+        if child is None:
+            created: Self = super().labels(*values, **named)  # type: ignore[misc]
+            child = self._remembered[key] = created
+        return child
+
+
+class Counter(_RememberedChildren, prometheus_client.Counter):
+    pass
+
+
+class Gauge(_RememberedChildren, prometheus_client.Gauge):
+    pass
+
+
+class Histogram(_RememberedChildren, prometheus_client.Histogram):
+    pass
+
 
 #: Buckets around IDaaS's 3 s deadline: fine below 100 ms where the bridge should live, then up to 3 s.
 LATENCY_BUCKETS: Final = (
@@ -167,7 +202,13 @@ REJECTED_RECORDS = Gauge(
 )
 SPOOL_TORN_RECORDS = Counter(
     "idaas_bridge_spool_torn_records_total",
-    "Records skipped at start-up because their length or CRC did not check out (torn writes).",
+    "Spool records whose length, checksum or decoding did not check out (a crash mid-write, a zero-filled "
+    "tail, a corrupted disk); each one ends the readable part of its segment, the rest is quarantined.",
+)
+SPOOL_QUARANTINED_BYTES = Counter(
+    "idaas_bridge_spool_quarantined_bytes_total",
+    "Bytes of spool segments moved aside into quarantine-*.bin files in the spool directory: the rest of a "
+    "segment from its first unreadable record on (see docs/operations.md).",
 )
 SPOOL_WRITE_ERRORS = Counter(
     "idaas_bridge_spool_write_errors_total", "Spool appends that failed (disk full, I/O error)."

@@ -177,12 +177,15 @@ class WebhookReceiver:
         """The URL IDaaS signed (RFC 9421 @target-uri): the configured public URL, else the request's."""
         if webhook.public_url:
             return webhook.public_url
-        path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
-        query = request.scope.get("query_string", b"").decode("latin-1")
+        # From the ASGI scope: request.url would parse a whole URL for each delivery.
+        scope = request.scope
+        raw_path = scope.get("raw_path")
+        path = (request.url.path.encode() if raw_path is None else raw_path).decode("latin-1")
+        query = scope.get("query_string", b"").decode("latin-1")
         suffix = f"{path}?{query}" if query else path
         if self._settings.server.public_base_url:
             return self._settings.server.public_base_url.rstrip("/") + suffix
-        scheme = request.url.scheme
+        scheme = scope.get("scheme", "http")
         host = request.headers.get("host", "")
         if self._trusted and request.client is not None and self._is_trusted(request.client.host):
             scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
@@ -225,7 +228,9 @@ class WebhookReceiver:
         """The body, once it arrived in time, within the size limit and matching what the headers signed."""
         limit = self._settings.server.max_body_bytes
         try:
-            body = await asyncio.wait_for(self._read_body(request, limit), deadline)
+            # asyncio.timeout, not wait_for: wait_for runs the read in a task of its own (3.11), per request.
+            async with asyncio.timeout(deadline):
+                body = await self._read_body(request, limit)
         except BodyTooLarge:
             return Answer(413, {"error": "body_too_large", "detail": f"bodies are limited to {limit} bytes"})
         except TimeoutError:

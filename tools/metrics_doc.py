@@ -9,7 +9,6 @@ tests/unit/test_metrics_doc.py fails while the committed file differs from this 
 
 from __future__ import annotations
 
-import argparse
 import ast
 import re
 from collections.abc import Sequence
@@ -19,10 +18,11 @@ from typing import Final
 from prometheus_client import Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
+import tools
 from bridge import metrics
 from tools import monitoring
 
-ROOT: Final = Path(__file__).resolve().parents[1]
+ROOT: Final = tools.ROOT
 DOC: Final = Path("docs/metrics.md")
 SOURCE: Final = ROOT / "bridge/metrics.py"
 SECTION: Final = re.compile(r"^# --- (?P<title>.+?) -+$")
@@ -105,12 +105,7 @@ def metrics_markdown() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.parse_args(argv)
-    (ROOT / DOC).write_text(metrics_markdown(), encoding="utf-8")
-    print(f"wrote {ROOT / DOC}")
+    tools.run(__doc__, {DOC: metrics_markdown()}, argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ after which IDaaS disables a webhook (bridge.guard).
 
 from __future__ import annotations
 
-import argparse
 import json
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -29,10 +28,11 @@ from typing import Any, Final
 
 import yaml
 
+import tools
 from bridge.config import IDAAS_DEADLINE_SECONDS
 from bridge.guard import DISABLE_AFTER
 
-ROOT: Final = Path(__file__).resolve().parents[1]
+ROOT: Final = tools.ROOT
 ALERTS: Final = Path("deploy/prometheus/alerts.yaml")
 DASHBOARD: Final = Path("deploy/grafana/idaas-siem-bridge.json")
 CHART_ALERTS: Final = Path("helm/idaas-siem-bridge/files/alerts.yaml")
@@ -55,6 +55,8 @@ SPOOL_ALMOST_FULL_RATIO: Final = 0.8
 SPOOL_OLD_SECONDS: Final = 300
 AUTH_FAILURES_PER_SECOND: Final = 0.1
 DEADLETTER_WINDOW_SECONDS: Final = 900
+#: How long an alert says that damaged spool data was moved to a quarantine file.
+QUARANTINE_WINDOW_SECONDS: Final = 3600
 #: Default of the chart value prometheusRule.noDeliveriesHours.
 NO_DELIVERIES_HOURS: Final = 6
 
@@ -220,6 +222,22 @@ def alert_rules(target: Target) -> list[dict[str, Any]]:
             "{{ $value | humanize }} spool write(s) failed in the last 10 minutes (disk full or I/O errors), "
             "each answered 503. While Kafka is slow or down, deliveries to this pod fail until the disk "
             "recovers.",
+        ),
+        # Damage is found at start-up, before the first scrape: a new pod's counter is born above 0, which
+        # increase() does not count; the second branch catches it through the process's fresh *_created.
+        rule(
+            "IdaasBridgeSpoolQuarantined",
+            f"increase({s('idaas_bridge_spool_quarantined_bytes_total')}[{QUARANTINE_WINDOW_SECONDS}s]) > 0\n"
+            "or\n"
+            f"({s('idaas_bridge_spool_quarantined_bytes_total')} > 0 and "
+            f"time() - {s('idaas_bridge_spool_quarantined_bytes_created')} < {QUARANTINE_WINDOW_SECONDS})",
+            None,
+            "warning",
+            f"Damaged spool data was moved to a quarantine file on {POD}",
+            "{{ $value | humanize1024 }}B of spool segments could not be read (a crash mid-write, a "
+            "zero-filled tail, a corrupted disk) and were moved to quarantine-*.bin files in the spool "
+            "directory. Everything readable before them was drained; records inside them did not reach "
+            "Kafka.",
         ),
         rule(
             "IdaasBridgeRejectedRecords",
@@ -723,8 +741,8 @@ def _panels() -> list[dict[str, Any]]:
         ),
         timeseries(
             "Spool fsync p99 and errors",
-            "Group-commit fsync duration, spool write errors (disk full, I/O) and torn records skipped at "
-            "start-up.",
+            "Group-commit fsync duration, spool write errors (disk full, I/O), torn records and the bytes of "
+            "damaged segments moved to quarantine files.",
             [
                 (
                     quantile(0.99, by("le"), q("idaas_bridge_spool_fsync_duration_seconds_bucket")),
@@ -738,9 +756,17 @@ def _panels() -> list[dict[str, Any]]:
                     f"sum by {by()} (increase({q('idaas_bridge_spool_torn_records_total')}{RATE}))",
                     "torn records",
                 ),
+                (
+                    f"sum by {by()} (increase({q('idaas_bridge_spool_quarantined_bytes_total')}{RATE}))",
+                    "quarantined bytes",
+                ),
             ],
             "s",
-            overrides=[override("write errors|torn records", {"unit": "short", **RIGHT_AXIS}, regex=True)],
+            overrides=[
+                override(
+                    "write errors|torn records|quarantined bytes", {"unit": "short", **RIGHT_AXIS}, regex=True
+                )
+            ],
         ),
         timeseries(
             "Records refused by Kafka (waiting in rejected.jsonl)",
@@ -1004,9 +1030,7 @@ def generated_files(runbook_url: str | None = None) -> dict[Path, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = tools.parser(__doc__)
     parser.add_argument(
         "--root", type=Path, default=ROOT, help="write under this directory (default: the repo)"
     )
@@ -1015,11 +1039,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="where docs/runbooks.md is published (default: the repository in pyproject.toml)",
     )
     args = parser.parse_args(argv)
-    for path, text in generated_files(args.runbook_url).items():
-        target = args.root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-        print(f"wrote {target}")
+    tools.write_files(generated_files(args.runbook_url), args.root)
 
 
 if __name__ == "__main__":

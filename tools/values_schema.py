@@ -8,7 +8,7 @@ Two sources, so neither can drift:
   sections and keys (dataclass fields), their types, and the limits bridge/config.py names as constants
   (webhook names and count, token length, topic keys and formats, the ack deadline, the smallest record
   size, the librdkafka properties the bridge owns). The
-  settings the chart fixes (server host, port and TLS files, spool path) and the webhook tokens (secrets,
+  settings the chart fixes (server hosts, ports and TLS files, spool path) and the webhook tokens (secrets,
   never in the ConfigMap) are left out, so setting them is an error. Numeric lower bounds of the loader
   are in BOUNDS; tests/unit/test_values_schema.py checks each against the loader itself.
 - every other value comes from values.yaml: its keys (no others allowed) and the types of their defaults,
@@ -20,7 +20,6 @@ tests/unit/test_values_schema.py fails while the committed file differs from thi
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import typing
@@ -30,10 +29,11 @@ from typing import Any, Final
 
 import yaml
 
+import tools
 from bridge import config as model
 from bridge.formats import FORMATS
 
-ROOT: Final = Path(__file__).resolve().parents[1]
+ROOT: Final = tools.ROOT
 CHART: Final = Path("helm/idaas-siem-bridge")
 SCHEMA: Final = CHART / "values.schema.json"
 
@@ -42,6 +42,8 @@ FIXED_BY_CHART: Final = frozenset(
     {
         "server.host",
         "server.port",
+        "server.ops_host",
+        "server.ops_port",
         "server.tls_cert_file",
         "server.tls_key_file",
         "spool.path",
@@ -59,6 +61,9 @@ BOUNDS: Final[dict[str, dict[str, float]]] = {
     "server.header_read_timeout_seconds": {"exclusiveMinimum": 0},
     "server.body_read_timeout_seconds": {"exclusiveMinimum": 0},
     "server.shutdown_grace_seconds": {"exclusiveMinimum": 0},
+    "server.tls_handshake_timeout_seconds": {"exclusiveMinimum": 0},
+    "server.max_header_bytes": {"minimum": model.MIN_HEADER_BYTES, "maximum": model.MAX_HEADER_BYTES},
+    "server.max_header_fields": {"minimum": model.MIN_HEADER_FIELDS, "maximum": model.MAX_HEADER_FIELDS},
     "signature.created_window_seconds": {"minimum": 1},
     "kafka.ack_deadline_seconds": {"exclusiveMinimum": 0, "exclusiveMaximum": model.MAX_ACK_DEADLINE_SECONDS},
     "kafka.statistics_interval_seconds": {"exclusiveMinimum": 0},
@@ -193,6 +198,7 @@ REFINEMENTS: Final[dict[str, dict[str, Any]]] = {
     "secrets.kafkaClientProperties": {"type": "object", "additionalProperties": SCALAR},
     "service.type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]},
     "service.port": {"type": "integer", "minimum": 1, "maximum": 65535},
+    "service.opsPort": {"type": "integer", "minimum": 1, "maximum": 65535},
     "service.annotations": STRING_MAP,
     "service.loadBalancerSourceRanges": STRINGS,
     "ingress.annotations": STRING_MAP,
@@ -412,12 +418,7 @@ def schema_json(root: Path = ROOT) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.parse_args(argv)
-    (ROOT / SCHEMA).write_text(schema_json(), encoding="utf-8")
-    print(f"wrote {ROOT / SCHEMA}")
+    tools.run(__doc__, {SCHEMA: schema_json()}, argv)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """OCSF 1.8.0 events: Authentication (3002) for sign-ins, Account Change (3001) for account and authenticator
-changes, the class and activity of each type taken from its catalog row.
+changes, the class and activity of each event taken from its classification (bridge/events/catalog.py).
 
 `user` is the account the event is about and `actor.user` who acted (an admin when IDaaS names a role);
 `auth_factors` is filled wherever the event names an authenticator. IDaaS `data` fields that have no OCSF
@@ -103,12 +103,12 @@ def to_document(event: Event) -> dict[str, Any]:
     }
     if event.reason is not None:
         document["status_detail"] = event.reason
+    document["raw_data"] = orjson.dumps(event.data).decode()
     classification = event.classification
     if classification is None:
         if event.data:
             document["unmapped"] = event.data
         return document
-    document["raw_data"] = orjson.dumps(event.data).decode()
     document["user"] = _user(event.user) or UNKNOWN_USER
     actor: dict[str, Any] = {}
     if subject := _user(event.subject, admin=event.admin_role is not None):

@@ -5,7 +5,9 @@ a crash at any point loses nothing: the next start reads the spool back and publ
 
 A record Kafka refuses for good (RECORD_REJECTED_CODES) would stop the drain forever, so it is produced
 again on its own: the broker fails a whole batch for one oversized record, so only alone is the verdict
-about this record. Refused alone, it moves to the rejected file (rejected.py) and the drain goes on.
+about this record. Refused alone, it moves to the rejected file (rejected.py) and the drain goes on. A
+record for a topic no longer in `kafka.topics` (the configuration changed while it waited) goes there too,
+without being produced.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Final
 
 from bridge import metrics
+from bridge.errors import ReasonedError
 from bridge.publish.kafka import KafkaPublisher, PublishError
 from bridge.publish.rejected import RejectedRecords
 from bridge.publish.spool import Spool, SpooledRecord
@@ -37,17 +40,20 @@ class Drainer:
         spool: Spool,
         publisher: KafkaPublisher,
         rejected: RejectedRecords,
+        topics: Collection[str],
         ack_wait: float,
         kafka_up: Callable[[], bool],
     ) -> None:
         """`ack_wait`: how long to wait for a batch's acknowledgements (longer than the publisher's own
         message timeout, so librdkafka normally reports first); what is not settled by then stays spooled.
         `kafka_up`: the bridge's cached view of Kafka (KafkaPublisher.up of the receiver's producer)."""
-        self._kafka_up = kafka_up
         self._spool = spool
         self._publisher = publisher
         self._rejected = rejected
+        #: The configured topics: the only ones a spooled record may be produced to.
+        self._topics = frozenset(topics)
         self._ack_wait = ack_wait
+        self._kafka_up = kafka_up
         self._task: asyncio.Task[None] | None = None
         self._backoff = MIN_BACKOFF_SECONDS
         #: The next batch is one record: the one the broker just refused together with its batch.
@@ -104,11 +110,40 @@ class Drainer:
             await asyncio.to_thread(self._rejected.publish_gauge)
             return True
         size = 1 if self._isolate_next else BATCH_RECORDS
-        batch = await asyncio.to_thread(self._spool.next_batch, segments[0], size)
-        if not batch:
-            self._spool.drop_unreadable(segments[0])
+        batch = await self._spool.next_batch(segments[0], size)
+        if not batch:  # unreadable: the spool moved the segment's rest aside
             return True
-        return await self._publish(batch)
+        unknown = next((i for i, item in enumerate(batch) if item.record.topic not in self._topics), None)
+        if unknown == 0:
+            return await self._set_aside(batch[0])
+        return await self._publish(batch[:unknown])
+
+    async def _set_aside(self, item: SpooledRecord) -> bool:
+        """A record for a topic no longer configured: to the rejected file, never to Kafka."""
+        topic = item.record.topic
+        refusal = ReasonedError(
+            "topic_not_configured",
+            f"topic {topic} is not in kafka.topics any more; add it back and replay, or delete the record",
+        )
+        if not await self._reject(item, refusal):
+            return False
+        await self._spool.confirm([item], None)
+        return True
+
+    async def _reject(self, item: SpooledRecord, error: ReasonedError) -> bool:
+        """Move a record that cannot go to Kafka to the rejected file; False (kept in the spool) when that
+        file cannot be written."""
+        where = {"topic": item.record.topic, "error": str(error), "file": str(self._rejected.path)}
+        try:
+            await asyncio.to_thread(self._rejected.keep, item.record, error)
+        except OSError as exc:
+            log.error(
+                "a spooled record cannot go to kafka and the rejected file failed: kept in the spool",
+                extra={**where, "io_error": str(exc)},
+            )
+            return False
+        log.error("a spooled record cannot go to kafka; moved to the rejected file", extra=where)
+        return True
 
     async def _publish(self, batch: list[SpooledRecord]) -> bool:
         """Publish a batch; confirm its longest settled prefix (acknowledged, or refused for good and kept in
@@ -135,16 +170,8 @@ class Drainer:
                 break
             result = future.exception() or future.result()
             if isinstance(result, PublishError) and result.record_rejected and len(batch) == 1:
-                where = {"topic": item.record.topic, "error": str(result), "file": str(self._rejected.path)}
-                try:
-                    await asyncio.to_thread(self._rejected.keep, item.record, result)
-                except OSError as exc:
-                    log.error(
-                        "kafka refused a spooled record and the rejected file failed: kept in the spool",
-                        extra={**where, "io_error": str(exc)},
-                    )
+                if not await self._reject(item, result):
                     break
-                log.error("kafka refused a spooled record; moved to the rejected file", extra=where)
             elif isinstance(result, BaseException):
                 self._isolate_next = isinstance(result, PublishError) and result.record_rejected
                 log.warning("spool drain paused", extra={"error": str(result)})
@@ -153,5 +180,5 @@ class Drainer:
                 metrics.SPOOL_DRAINED.labels(topic=item.record.topic).inc()
             settled += 1
         next_spooled_at = batch[settled].spooled_at if settled < len(batch) else None
-        self._spool.confirm(batch[:settled], next_spooled_at)
+        await self._spool.confirm(batch[:settled], next_spooled_at)
         return settled == len(batch) or self._isolate_next

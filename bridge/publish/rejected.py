@@ -22,7 +22,7 @@ import orjson
 
 from bridge import metrics
 from bridge.errors import ReasonedError
-from bridge.publish.spool import fsync_directory, write_and_sync
+from bridge.publish.spool import DIRECTORY_MODE, fsync_directory, private, write_and_sync
 from bridge.routing import OutboundRecord
 
 FILE_NAME: Final = "rejected.jsonl"
@@ -76,8 +76,8 @@ class RejectedRecords:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "a") as lock:
+        self.path.parent.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a", opener=private) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
@@ -86,7 +86,7 @@ class RejectedRecords:
         line = encode_line(RejectedRecord(record, error.reason, str(error), time.time()))
         with self._locked():
             created = not self.path.exists()
-            with open(self.path, "ab") as file:
+            with open(self.path, "ab", opener=private) as file:
                 write_and_sync(file, line)
             if created:
                 fsync_directory(self.path.parent)
@@ -119,7 +119,7 @@ class RejectedRecords:
             refused = publish(kept)
             if refused:
                 staging = self.path.with_suffix(".tmp")
-                with open(staging, "wb") as file:
+                with open(staging, "wb", opener=private) as file:
                     write_and_sync(file, b"".join(encode_line(rejected) for rejected in refused))
                 staging.replace(self.path)
             else:

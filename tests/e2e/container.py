@@ -107,7 +107,7 @@ class ContainerBridge(BridgeProcess):
             env=environment,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
-        with self.client() as client:
+        with self.ops_client() as client:
             while time.monotonic() < deadline:
                 if not self.running():
                     raise RuntimeError(f"the container exited:\n{self.log_tail()}")
@@ -120,13 +120,14 @@ class ContainerBridge(BridgeProcess):
         raise RuntimeError(f"the container did not become healthy in {timeout} s:\n{self.log_tail()}")
 
     def health_command(self) -> list[str]:
-        """The image's HEALTHCHECK command, asking this container's port instead of the image's default
-        (host networking: the image's port may be taken here, and parallel test runs must not collide)."""
+        """The image's HEALTHCHECK command, asking this container's operations port instead of the image's
+        default (host networking: the image's port may be taken here, and parallel test runs must not
+        collide)."""
         test = json.loads(
             podman("image", "inspect", "--format", "{{json .Config.Healthcheck.Test}}", self.image)
         )
         assert test[0] == "CMD", f"HEALTHCHECK is not in exec form: {test}"
-        return [re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{self.port}", part) for part in test[1:]]
+        return [re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{self.ops_port}", part) for part in test[1:]]
 
     def running(self) -> bool:
         return podman("inspect", "--format", "{{.State.Running}}", self.name).strip() == "true"
@@ -161,7 +162,7 @@ class ContainerBridge(BridgeProcess):
         return self.exit_code
 
     def remove(self) -> None:
-        podman("rm", "--force", "--time", "0", self.name, check=False)
+        podman("rm", "--force", "--volumes", "--time", "0", self.name)
 
 
 def spool_directory(volume: str) -> Path:

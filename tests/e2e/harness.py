@@ -58,11 +58,17 @@ class BridgeProcess:
     #: Settings of individual webhooks beyond their name, e.g. {"old": {"legacy_sha2_signature": True}}.
     webhook_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    ops_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def base_url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def ops_url(self) -> str:
+        """The operations listener (plain HTTP): /metrics, /readyz, /healthz."""
+        return f"http://127.0.0.1:{self.ops_port}"
 
     def url(self, webhook: str = "prod") -> str:
         return f"{self.base_url}/webhooks/{webhook}"
@@ -76,7 +82,13 @@ class BridgeProcess:
         return self.workdir / "bridge.log"
 
     def config(self) -> dict[str, Any]:
-        server: dict[str, Any] = {"host": "127.0.0.1", "port": self.port, "shutdown_grace_seconds": 5}
+        server: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "ops_host": "127.0.0.1",
+            "ops_port": self.ops_port,
+            "shutdown_grace_seconds": 5,
+        }
         if self.tls:
             cert, key = dev_certificate(self.workdir / "tls")
             server |= {"tls_cert_file": str(cert), "tls_key_file": str(key)}
@@ -114,6 +126,7 @@ class BridgeProcess:
             formats=self.formats,
             webhook_settings=self.webhook_settings,
             port=self.port,
+            ops_port=self.ops_port,
         )
 
     def environment(self) -> dict[str, str]:
@@ -124,7 +137,7 @@ class BridgeProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        config_path = self.workdir / "bridge.yaml"
+        config_path = self.config_path
         config_path.write_text(yaml.safe_dump(self.config()))
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -135,7 +148,7 @@ class BridgeProcess:
             cwd=self.workdir,
         )
         deadline = time.monotonic() + timeout
-        with self.client() as client:
+        with self.ops_client() as client:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"bridge exited with {self.process.returncode}:\n{self.log_tail()}")
@@ -147,6 +160,24 @@ class BridgeProcess:
                 time.sleep(0.1)
         raise RuntimeError(f"bridge did not become healthy in {timeout} s:\n{self.log_tail()}")
 
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "bridge.yaml"
+
+    def cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        """Run `idaas-bridge <args> --config <this bridge's config>` as an operator would, with its tokens."""
+        if not self.config_path.exists():
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self.config_path.write_text(yaml.safe_dump(self.config()))
+        return subprocess.run(
+            [str(BRIDGE), *args, "--config", str(self.config_path)],
+            capture_output=True,
+            text=True,
+            env=self.environment(),
+            timeout=timeout,
+            check=False,
+        )
+
     def client(self, **kwargs: Any) -> httpx.Client:
         verify: Any = (
             ssl.create_default_context(cafile=str(self.workdir / "tls" / "dev-cert.pem"))
@@ -154,6 +185,9 @@ class BridgeProcess:
             else False
         )
         return httpx.Client(base_url=self.base_url, verify=verify, timeout=10.0, **kwargs)
+
+    def ops_client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.ops_url, timeout=10.0, **kwargs)
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
@@ -181,7 +215,7 @@ class BridgeProcess:
         self.process.wait()
 
     def metrics(self) -> str:
-        with self.client() as client:
+        with self.ops_client() as client:
             return client.get("/metrics").text
 
     def rss_bytes(self) -> int:

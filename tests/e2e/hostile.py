@@ -1,6 +1,7 @@
-"""Hostile clients for the receiver's attacks: loopback only, bounded in count and time.
+"""Hostile clients, at the receiver and at the transport: loopback only, bounded in count and time.
 
-Shared by tests/e2e/test_hostile_receiver.py and the before/after measurement in bench/hostile.py.
+Shared by tests/e2e/test_hostile_receiver.py, tests/e2e/test_hostile_transport.py and the before/after
+measurement in bench/hostile.py.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ import hashlib
 import hmac
 import socket
 import struct
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import httpx
@@ -138,9 +140,121 @@ def replay_concurrently(
     clients = [bridge.client() for _ in range(copies)]
     try:
         for client in clients:  # connect first, so the copies race in the receiver, not in the handshake
-            client.get("/healthz")
+            client.post("/webhooks/nobody", content=b"")  # 404 after the whole (empty) body: kept alive
         with ThreadPoolExecutor(copies) as pool:
             return list(pool.map(lambda c: c.post("/webhooks/prod", content=body, headers=headers), clients))
     finally:
         for client in clients:
             client.close()
+
+
+@contextmanager
+def peak_rss(bridge: BridgeProcess) -> Iterator[list[int]]:
+    """Samples the bridge's RSS every 20 ms while the block runs; the peak is in the yielded list."""
+    peak = [bridge.rss_bytes()]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], bridge.rss_bytes())
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        thread.join()
+
+
+# --- the transport: connections, heads and the TLS handshake -------------------------------------------
+
+MiB = 1024 * 1024
+
+
+def open_socket(port: int, timeout: float = 5.0) -> socket.socket:
+    connection = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return connection
+
+
+def read_head(connection: socket.socket) -> bytes:
+    """The answer's status line and headers (and whatever body came with them); b"" if closed first."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        try:
+            chunk = connection.recv(65536)
+        except (ConnectionResetError, TimeoutError):
+            break
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def closed_by_peer(connection: socket.socket, within: float) -> bool:
+    """True once the bridge closes `connection` (EOF or reset) within `within` seconds; data is skipped."""
+    deadline = time.monotonic() + within
+    while (left := deadline - time.monotonic()) > 0:
+        connection.settimeout(left)
+        try:
+            if not connection.recv(65536):
+                return True
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+    return False
+
+
+def hold_open_after_early_answers(port: int, count: int) -> list[tuple[socket.socket, bytes]]:
+    """`count` connections that each get an answer before their body was read (an unknown webhook: 404;
+    an unsigned delivery declaring a body over the limit: 401 or 413), then send more body bytes and keep
+    the socket."""
+    host = f"Host: 127.0.0.1:{port}\r\n"
+    requests = [
+        f"POST /webhooks/nobody HTTP/1.1\r\n{host}Content-Length: 100000\r\n\r\n{{".encode(),
+        f"POST /webhooks/prod HTTP/1.1\r\n{host}Content-Length: {64 * MiB}\r\n\r\n{{".encode(),
+    ]
+    held = []
+    for index in range(count):
+        connection = open_socket(port)
+        connection.sendall(requests[index % len(requests)])
+        answer = read_head(connection)
+        with suppress(OSError):  # the bridge may have closed it already
+            connection.sendall(b'"more":"body bytes after the answer"')
+        held.append((connection, answer))
+    return held
+
+
+def oversized_digest(port: int, size: int = 4 * MiB) -> bytes:
+    """One unauthenticated delivery whose Content-Digest is `size` bytes: the bridge's answer (b"" if it
+    reset the connection before answering)."""
+    body = b'{"id":"x"}'
+    head = (
+        f"POST /webhooks/prod HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f'Signature-Input: sig=("@method");created=1\r\nSignature: sig=:AAAA:\r\n'
+        f"Content-Length: {len(body)}\r\nContent-Digest: sha-256=:"
+    ).encode()
+    with open_socket(port, timeout=30) as connection:
+        with suppress(OSError):  # the bridge may stop reading (and reset) before the end
+            connection.sendall(head + b"A" * size + b":\r\n\r\n" + body)
+        return read_head(connection)
+
+
+def stream_headers(port: int, total: int, chunk: int = MiB) -> int:
+    """One request head that never ends, sent up to `total` bytes: how many went out before the bridge
+    stopped taking them."""
+    sent = 0
+    with open_socket(port, timeout=10) as connection, suppress(OSError):
+        connection.sendall(f"POST /webhooks/prod HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Pad: ".encode())
+        filler = b"p" * chunk
+        while sent < total:
+            connection.sendall(filler)
+            sent += chunk
+    return sent
+
+
+def silent_connections(port: int, count: int) -> list[socket.socket]:
+    """TCP connections to the TLS port that never send a byte (no ClientHello)."""
+    return [open_socket(port) for _ in range(count)]

@@ -86,7 +86,7 @@ def answers_over_deadline(bridge: BridgeProcess) -> float:
 
 
 def readiness(bridge: BridgeProcess) -> tuple[int, dict[str, bool]]:
-    with bridge.client() as client:
+    with bridge.ops_client() as client:
         answer = client.get("/readyz")
     body = answer.json()
     return answer.status_code, {key: body[key] for key in ("kafka_reachable", "spool_has_room")}
@@ -168,6 +168,38 @@ def test_bridge_crash_mid_load_loses_no_accepted_delivery(fault_bridge: BridgePr
     )
     assert load.count(202) > 100, "too few deliveries were accepted before the crash to prove anything"
     assert load.accepted <= set(found)
+
+
+def test_a_crash_that_leaves_zeros_at_a_segment_end_loses_no_accepted_delivery(
+    fault_bridge: BridgeProcess, broker: LocalKafka
+) -> None:
+    broker.stop()  # every 2xx is a spooled record
+    fault_bridge.start()
+
+    def crash() -> None:
+        time.sleep(4)
+        fault_bridge.kill()
+
+    thread = in_background(crash)
+    load = asyncio.run(
+        run_load(fault_bridge.base_url, fault_bridge.tokens["prod"], total=8000, workers=32, rate=1000)
+    )
+    thread.join()
+    assert load.count(202) > 100, "too few deliveries were spooled before the crash to prove anything"
+    # As a crash can leave it: the newest segment grew, its last pages never reached the disk.
+    newest = sorted((fault_bridge.workdir / "spool").glob("segment-*.log"))[-1]
+    with newest.open("ab") as segment:
+        segment.write(bytes(4096))
+    fault_bridge.start()
+    broker.start()
+    wait_for_drain(fault_bridge)
+    found = ids_in_kafka(fault_bridge, load.accepted)
+    report("crash, zero-filled segment tail", load, found)
+    assert load.accepted <= set(found)
+    # The zeros, after whatever part of a record the kill cut (never one that was answered: not fsync'd).
+    quarantined = metric_value(fault_bridge.metrics(), "idaas_bridge_spool_quarantined_bytes_total")
+    files = list((fault_bridge.workdir / "spool").glob("quarantine-*.bin"))
+    assert quarantined >= 4096 and sum(path.stat().st_size for path in files) == quarantined
 
 
 def test_a_full_spool_answers_503_and_never_a_2xx_that_is_lost(

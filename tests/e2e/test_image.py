@@ -67,7 +67,7 @@ def volume(image: str) -> Iterator[str]:
     name = f"idaas-bridge-test-spool-{uuid.uuid4().hex[:10]}"
     podman("volume", "create", name)
     yield name
-    podman("volume", "rm", "--force", name, check=False)
+    podman("volume", "rm", "--force", name)
 
 
 @pytest.fixture
@@ -200,7 +200,7 @@ def image_files(image: str, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     try:
         podman("export", "--output", str(exported), container)
     finally:
-        podman("rm", container, check=False)
+        podman("rm", "--volumes", container, check=False)
     files: dict[str, bytes] = {}
     with tarfile.open(exported) as archive:
         for member in archive:

@@ -199,8 +199,8 @@ def test_body_over_the_limit_gets_413_before_verification(bridge: BridgeProcess)
     assert answer.status_code == 413 and answer.json()["error"] == "body_too_large"
 
 
-def test_health_readiness_and_tls_only(bridge: BridgeProcess) -> None:
-    with bridge.client() as client:
+def test_health_readiness_and_tls_only_on_the_webhook_port(bridge: BridgeProcess) -> None:
+    with bridge.ops_client() as client:
         assert client.get("/healthz").json() == {"status": "alive"}
         ready = client.get("/readyz").json()
         assert ready["ready"] is True and ready["kafka_reachable"] is True and ready["spooled_records"] == 0

@@ -494,6 +494,8 @@ def test_rendered_bridge_yaml_sets_every_setting_the_bridge_has(
         **config["server"],
         "host": "0.0.0.0",
         "port": 8080,
+        "ops_host": "0.0.0.0",
+        "ops_port": 9464,
         "tls_cert_file": "",
         "tls_key_file": "",
         "public_base_url": "",
@@ -614,10 +616,16 @@ def test_bridge_container_probes_drain_and_command(
     spec = workload(docs)["spec"]["template"]["spec"]
     container = bridge_container(spec)
     assert container["args"] == IMAGE_CMD and "command" not in container  # the image's ENTRYPOINT runs
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "ops", "containerPort": 9464, "protocol": "TCP"},
+    ]
+    ports = yaml.safe_load(bridge_yaml(docs))["server"]
+    assert (ports["port"], ports["ops_port"]) == (8080, 9464), "the container ports are the bridge's"
+    # The probes ask the operations listener: the webhook port answers only POST /webhooks/<name>.
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "ops"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ops"}
+    assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "ops"}
     assert "requests" in container["resources"] and "limits" in container["resources"]
     sleep = container["lifecycle"]["preStop"]["exec"]["command"]
     assert sleep[0] == "sleep"
@@ -692,21 +700,63 @@ def test_ingress_publishes_only_the_webhooks_with_tls(manifests: dict[str, list[
         assert path["path"] == "/webhooks/" and path["pathType"] == "Prefix"
         assert path["backend"]["service"] == {"name": service["metadata"]["name"], "port": {"name": "http"}}
     assert service["spec"]["ports"] == [
-        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"},
+        {"name": "ops", "port": 9464, "targetPort": "ops", "protocol": "TCP"},
     ]
 
 
-def test_network_policy_opens_8080_and_restricts_egress_to_dns_and_kafka(
+def namespace(name: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+
+#: This release's `helm test` pod: it reaches both ports whatever the peers configured.
+TEST_POD_PEER: Final = {
+    "podSelector": {
+        "matchLabels": {
+            "app.kubernetes.io/name": "idaas-siem-bridge",
+            "app.kubernetes.io/instance": "idaas",
+            "app.kubernetes.io/component": "test",
+        }
+    }
+}
+
+
+def test_network_policy_admits_webhooks_from_the_ingress_and_metrics_from_monitoring_by_default(
     manifests: dict[str, list[dict[str, Any]]],
 ) -> None:
     minimal = one(manifests["minimal"], "NetworkPolicy")["spec"]
     assert minimal["policyTypes"] == ["Ingress"]
-    assert minimal["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+    assert minimal["ingress"] == [
+        {"ports": [{"port": 8080, "protocol": "TCP"}], "from": [namespace("ingress-nginx"), TEST_POD_PEER]},
+        {"ports": [{"port": 9464, "protocol": "TCP"}], "from": [namespace("monitoring"), TEST_POD_PEER]},
+    ]
+
+
+def test_network_policy_without_peers_opens_webhooks_to_all_and_ops_to_the_test_pod_only() -> None:
+    docs = render(
+        *REQUIRED, "--set-json", "networkPolicy.webhookFrom=[]", "--set-json", "networkPolicy.opsFrom=[]"
+    )
+    assert one(docs, "NetworkPolicy")["spec"]["ingress"] == [
+        {"ports": [{"port": 8080, "protocol": "TCP"}]},
+        {"ports": [{"port": 9464, "protocol": "TCP"}], "from": [TEST_POD_PEER]},
+    ]
+    # The single list of before the operations port is refused (values.schema.json), not silently ignored.
+    old_key = 'networkPolicy.ingressFrom=[{"ipBlock": {"cidr": "10.0.0.0/8"}}]'
+    result = run_helm("template", "idaas", str(CHART), *REQUIRED, "--set-json", old_key)
+    assert result.returncode != 0 and "ingressFrom" in result.stderr
+
+
+def test_network_policy_restricts_egress_to_dns_and_kafka(
+    manifests: dict[str, list[dict[str, Any]]],
+) -> None:
     restricted = one(manifests["all-on"], "NetworkPolicy")["spec"]
     assert restricted["policyTypes"] == ["Ingress", "Egress"]
-    *peers, test_pod = restricted["ingress"][0]["from"]
-    assert len(peers) == 2
-    assert test_pod["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "test"
+    webhooks, ops = restricted["ingress"]
+    *webhook_peers, test_pod = webhooks["from"]
+    assert webhooks["ports"] == [{"port": 8080, "protocol": "TCP"}] and len(webhook_peers) == 1
+    assert test_pod == TEST_POD_PEER
+    assert ops["ports"] == [{"port": 9464, "protocol": "TCP"}] and ops["from"][-1] == TEST_POD_PEER
+    assert len(ops["from"]) == 3
     dns, kafka, extra = restricted["egress"]
     assert {port["port"] for port in dns["ports"]} == {53}
     assert kafka == {
@@ -726,6 +776,7 @@ def test_service_monitor_scrapes_metrics_with_the_release_full_name_as_job(
     assert matches(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["idaas"]}
     (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "ops", "metrics are served on the operations port only"
     assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
     assert endpoint["path"] == "/metrics" and endpoint["interval"] == "15s"
     assert {"action": "replace", "targetLabel": "job", "replacement": "idaas-bridge"} in endpoint[
@@ -918,6 +969,7 @@ def test_values_yaml_documents_every_setting() -> None:
     [
         ("minimal", ["https://<your public host>/webhooks/idaas"]),
         ("all-on", ["https://idaas-bridge.example.com/webhooks/idaas", "https://hooks.example.com/idaas/eu"]),
+        ("httproute", ["https://idaas-bridge.example.com/webhooks/idaas"]),
     ],
 )
 def test_install_notes_list_the_callback_urls_to_register(
@@ -940,6 +992,8 @@ def test_install_notes_list_the_callback_urls_to_register(
     assert listed == urls
     kind = workload(render(*SCENARIOS[scenario]))["kind"].lower()
     assert f"exec {kind}/" in notes
+    assert "helm test idaas" in notes
+    assert ("No Ingress or HTTPRoute was created" in notes) == (scenario == "minimal")
 
 
 # --- extension points, exposure alternatives, helm test ---------------------------------------------------
@@ -1002,8 +1056,10 @@ def test_helm_test_pod_checks_readiness_and_every_webhook_route_through_the_serv
     service = one(docs, "Service")
     (container,) = pod["spec"]["containers"]
     assert container["command"] == ["python", "-c"]
-    script, base, *webhooks = container["args"]
-    assert base == f"http://{service['metadata']['name']}.idaas.svc:{service['spec']['ports'][0]['port']}"
+    script, base, ops, *webhooks = container["args"]
+    ports = {port["name"]: port["port"] for port in service["spec"]["ports"]}
+    assert base == f"http://{service['metadata']['name']}.idaas.svc:{ports['http']}"
+    assert ops == f"http://{service['metadata']['name']}.idaas.svc:{ports['ops']}"
     assert webhooks == [hook["name"] for hook in yaml.safe_load(bridge_yaml(docs))["webhooks"]]
     assert container["image"] == bridge_container(workload(docs)["spec"]["template"]["spec"])["image"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -1012,31 +1068,39 @@ def test_helm_test_pod_checks_readiness_and_every_webhook_route_through_the_serv
 
 
 def test_helm_test_script_expects_ready_and_405_from_the_webhook_routes(tmp_path: Path) -> None:
-    """The pod's script against a stand-in server: passes on /readyz 200 and 405 per webhook, fails on 404."""
+    """The pod's script against stand-ins of the two listeners: passes on /readyz 200 from the operations
+    port and 405 per webhook from the webhook port, fails on 404."""
     import http.server
     import threading
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            code = 200 if self.path == "/readyz" else 405 if self.path == "/webhooks/idaas" else 404
-            self.send_response(code)
-            self.end_headers()
+    def listener(answers: dict[str, int]) -> http.server.ThreadingHTTPServer:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(answers.get(self.path, 404))
+                self.end_headers()
 
-        def log_message(self, *args: object) -> None:
-            pass
+            def log_message(self, *args: object) -> None:
+                pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    webhooks = listener({"/webhooks/idaas": 405})
+    ops = listener({"/readyz": 200})
     try:
         (pod,) = [doc for doc in render(*REQUIRED) if doc["kind"] == "Pod"]
         script = pod["spec"]["containers"][0]["args"][0]
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        run = [sys.executable, "-c", script, base]
-        assert subprocess.run([*run, "idaas"], capture_output=True, timeout=30).returncode == 0
-        failed = subprocess.run([*run, "idaas", "missing"], capture_output=True, text=True, timeout=30)
+        urls = [f"http://127.0.0.1:{server.server_address[1]}" for server in (webhooks, ops)]
+        run = [sys.executable, "-c", script]
+        assert subprocess.run([*run, *urls, "idaas"], capture_output=True, timeout=30).returncode == 0
+        failed = subprocess.run([*run, *urls, "idaas", "missing"], capture_output=True, text=True, timeout=30)
         assert failed.returncode != 0 and "expected 405" in failed.stderr
+        swapped = subprocess.run([*run, *reversed(urls), "idaas"], capture_output=True, timeout=30)
+        assert swapped.returncode != 0, "/readyz is asked on the operations port only"
     finally:
-        server.shutdown()
+        webhooks.shutdown()
+        ops.shutdown()
 
 
 # --- checksums ---------------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def scraped_bridges(
             "job_name": f"{namespace}-bridge",
             "static_configs": [
                 {
-                    "targets": [f"127.0.0.1:{bridge.port}"],
+                    "targets": [f"127.0.0.1:{bridge.ops_port}"],
                     "labels": {"namespace": namespace, "pod": f"idaas-siem-bridge-{namespace}-0"},
                 }
             ],

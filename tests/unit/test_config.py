@@ -192,6 +192,26 @@ def test_no_config_error_echoes_a_token_or_a_client_property(
             "no such file",
         ),
         ("webhooks: [{name: dev}]\nserver: {tls_cert_file: a.pem}", TOKEN_ENV, "must be set together"),
+        (
+            "webhooks: [{name: dev}]\nserver: {port: 9000, ops_port: 9000}",
+            TOKEN_ENV,
+            "server.ops_port = 9000: must differ from server.port",
+        ),
+        (
+            "webhooks: [{name: dev}]\nserver: {max_header_bytes: 1024}",
+            TOKEN_ENV,
+            "config.server.max_header_bytes = 1024: must be at least 4096 and at most 262144",
+        ),
+        (
+            "webhooks: [{name: dev}]\nserver: {max_header_fields: 5000}",
+            TOKEN_ENV,
+            "config.server.max_header_fields = 5000: must be at least 16 and at most 1000",
+        ),
+        (
+            "webhooks: [{name: dev}]\nserver: {tls_handshake_timeout_seconds: 0}",
+            TOKEN_ENV,
+            "config.server.tls_handshake_timeout_seconds = 0: must be above 0",
+        ),
         ("webhooks: [{name: dev}]\nserver: {trusted_proxies: [not-an-ip]}", TOKEN_ENV, "not an IP address"),
         ("webhooks: [{name: dev, public_url: 'hooks.example.com'}]", TOKEN_ENV, "expected an absolute URL"),
         ("webhooks: [{name: dev}]\nspool: {ack_mode: yolo}", TOKEN_ENV, "choose kafka_first or spool_first"),

@@ -31,11 +31,11 @@ class ScriptedPublisher:
 def submit_all(tmp_path: Path, outcomes: list[PublishError | None], count: int) -> tuple[list[str], int]:
     async def run() -> tuple[list[str], int]:
         spool = Spool(tmp_path, 1024 * 1024, 64 * 1024)
-        spool.open()
+        await spool.open()
         publisher = ScriptedPublisher(outcomes)
         delivery = DurableDelivery(publisher, spool, 1.0, "kafka_first")  # type: ignore[arg-type]
         answers: list[str] = [await delivery.submit(RECORD) for _ in range(count)]
-        await spool.close()
+        await spool.close(5)
         return answers, publisher.calls
 
     return asyncio.run(run())

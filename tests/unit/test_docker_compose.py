@@ -77,7 +77,7 @@ def test_bridge_is_built_from_the_dockerfile_and_hardened(services: dict[str, di
     assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == DEPLOY / "Dockerfile"
     assert bridge["read_only"] is True and bridge["tmpfs"] == ["/tmp"]
     assert bridge["user"] == "10001:10001" and bridge["cap_drop"] == ["ALL"]
-    assert "127.0.0.1:8080:8080" in bridge["ports"]
+    assert bridge["ports"] == ["127.0.0.1:8080:8080", "127.0.0.1:9464:9464"], "webhooks, operations"
     assert "spool:/var/lib/idaas-bridge/spool" in bridge["volumes"]
     assert "command" not in bridge, "runs the image's CMD: serve --config /etc/idaas-bridge/bridge.yaml"
     assert bridge["depends_on"] == {"topics": {"condition": "service_completed_successfully"}}
@@ -105,6 +105,7 @@ def test_the_bridge_accepts_its_compose_configuration(
     settings = load_settings(path, environ=environ)
     assert settings.kafka.bootstrap_servers == "kafka:9092"
     assert settings.server.port == 8080 and not settings.server.tls
+    assert settings.server.ops_port == 9464
     assert settings.webhooks[0].tokens == ("dev-token-change-me",)
 
 
@@ -131,9 +132,10 @@ def test_prometheus_scrapes_the_bridge_as_the_job_the_alerts_expect(
     assert config["rule_files"] == ["alerts.yaml"]
     (job,) = config["scrape_configs"]
     assert job["job_name"] == monitoring.COMPOSE_JOB
-    # namespace and pod name the bridge in alert summaries and dashboard legends, as on Kubernetes.
+    # The operations port serves /metrics; namespace and pod name the bridge in alert summaries and
+    # dashboard legends, as on Kubernetes.
     assert job["static_configs"] == [
-        {"targets": ["bridge:8080"], "labels": {"namespace": "docker-compose", "pod": "bridge"}}
+        {"targets": ["bridge:9464"], "labels": {"namespace": "docker-compose", "pod": "bridge"}}
     ]
     assert f'job="{monitoring.COMPOSE_JOB}"' in (DEPLOY / "prometheus/alerts.yaml").read_text()
 

@@ -179,7 +179,7 @@ def test_read_only_root_filesystem_friendly(final: Stage) -> None:
     env = " ".join(item.arguments for item in final.all("ENV"))
     assert "PYTHONDONTWRITEBYTECODE=1" in env
     assert f"IDAAS_BRIDGE_CONFIG={CONFIG_PATH}" in env
-    assert final.last("EXPOSE").arguments == "8080"
+    assert final.last("EXPOSE").arguments.split() == ["8080", "9464"]
 
 
 def test_entrypoint_and_cmd_are_exec_form_so_sigterm_reaches_the_bridge(final: Stage) -> None:
@@ -232,6 +232,7 @@ def test_image_default_config_is_valid_and_listens_on_8080(stages: list[Stage], 
     tokens = {env_name(hook["name"]): "image-test-token-0123" for hook in yaml.safe_load(config)["webhooks"]}
     settings = load_settings(path, environ=tokens)
     assert settings.server.port == 8080 and not settings.server.tls
+    assert settings.server.ops_port == 9464, "the HEALTHCHECK and EXPOSE use the operations port 9464"
     assert settings.spool.path == SPOOL_PATH
 
 
@@ -264,9 +265,9 @@ def test_healthcheck_one_liner_probes_healthz(
     assert re.search(r"--interval=\S+ .*--timeout=\S+", healthcheck.arguments)
     argv = healthcheck.exec_form()
     assert argv[:2] == ["python", "-c"] and len(argv) == 3
-    assert "http://127.0.0.1:8080/healthz" in argv[2]
+    assert "http://127.0.0.1:9464/healthz" in argv[2], "the probes live on the operations port"
     _Health.status = status
     port = health_server.server_address[1]
-    code = argv[2].replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+    code = argv[2].replace("127.0.0.1:9464", f"127.0.0.1:{port}")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30)
     assert (result.returncode == 0) == healthy, result.stderr

@@ -137,6 +137,7 @@ def test_a_type_without_a_catalog_row_is_kept_whole_and_classified_as_unknown() 
     assert orjson.loads(ecs["event"]["original"]) == UNKNOWN_DELIVERY["data"]
     assert (ocsf["class_uid"], ocsf["category_uid"], ocsf["type_uid"]) == (0, 0, 0)
     assert ocsf["unmapped"] == UNKNOWN_DELIVERY["data"] and ocsf["metadata"]["event_code"] == "device.trusted"
+    assert orjson.loads(ocsf["raw_data"]) == UNKNOWN_DELIVERY["data"]
     assert hec["sourcetype"] == "entrust:idaas:unknown" and "action" not in hec["event"]
 
 

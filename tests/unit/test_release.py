@@ -43,6 +43,8 @@ def test_a_version_tag_runs_the_whole_suite_before_anything_is_published() -> No
     workflow = _workflow()
     assert workflow[True]["push"]["tags"] == ["v*"]  # YAML 1.1 reads the key `on` as true
     assert any(step.get("run") == ".ci/run" for step in _steps("test"))  # .ci/run is `make test`
+    # the machine the project's scripts expect: Debian as root, privileged for podman
+    assert workflow["jobs"]["test"]["container"] == {"image": "debian:bookworm", "options": "--privileged"}
     assert workflow["jobs"]["image"]["needs"] == "test"
     assert workflow["jobs"]["chart"]["needs"] == "image"
 

@@ -20,20 +20,20 @@ def record(index: int) -> OutboundRecord:
     return OutboundRecord("idaas.user", f"k{index}".encode(), f"v{index}".encode(), [], 1_000 + index)
 
 
-def values(spool: Spool) -> list[bytes]:
+async def values(spool: Spool) -> list[bytes]:
     """Drain like the drainer (read, 'publish', confirm) and return what was published."""
     published: list[bytes] = []
     while segments := spool.drainable_segments():
-        batch = spool.next_batch(segments[0], 500)
+        batch = await spool.next_batch(segments[0], 500)
         assert batch, "a segment with unconfirmed records yielded none"
         published += [item.record.value for item in batch]
-        spool.confirm(batch, None)
+        await spool.confirm(batch, None)
     return published
 
 
-def opened(directory: Path, segment_bytes: int = 1 << 20) -> Spool:
+async def opened(directory: Path, segment_bytes: int = 1 << 20) -> Spool:
     spool = Spool(directory, 10 << 20, segment_bytes)
-    spool.open()
+    await spool.open()
     return spool
 
 
@@ -54,7 +54,7 @@ def test_a_failed_write_is_refused_and_never_takes_the_place_of_a_later_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_write: object
 ) -> None:
     async def scenario() -> None:
-        spool = opened(tmp_path)
+        spool = await opened(tmp_path)
         with monkeypatch.context() as patch:
             patch.setattr(spool_module, "write_and_sync", failing_write)
             with pytest.raises(SpoolError) as refused:
@@ -62,13 +62,13 @@ def test_a_failed_write_is_refused_and_never_takes_the_place_of_a_later_record(
         assert refused.value.reason == "io_error"
         await spool.append(record(2))
         await spool.append(record(3))
-        assert values(spool) == [b"v2", b"v3"]
+        assert await values(spool) == [b"v2", b"v3"]
         await spool.append(record(4))
-        await spool.close()
+        await spool.close(5)
 
-        reopened = opened(tmp_path)  # after a restart, the 2xx'd record is still there
-        assert values(reopened) == [b"v4"]
-        await reopened.close()
+        reopened = await opened(tmp_path)  # after a restart, the 2xx'd record is still there
+        assert await values(reopened) == [b"v4"]
+        await reopened.close(5)
 
     asyncio.run(scenario())
 
@@ -80,15 +80,15 @@ def test_the_writer_survives_a_failed_segment_rotation_and_close_does_not_hang(
         raise OSError(5, "Input/output error")
 
     async def scenario() -> None:
-        spool = opened(tmp_path, segment_bytes=1)  # every write rotates
+        spool = await opened(tmp_path, segment_bytes=1)  # every write rotates
         with monkeypatch.context() as patch:
             patch.setattr(spool_module, "fsync_directory", directory_fsync_fails)
             await spool.append(record(1))  # written and fsync'd; the rotation after it fails
             with pytest.raises(SpoolError):
                 await spool.append(record(2))  # the writer retries the rotation first: still failing
         await asyncio.wait_for(spool.append(record(3)), 5)
-        assert values(spool) == [b"v1", b"v3"]
-        await asyncio.wait_for(spool.close(), 5)
+        assert await values(spool) == [b"v1", b"v3"]
+        await asyncio.wait_for(spool.close(5), 6)
 
     asyncio.run(scenario())
 
@@ -97,21 +97,21 @@ def test_a_checkpoint_left_by_a_crash_is_not_taken_by_a_new_segment_of_the_same_
     tmp_path: Path,
 ) -> None:
     async def scenario() -> None:
-        spool = opened(tmp_path)
+        spool = await opened(tmp_path)
         for i in range(3):
             await spool.append(record(i))
-        spool.confirm(spool.next_batch(1, 500), None)  # the active segment: checkpoint "3 ..."
-        await spool.close()
+        await spool.confirm(await spool.next_batch(1, 500), None)  # the active segment: checkpoint "3 ..."
+        await spool.close(5)
         (tmp_path / "segment-000000000001.log").unlink()  # as a crash between deleting log and checkpoint
 
-        again = opened(tmp_path)  # empty: numbering starts at 1 again
+        again = await opened(tmp_path)  # empty: numbering starts at 1 again
         for i in range(10, 15):
             await again.append(record(i))
-        await again.close()  # as a crash before any of them was confirmed
+        await again.close(5)  # as a crash before any of them was confirmed
 
-        last = opened(tmp_path)
-        assert values(last) == [b"v10", b"v11", b"v12", b"v13", b"v14"]
-        await last.close()
+        last = await opened(tmp_path)
+        assert await values(last) == [b"v10", b"v11", b"v12", b"v13", b"v14"]
+        await last.close(5)
 
     asyncio.run(scenario())
 
@@ -146,14 +146,21 @@ def test_the_drainer_outlives_disk_errors_and_corrupt_records(
             await asyncio.sleep(0.05)
 
     async def scenario() -> None:
-        spool = opened(tmp_path, segment_bytes=64)  # a few records per segment
+        spool = await opened(tmp_path, segment_bytes=64)  # a few records per segment
         publisher = AcceptingPublisher()
-        drainer = Drainer(spool, publisher, NoRejected(), ack_wait=5.0, kafka_up=lambda: True)  # type: ignore[arg-type]
+        drainer = Drainer(
+            spool,
+            publisher,  # type: ignore[arg-type]
+            NoRejected(),  # type: ignore[arg-type]
+            ["idaas.user"],
+            ack_wait=5.0,
+            kafka_up=lambda: True,
+        )
 
-        def checkpoint_fails(segment: object) -> None:
+        def checkpoint_fails(path: Path, text: str) -> None:
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(spool, "_write_checkpoint", checkpoint_fails)
+        monkeypatch.setattr(spool_module, "write_checkpoint", checkpoint_fails)
         drainer.start()
         for i in range(3):
             await spool.append(record(i))
@@ -176,7 +183,7 @@ def test_the_drainer_outlives_disk_errors_and_corrupt_records(
         await until(lambda: spool.pending_records == 0)
         assert b"v15" in publisher.values and len(publisher.values) >= 3 + 1
         await drainer.stop()
-        await spool.close()
+        await spool.close(5)
 
     asyncio.run(scenario())
 
@@ -190,13 +197,20 @@ class SilentPublisher:
 
 def test_the_drainer_waits_for_acknowledgements_only_until_its_deadline(tmp_path: Path) -> None:
     async def scenario() -> None:
-        spool = opened(tmp_path)
+        spool = await opened(tmp_path)
         for i in range(3):
             await spool.append(record(i))
-        drainer = Drainer(spool, SilentPublisher(), NoRejected(), ack_wait=0.2, kafka_up=lambda: True)  # type: ignore[arg-type]
-        batch = spool.next_batch(spool.drainable_segments()[0], 500)
+        drainer = Drainer(
+            spool,
+            SilentPublisher(),  # type: ignore[arg-type]
+            NoRejected(),  # type: ignore[arg-type]
+            ["idaas.user"],
+            ack_wait=0.2,
+            kafka_up=lambda: True,
+        )
+        batch = await spool.next_batch(spool.drainable_segments()[0], 500)
         assert await asyncio.wait_for(drainer._publish(batch), 5) is False  # back off, try again later
         assert spool.pending_records == 3  # nothing unacknowledged leaves the spool
-        await spool.close()
+        await spool.close(5)
 
     asyncio.run(scenario())

@@ -109,7 +109,17 @@ def test_schema_bounds_are_the_loaders(path: str, bounds: dict[str, float], tmp_
     """Each bound of the schema sits exactly where bridge.config draws the line."""
     step = 1 if "minimum" in bounds or "maximum" in bounds else 0.001
     for kind, bound in bounds.items():
-        inside = {"minimum": bound, "exclusiveMinimum": bound + step, "exclusiveMaximum": bound - step}[kind]
-        outside = {"minimum": bound - step, "exclusiveMinimum": bound, "exclusiveMaximum": bound}[kind]
+        inside = {
+            "minimum": bound,
+            "maximum": bound,
+            "exclusiveMinimum": bound + step,
+            "exclusiveMaximum": bound - step,
+        }[kind]
+        outside = {
+            "minimum": bound - step,
+            "maximum": bound + step,
+            "exclusiveMinimum": bound,
+            "exclusiveMaximum": bound,
+        }[kind]
         assert _accepts(path, inside, tmp_path), f"{path} = {inside} is refused by the bridge"
         assert not _accepts(path, outside, tmp_path), f"{path} = {outside} is accepted by the bridge"

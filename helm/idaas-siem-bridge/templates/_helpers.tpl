@@ -143,6 +143,14 @@ pods.
 {{- list (include "idaas-siem-bridge.kafkaTlsSecretName" .) $tls.caCert $tls.clientCert (not (empty $tls.clientKey)) $tls.clientAuth .Values.secrets.rolloutToken | toJson | sha256sum }}
 {{- end }}
 
+{{/* This release's `helm test` pod, as a NetworkPolicy peer: it asks /readyz and the webhook paths. */}}
+{{- define "idaas-siem-bridge.testPodPeer" -}}
+- podSelector:
+    matchLabels:
+      {{- include "idaas-siem-bridge.instanceLabels" . | nindent 6 }}
+      app.kubernetes.io/component: test
+{{- end }}
+
 {{/* server.public_base_url: the configured one, else https://<first host> of the Ingress or HTTPRoute. */}}
 {{- define "idaas-siem-bridge.publicBaseUrl" -}}
 {{- if .Values.config.server.public_base_url }}
@@ -177,6 +185,8 @@ YAML and keeps numbers, booleans and strings exactly.
 server:
   host: "0.0.0.0"
   port: 8080
+  ops_host: "0.0.0.0"
+  ops_port: 9464
   tls_cert_file: ""
   tls_key_file: ""
   public_base_url: {{ include "idaas-siem-bridge.publicBaseUrl" . | toJson }}
@@ -186,6 +196,9 @@ server:
   keep_alive_timeout_seconds: {{ $config.server.keep_alive_timeout_seconds | toJson }}
   header_read_timeout_seconds: {{ $config.server.header_read_timeout_seconds | toJson }}
   body_read_timeout_seconds: {{ $config.server.body_read_timeout_seconds | toJson }}
+  tls_handshake_timeout_seconds: {{ $config.server.tls_handshake_timeout_seconds | toJson }}
+  max_header_bytes: {{ $config.server.max_header_bytes | toJson }}
+  max_header_fields: {{ $config.server.max_header_fields | toJson }}
   unauthenticated_limit_concurrency: {{ $config.server.unauthenticated_limit_concurrency | toJson }}
   unauthenticated_body_timeout_seconds: {{ $config.server.unauthenticated_body_timeout_seconds | toJson }}
   shutdown_grace_seconds: {{ $config.server.shutdown_grace_seconds | toJson }}

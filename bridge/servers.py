@@ -1,0 +1,115 @@
+"""The bridge's two listeners, in one process and one event loop, sharing one Bridge.
+
+The public listener answers only POST /webhooks/<name> (TLS, reached through the ingress); the operations
+listener serves /metrics, /readyz and /healthz on an internal port, so probes and scrapes never compete with
+deliveries for connections and nobody on the Internet can read the metrics. The public server owns the
+lifespan and the signals and runs the operations server inside its own start-up and shutdown: probes are
+answered from the first delivery until the spool is closed, and /readyz reports the shutdown.
+
+The sockets are bound here rather than by uvicorn, so that a port in use is a start-up error naming the
+setting, and so that the TLS handshake gets its own deadline (uvicorn has no setting for it and asyncio's
+default lets a silent TCP connection sit 60 s before any HTTP limit applies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any, cast
+
+import uvicorn
+
+from bridge.app import Bridge
+from bridge.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def bind(host: str, port: int, setting: str) -> socket.socket:
+    """A listening socket on host:port; `setting` names the port's setting in the error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"{setting} = {port}: cannot listen on {host}:{port}: {reason}") from None
+
+
+class Listener(uvicorn.Server):
+    """A uvicorn server on a socket bound in advance, its TLS handshake (and close) bounded in time."""
+
+    def __init__(self, config: uvicorn.Config, sock: socket.socket, tls_handshake_timeout: float) -> None:
+        super().__init__(config)
+        self.sock = sock
+        self.tls_handshake_timeout = tls_handshake_timeout
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=[])  # the lifespan and the server state; the listener is ours
+        config = self.config
+        loop = asyncio.get_running_loop()
+
+        def connection() -> asyncio.Protocol:
+            protocol: asyncio.Protocol = config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state, _loop=loop
+            )
+            return protocol
+
+        tls: dict[str, Any] = {}
+        if config.ssl is not None:
+            timeout = self.tls_handshake_timeout
+            tls = {"ssl": config.ssl, "ssl_handshake_timeout": timeout, "ssl_shutdown_timeout": timeout}
+        self.servers.append(
+            await loop.create_server(connection, sock=self.sock, backlog=config.backlog, **tls)
+        )
+        host, port = self.sock.getsockname()[:2]
+        log.info(f"listening on {'https' if config.ssl else 'http'}://{host}:{port}")
+
+
+class OpsServer(Listener):
+    """The operations listener: started and stopped by the public server, which handles the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class PublicServer(Listener):
+    """The webhook listener. It tells the bridge the moment SIGTERM arrives, so /readyz turns false at once
+    and the shutdown budget starts (uvicorn then stops accepting, lets in-flight requests finish and runs
+    the lifespan shutdown, all within that budget), and keeps the operations listener up until all of that
+    is done; the operations listener then gets what is left of the budget, at most its own 1 s."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        sock: socket.socket,
+        tls_handshake_timeout: float,
+        bridge: Bridge,
+        ops: OpsServer,
+    ) -> None:
+        super().__init__(config, sock, tls_handshake_timeout)
+        self.bridge = bridge
+        self.ops = ops
+        self._ops_task: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.bridge.begin_shutdown()
+        super().handle_exit(sig, frame)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self._ops_task = asyncio.create_task(self.ops.serve())
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        ops = self.ops.config
+        left = min(ops.timeout_graceful_shutdown or 0, self.bridge.shutdown.remaining())
+        ops.timeout_graceful_shutdown = cast(int, left)  # an asyncio delay: fractions work (see cli/serve.py)
+        self.ops.should_exit = True
+        if self._ops_task is not None:
+            await self._ops_task

@@ -1,0 +1,146 @@
+"""Hostile clients at the transport, against the daemon as a process (loopback only, bounded attacks).
+
+In each attack a correctly signed delivery sent meanwhile is answered 2xx within 1 s (IDaaS gives up at
+3 s), and the attacker's sockets and bytes do not stay with the bridge. The answer times and RSS are printed
+under "measured figures"; bench/hostile.py measures the same attacks at full size, before and after.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import BridgeProcess, plain_bridge
+from tests.e2e.hostile import (
+    MiB,
+    closed_by_peer,
+    delivery,
+    hold_open_after_early_answers,
+    oversized_digest,
+    peak_rss,
+    signed_headers,
+    silent_connections,
+    stream_headers,
+    timed_post,
+)
+from tests.figures import record_figure
+from tests.kafka_broker import create_topics
+
+pytestmark = pytest.mark.kafka
+
+#: The product's bound for a valid delivery's answer while an attack runs (IDaaS's own limit is 3 s).
+ANSWER_WITHIN_SECONDS = 1.0
+#: uvicorn's connection cap is 2 x server.limit_concurrency; the attacks hold more sockets than that.
+LIMIT_CONCURRENCY = 10
+TLS_HANDSHAKE_TIMEOUT = 1.0
+
+
+@pytest.fixture
+def plain(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> Iterator[BridgeProcess]:
+    bridge = plain_bridge(
+        tmp_path, kafka_bootstrap, topic_prefix, **{"server.limit_concurrency": LIMIT_CONCURRENCY}
+    )
+    bridge.start()
+    yield bridge
+    bridge.stop()
+
+
+@pytest.fixture
+def tls(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> Iterator[BridgeProcess]:
+    bridge = BridgeProcess(
+        workdir=tmp_path / "tls",
+        bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        overrides={"server.tls_handshake_timeout_seconds": TLS_HANDSHAKE_TIMEOUT},
+    )
+    create_topics(kafka_bootstrap, list(bridge.topics.values()))
+    bridge.start()
+    yield bridge
+    bridge.stop()
+
+
+def valid_delivery_meanwhile(bridge: BridgeProcess, attack: str, peak: list[int] | None = None) -> None:
+    """The promise: a correctly signed delivery, on a new connection as IDaaS sends it, gets its 2xx within
+    1 s while the attack runs."""
+    body = delivery()
+    status, seconds = timed_post(bridge, body, signed_headers(bridge, body))
+    memory = f", peak RSS so far {peak[0] >> 20} MiB" if peak is not None else ""
+    record_figure(f"[hostile transport] {attack}: valid delivery {status} in {seconds * 1000:.0f} ms{memory}")
+    assert status in (200, 202) and seconds < ANSWER_WITHIN_SECONDS, (status, seconds)
+
+
+def test_sockets_held_after_early_answers_are_closed_and_lock_no_delivery_out(plain: BridgeProcess) -> None:
+    held = hold_open_after_early_answers(plain.port, count=4 * LIMIT_CONCURRENCY)
+    try:
+        valid_delivery_meanwhile(plain, "40 sockets held after early answers")
+        for _connection, answer in held:
+            assert answer.split(b" ")[1] in (b"401", b"404", b"413"), answer
+            assert b"\r\nconnection: close\r\n" in answer.lower(), answer
+        still_open = [connection for connection, _ in held if not closed_by_peer(connection, within=2.0)]
+        assert still_open == []
+    finally:
+        for connection, _ in held:
+            connection.close()
+
+
+def test_a_4_mib_content_digest_gets_431_before_any_parsing(plain: BridgeProcess) -> None:
+    with peak_rss(plain) as peak, ThreadPoolExecutor(1) as pool:
+        attack = pool.submit(oversized_digest, plain.port, 4 * MiB)
+        time.sleep(0.1)
+        valid_delivery_meanwhile(plain, "one request with a 4 MiB Content-Digest", peak)
+        answer = attack.result(timeout=30)
+    assert answer.startswith(b"HTTP/1.1 431 ") and b"\r\nconnection: close\r\n" in answer, answer[:200]
+    assert b"header_too_large" in answer
+
+
+def test_streamed_headers_are_cut_off_and_memory_stays_bounded(plain: BridgeProcess) -> None:
+    per_connection = 32 * MiB
+    before = plain.rss_bytes()
+    with peak_rss(plain) as peak, ThreadPoolExecutor(3) as pool:
+        streams = [pool.submit(stream_headers, plain.port, per_connection) for _ in range(3)]
+        time.sleep(0.1)
+        valid_delivery_meanwhile(plain, "3 connections streaming 32 MiB of headers each", peak)
+        sent = [stream.result(timeout=60) for stream in streams]
+    record_figure(f"[hostile transport] header streaming: RSS {before >> 20} -> peak {peak[0] >> 20} MiB")
+    assert all(bytes_sent < per_connection for bytes_sent in sent), sent
+    assert peak[0] - before < 50 * MiB, f"RSS grew {(peak[0] - before) >> 20} MiB"
+
+
+def test_silent_connections_to_the_tls_port_are_closed_at_the_handshake_deadline(tls: BridgeProcess) -> None:
+    opened = time.monotonic()
+    silent = silent_connections(tls.port, 50)
+    try:
+        valid_delivery_meanwhile(tls, "50 silent TCP connections to the TLS port")
+        margin = 3.0
+        for connection in silent:
+            left = opened + TLS_HANDSHAKE_TIMEOUT + margin - time.monotonic()
+            assert closed_by_peer(connection, within=max(left, 0.0))
+        closed_after = time.monotonic() - opened
+        record_figure(
+            f"[hostile transport] 50 silent TLS connections all closed after {closed_after:.1f} s "
+            f"(handshake timeout {TLS_HANDSHAKE_TIMEOUT} s)"
+        )
+    finally:
+        for connection in silent:
+            connection.close()
+
+
+def test_operations_endpoints_are_served_only_on_the_ops_port(plain: BridgeProcess) -> None:
+    with plain.client() as public:
+        for path in ("/healthz", "/readyz", "/metrics", "/", "/webhooks"):
+            answer = public.get(path)
+            assert answer.status_code == 404 and answer.headers["connection"] == "close", path
+            assert answer.json()["error"] == "not_found"
+        answer = public.get("/webhooks/prod")
+        assert answer.status_code == 405 and answer.headers["connection"] == "close"
+        assert answer.headers["allow"] == "POST"
+    with plain.ops_client() as ops:
+        assert ops.get("/healthz").json() == {"status": "alive"}
+        assert ops.get("/readyz").status_code == 200
+        metrics = ops.get("/metrics")
+        assert metrics.status_code == 200 and "idaas_bridge_failure_streak" in metrics.text
+        assert ops.post("/webhooks/prod", content=b"{}").status_code == 404

@@ -1,0 +1,55 @@
+"""KafkaPublisher against real brokers: the acknowledgement it waits for, and the deadline it keeps."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import pytest
+from prometheus_client import REGISTRY
+
+from bridge.config import KafkaSettings
+from bridge.publish.kafka import KafkaPublisher, PublishError
+from tests.kafka_broker import create_topics
+
+pytestmark = pytest.mark.kafka
+
+
+def _timeouts(topic: str) -> float:
+    labels = {"topic": topic, "result": "timeout"}
+    return REGISTRY.get_sample_value("idaas_bridge_kafka_messages_total", labels) or 0.0
+
+
+async def _publish(publisher: KafkaPublisher, topic: str, deadline: float) -> object:
+    publisher.start()
+    try:
+        return await publisher.publish(
+            topic, b"key", b"value", [("h", b"1")], int(time.time() * 1000), deadline
+        )
+    finally:
+        publisher.close(0.5)
+
+
+def test_publish_returns_once_the_broker_acknowledges(kafka_bootstrap: str, topic_prefix: str) -> None:
+    topic = f"{topic_prefix}acknowledged"
+    create_topics(kafka_bootstrap, [topic])
+    publisher = KafkaPublisher(
+        dataclasses.replace(KafkaSettings(), bootstrap_servers=kafka_bootstrap), 5, "t"
+    )
+    delivered = asyncio.run(_publish(publisher, topic, deadline=10))
+    assert delivered.topic == topic and delivered.offset >= 0  # type: ignore[attr-defined]
+    assert _timeouts(topic) == 0
+
+
+def test_publish_fails_with_ack_timeout_at_its_deadline_when_no_broker_answers() -> None:
+    topic = "nobody.listens"
+    settings = dataclasses.replace(KafkaSettings(), bootstrap_servers="127.0.0.1:1")
+    publisher = KafkaPublisher(settings, message_timeout=30, name="t")
+    before = _timeouts(topic)
+    started = time.monotonic()
+    with pytest.raises(PublishError) as raised:
+        asyncio.run(_publish(publisher, topic, deadline=0.3))
+    assert raised.value.reason == "ack_timeout"
+    assert 0.3 <= time.monotonic() - started < 5
+    assert _timeouts(topic) == before + 1
