@@ -13,7 +13,9 @@ Environment overrides:
   are refused at start-up. Tokens belong in the environment (a Kubernetes Secret), not in the file.
 - `IDAAS_BRIDGE_KAFKA_CLIENT_<PROPERTY>`: a librdkafka property with `.` as `_`,
   e.g. `IDAAS_BRIDGE_KAFKA_CLIENT_SASL_PASSWORD` → `sasl.password`.
-These two families are never read as `<SECTION>__<KEY>` overrides, whatever their names contain.
+- `IDAAS_BRIDGE_ADMIN_API_SHARED_SECRET`: the shared secret of the IDaaS Administration API application
+  (`admin_api` section); never read from the file.
+These families are never read as `<SECTION>__<KEY>` overrides, whatever their names contain.
 """
 
 from __future__ import annotations
@@ -73,6 +75,12 @@ PUBLIC_SECURITY_PROPERTIES: Final = frozenset(
 )
 WEBHOOK_ENV_PREFIX: Final = f"{ENV_PREFIX}WEBHOOK_"
 KAFKA_CLIENT_ENV_PREFIX: Final = f"{ENV_PREFIX}KAFKA_CLIENT_"
+ADMIN_API_SECRET_ENV: Final = f"{ENV_PREFIX}ADMIN_API_SHARED_SECRET"
+#: A tenant hostname, optionally with a port: `<customer>.<region>.trustedauth.com`, never a URL.
+HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?$")
+#: The shortest webhook poll interval accepted: state changes are rare, and the Admin API documents no rate
+#: limit, so the bridge stays well inside any (the Splunk IDaaS input refuses under 30 s for the same reason).
+MIN_WEBHOOK_POLL_SECONDS: Final = 30.0
 #: librdkafka properties the bridge sets itself (with their aliases), and what to do instead: a client
 #: property may neither point a client elsewhere nor weaken what the durability promise rests on.
 BRIDGE_OWNED_CLIENT_PROPERTIES: Final = {
@@ -197,6 +205,21 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class AdminApiSettings:
+    """The IDaaS Administration API application the watcher, re-enable and backfill use."""
+
+    hostname: str
+    application_id: str
+    shared_secret: str = field(repr=False)
+    #: CA bundle that verifies the tenant's certificate (a TLS-inspecting proxy); empty = the system's.
+    ca_file: str = ""
+    request_timeout_seconds: float = 10.0
+    webhook_poll_seconds: float = 300.0
+    #: Poll at once when no delivery arrived for this long (a silent webhook may be disabled).
+    quiet_poll_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings
     signature: SignatureSettings
@@ -205,6 +228,8 @@ class Settings:
     dedup: DedupSettings
     spool: SpoolSettings
     logging: LoggingSettings
+    #: None when the `admin_api` section is absent: the whole Admin API feature is off.
+    admin_api: AdminApiSettings | None = None
 
     def webhook(self, name: str) -> WebhookSettings | None:
         return next((hook for hook in self.webhooks if hook.name == name), None)
@@ -493,6 +518,64 @@ def _spool(section: _Section) -> SpoolSettings:
     return settings
 
 
+def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSettings | None:
+    """The Admin API settings, or None (the feature off) while `admin_api.hostname` is empty."""
+    if "shared_secret" in section.raw:
+        raise ConfigError(
+            f"admin_api.shared_secret: the shared secret never goes in the file (nor in an "
+            f"IDAAS_BRIDGE_ADMIN_API__* override); set {ADMIN_API_SECRET_ENV} instead (value not shown)"
+        )
+    hostname = section.string("hostname", "")
+    application_id = section.string("application_id", "")
+    ca_file = section.string("ca_file", "")
+    request_timeout = section.number("request_timeout_seconds", AdminApiSettings.request_timeout_seconds, 0)
+    webhook_poll = section.number("webhook_poll_seconds", AdminApiSettings.webhook_poll_seconds, 0)
+    quiet_poll = section.number("quiet_poll_seconds", AdminApiSettings.quiet_poll_seconds, 0)
+    section.done()
+    if webhook_poll < MIN_WEBHOOK_POLL_SECONDS:
+        raise ConfigError(
+            f"admin_api.webhook_poll_seconds = {webhook_poll:g}: must be at least "
+            f"{MIN_WEBHOOK_POLL_SECONDS:g} (webhook state changes rarely; the bridge also polls at once "
+            "when its own failure streak warns or deliveries stop)"
+        )
+    if not hostname:
+        if application_id:
+            raise ConfigError(
+                "admin_api.application_id is set but admin_api.hostname is empty: give the tenant's hostname "
+                "too, or clear application_id to turn the Admin API feature off"
+            )
+        return None
+    if not HOSTNAME.match(hostname):
+        raise section._fail(
+            "hostname",
+            hostname,
+            "give the tenant's hostname only, as in the credentials file IDaaS let you download "
+            "(e.g. mycompany.us.trustedauth.com), without https:// or a path",
+        )
+    if not application_id:
+        raise ConfigError(
+            "admin_api.application_id is empty: give the applicationId of the Administration API "
+            "application (Security > Applications in the IDaaS portal), or clear admin_api.hostname"
+        )
+    secret = environ.get(ADMIN_API_SECRET_ENV, "").strip()
+    if not secret:
+        raise ConfigError(
+            f"admin_api.hostname is set but {ADMIN_API_SECRET_ENV} is not: set it to the sharedSecret of "
+            f"application {application_id!r}, or clear admin_api.hostname to turn the feature off"
+        )
+    if ca_file and not Path(ca_file).is_file():
+        raise ConfigError(f"admin_api.ca_file = {ca_file!r}: no such file")
+    return AdminApiSettings(
+        hostname=hostname,
+        application_id=application_id,
+        shared_secret=secret,
+        ca_file=ca_file,
+        request_timeout_seconds=request_timeout,
+        webhook_poll_seconds=webhook_poll,
+        quiet_poll_seconds=quiet_poll,
+    )
+
+
 def _check_deadletter_fits(settings: Settings) -> None:
     """Every authenticated delivery must fit in Kafka at least as a dead letter, or it could only be lost."""
     max_body, max_record = settings.server.max_body_bytes, settings.kafka.max_record_bytes
@@ -569,6 +652,7 @@ def load_settings(
         ),
         spool=_spool(root.section("spool")),
         logging=LoggingSettings(level=logging_section.string("level", "INFO").upper()),
+        admin_api=_admin_api(root.section("admin_api"), environ),
     )
     for section in (root, signature, dedup, logging_section):
         section.done()
@@ -629,4 +713,10 @@ def describe(settings: Settings) -> dict[str, Any]:
         "dedup": {"ttl_seconds": settings.dedup.ttl_seconds, "max_entries": settings.dedup.max_entries},
         "spool": {key: getattr(settings.spool, key) for key in SpoolSettings.__dataclass_fields__},
         "logging": {"level": settings.logging.level},
+        "admin_api": None
+        if settings.admin_api is None
+        else {
+            key: "***" if key == "shared_secret" else getattr(settings.admin_api, key)
+            for key in AdminApiSettings.__dataclass_fields__
+        },
     }

@@ -218,3 +218,11 @@ SPOOL_FSYNC_DURATION = Histogram(
     "Duration of one group-commit fsync of the spool.",
     buckets=LATENCY_BUCKETS,
 )
+
+# --- IDaaS Administration API -----------------------------------------------------------------------
+ADMIN_API_REQUESTS = Counter(
+    "idaas_bridge_admin_api_requests_total",
+    "Requests to the IDaaS Administration API by operation and answer: the HTTP status code, or `error` "
+    "when none came (timeout, connection refused, TLS failure).",
+    ["operation", "code"],
+)

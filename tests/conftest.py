@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.kafka_fixtures", "tests.figures"]
+pytest_plugins = ["tests.kafka_fixtures", "tests.figures", "tests.fake_admin_api"]

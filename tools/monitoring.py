@@ -618,6 +618,20 @@ def _panels() -> list[dict[str, Any]]:
             ],
             "s",
         ),
+        timeseries(
+            "IDaaS Admin API requests by answer",
+            "Requests the bridge made to the IDaaS Administration API per operation and HTTP status "
+            "(`error`: no answer). Steady 401/403 mean a wrong secret or a role without the permission "
+            "(docs/operations.md); 429/5xx are retried with back-off.",
+            [
+                (
+                    f"sum by {by('operation', 'code')} "
+                    f"(rate({q('idaas_bridge_admin_api_requests_total')}{RATE}))",
+                    "{{operation}} {{code}}",
+                )
+            ],
+            "reqps",
+        ),
         row("Kafka"),
         timeseries(
             "Kafka publish failures",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -48,6 +49,7 @@ FIXED_BY_CHART: Final = frozenset(
         "server.tls_key_file",
         "spool.path",
         "webhooks.tokens",
+        "admin_api.shared_secret",
     }
 )
 #: Fields of the settings model that no file sets: the loader derives them.
@@ -72,6 +74,9 @@ BOUNDS: Final[dict[str, dict[str, float]]] = {
     "dedup.max_entries": {"minimum": 1},
     "spool.segment_bytes": {"minimum": 64 * 1024},
     "spool.max_bytes": {"minimum": 64 * 1024},
+    "admin_api.request_timeout_seconds": {"exclusiveMinimum": 0},
+    "admin_api.webhook_poll_seconds": {"minimum": model.MIN_WEBHOOK_POLL_SECONDS},
+    "admin_api.quiet_poll_seconds": {"exclusiveMinimum": 0},
 }
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: librdkafka properties are strings to the bridge; YAML may give them as numbers or booleans.
@@ -105,6 +110,10 @@ def _field_schema(path: str, hint: Any) -> dict[str, Any]:
         }
     if path == "logging.level":
         return {"type": "string", "enum": [*LOG_LEVELS, *(level.lower() for level in LOG_LEVELS)]}
+    if origin is types.UnionType and type(None) in args:
+        # An optional section (admin_api): absent turns its feature off.
+        (present,) = (arg for arg in args if arg is not type(None))
+        return _field_schema(path, present)
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         return _dataclass_schema(path, hint)
     if origin is typing.Literal:
@@ -136,6 +145,10 @@ def _dataclass_schema(path: str, cls: type) -> dict[str, Any]:
             continue
         properties[field.name] = _field_schema(child, hints[field.name])
     schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": properties}
+    if cls is model.AdminApiSettings:
+        # Empty turns the feature off.
+        hostname = {"type": "string", "pattern": model.HOSTNAME.pattern}
+        properties["hostname"] = {"anyOf": [{"const": ""}, hostname]}
     if cls is model.WebhookSettings:
         properties["name"] |= {"pattern": model.WEBHOOK_NAME.pattern}
         schema["required"] = ["name"]

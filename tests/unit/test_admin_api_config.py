@@ -1,0 +1,89 @@
+"""The `admin_api` section: off when absent, the secret only from the environment, precise errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.config import ADMIN_API_SECRET_ENV, ConfigError, describe, load_settings
+
+SECRET = "admin-api-secret-0123456789"
+ENV = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "dev-token-0123456789", ADMIN_API_SECRET_ENV: SECRET}
+BASE = "webhooks:\n  - name: dev\n"
+TENANT = "admin_api:\n  hostname: acme.us.trustedauth.com\n  application_id: a\n"
+
+
+def load(tmp_path: Path, section: str, env: dict[str, str] = ENV):  # type: ignore[no-untyped-def]
+    path = tmp_path / "bridge.yaml"
+    path.write_text(BASE + section)
+    return load_settings(path, env)
+
+
+def test_the_feature_is_off_without_a_hostname_even_with_the_secret_set(tmp_path: Path) -> None:
+    assert load(tmp_path, "").admin_api is None
+    assert describe(load(tmp_path, "")).get("admin_api") is None
+    assert load(tmp_path, 'admin_api:\n  hostname: ""\n  webhook_poll_seconds: 60\n').admin_api is None
+
+
+def test_a_configured_section_reads_the_secret_from_the_environment_and_masks_it(tmp_path: Path) -> None:
+    settings = load(tmp_path, TENANT + "  webhook_poll_seconds: 60\n")
+    assert settings.admin_api is not None
+    assert settings.admin_api.shared_secret == SECRET
+    assert settings.admin_api.hostname == "acme.us.trustedauth.com"
+    assert settings.admin_api.webhook_poll_seconds == 60
+    shown = describe(settings)["admin_api"]
+    assert shown["shared_secret"] == "***" and SECRET not in repr(shown) and SECRET not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("section", "env", "expected"),
+    [
+        (
+            "admin_api:\n  hostname: https://acme.us.trustedauth.com/\n  application_id: a\n",
+            ENV,
+            "admin_api.hostname = 'https://acme.us.trustedauth.com/': give the tenant's hostname only",
+        ),
+        ("admin_api:\n  hostname: acme.us.trustedauth.com\n", ENV, "admin_api.application_id is empty"),
+        ("admin_api:\n  application_id: a\n", ENV, "admin_api.hostname is empty"),
+        (
+            TENANT,
+            {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "dev-token-0123456789"},
+            f"{ADMIN_API_SECRET_ENV} is not",
+        ),
+        (
+            TENANT + "  shared_secret: s3cr3t\n",
+            ENV,
+            f"set {ADMIN_API_SECRET_ENV} instead",
+        ),
+        (
+            TENANT + "  webhook_poll_seconds: 5\n",
+            ENV,
+            "admin_api.webhook_poll_seconds = 5: must be at least 30",
+        ),
+        (
+            TENANT + "  ca_file: /nope.pem\n",
+            ENV,
+            "admin_api.ca_file = '/nope.pem': no such file",
+        ),
+        (
+            TENANT + "  poll: 5\n",
+            ENV,
+            "admin_api: unknown setting(s) poll",
+        ),
+    ],
+)
+def test_wrong_settings_are_refused_at_start_up_with_what_to_do(
+    tmp_path: Path, section: str, env: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, section, env)
+    assert expected in str(error.value)
+    assert "s3cr3t" not in str(error.value)
+
+
+def test_a_secret_put_in_a_section_override_is_refused_without_showing_it(tmp_path: Path) -> None:
+    env = ENV | {"IDAAS_BRIDGE_ADMIN_API__SHARED_SECRET": "override-secret-value"}
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, TENANT, env)
+    assert ADMIN_API_SECRET_ENV in str(error.value) and "override-secret-value" not in str(error.value)
