@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.e2e.harness import BridgeProcess, metric_value, plain_bridge
@@ -89,7 +88,7 @@ def test_a_readyz_burst_during_a_kafka_outage_does_not_slow_a_signed_delivery(
     probes: list[int] = []
 
     def probe() -> None:
-        with httpx.Client(base_url=lifecycle_bridge.base_url, timeout=10) as client:
+        with lifecycle_bridge.ops_client() as client:
             while not stop.is_set():
                 probes.append(client.get("/readyz").status_code)
 
