@@ -17,19 +17,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge import metrics
-from bridge.config import MIN_RECORD_BYTES, ConfigError, Settings
+from bridge.config import ConfigError, Settings
 from bridge.dedup import DeliveryDedup
 from bridge.guard import AutoDisableGuard
 from bridge.publish.delivery import REPORT_MARGIN_SECONDS, DurableDelivery
 from bridge.publish.drainer import Drainer
-from bridge.publish.kafka import (
-    MAX_RECORD_AGE_MS,
-    PROTOCOL_OVERHEAD_BYTES,
-    KafkaPublisher,
-    TopicLimits,
-    topic_limit_bytes,
-    topic_limits,
-)
+from bridge.publish.kafka import KafkaPublisher, retention_problem, size_problem, topic_limits
 from bridge.publish.rejected import RejectedRecords
 from bridge.publish.spool import Spool
 from bridge.receiver import Answer, WebhookReceiver
@@ -58,7 +51,6 @@ class Bridge:
             self.rejected,
             [topic.name for topic in kafka.topics.values()],
             ack_wait=DRAIN_MESSAGE_TIMEOUT_SECONDS + REPORT_MARGIN_SECONDS,
-            kafka_up=lambda: self.publisher.up,
         )
         self.router = Router(kafka)
         for topic in kafka.topics.values():
@@ -97,41 +89,12 @@ class Bridge:
             log.warning("could not read the topics' configuration", extra={"error": str(exc)})
             return
         for topic, limit in sorted(limits.items()):
-            self._warn_if_too_small(topic, limit)
-            self._warn_if_short_lived(topic, limit)
-
-    def _warn_if_too_small(self, topic: str, limit: TopicLimits) -> None:
-        """A topic that cannot take the largest record is not fatal (IDaaS events are a few KiB), but the
-        operator should learn it now rather than from the rejected-records alert."""
-        kafka = self.settings.kafka
-        needed = topic_limit_bytes(kafka)
-        largest = limit.max_message_bytes
-        if largest >= needed:
-            return
-        fix = f"Raise the topic's max.message.bytes to {needed}"
-        if largest - PROTOCOL_OVERHEAD_BYTES >= MIN_RECORD_BYTES:
-            fix += f", or lower kafka.max_record_bytes to {largest - PROTOCOL_OVERHEAD_BYTES} or less"
-        log.warning(
-            f"topic {topic} takes records of at most {largest} bytes (max.message.bytes) but the bridge "
-            f"may produce up to {needed} (kafka.max_record_bytes + {PROTOCOL_OVERHEAD_BYTES}); larger "
-            f"ones would wait in {self.rejected.path}. {fix}",
-            extra={"topic": topic, "max_message_bytes": largest, "needed": needed},
-        )
-
-    @staticmethod
-    def _warn_if_short_lived(topic: str, limit: TopicLimits) -> None:
-        """Records may be stamped up to MAX_RECORD_AGE_MS in the past; with a shorter retention Kafka could
-        delete them before a consumer that fell behind reads them."""
-        wanted = 2 * MAX_RECORD_AGE_MS
-        if limit.retention_ms < 0 or limit.retention_ms >= wanted:
-            return
-        log.warning(
-            f"topic {topic} keeps records for {limit.retention_ms / 3_600_000:g} h (retention.ms) but the "
-            f"bridge stamps records with their event time, up to {MAX_RECORD_AGE_MS // 3_600_000} h in the "
-            f"past: a late event could expire before your SIEM reads it. Raise retention.ms to {wanted} or "
-            "more",
-            extra={"topic": topic, "retention_ms": limit.retention_ms, "wanted": wanted},
-        )
+            too_small = size_problem(topic, limit, self.settings.kafka, str(self.rejected.path))
+            if too_small is not None:
+                log.warning(too_small, extra={"topic": topic, "max_message_bytes": limit.max_message_bytes})
+            short_lived = retention_problem(topic, limit)
+            if short_lived is not None:
+                log.warning(short_lived, extra={"topic": topic, "retention_ms": limit.retention_ms})
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "alive"})
@@ -190,7 +153,7 @@ class Bridge:
         self.begin_shutdown()
         budget = self.shutdown
         budget.phase_done("requests", requests=self.receiver.in_flight)
-        await self.drainer.stop(drain_within=budget.remaining())
+        await self.drainer.stop(budget.remaining(), kafka_up=lambda: self.publisher.up)
         budget.phase_done("drain", spooled_records=self.spool.pending_records)
         await self.spool.close(budget.remaining())
         budget.phase_done("spool")

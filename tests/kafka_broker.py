@@ -60,6 +60,8 @@ class LocalKafka:
     controller_port: int
     #: Free ports were chosen for it: when another process takes them first, `started()` moves it.
     movable: bool = False
+    #: Also a SASL_SSL listener on localhost:<port> (kafka.sh's KAFKA_SASL_PORT; users and CA there).
+    sasl_port: int | None = None
 
     @classmethod
     def for_session(cls) -> LocalKafka:
@@ -104,6 +106,15 @@ class LocalKafka:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL_SSL listener, by the name its certificate holds."""
+        return f"localhost:{self.sasl_port}"
+
+    @property
+    def sasl_ca(self) -> Path:
+        return self.instance_dir / "tls" / "ca.pem"
 
     @property
     def instance_dir(self) -> Path:
@@ -158,6 +169,8 @@ class LocalKafka:
             "KAFKA_PORT": str(self.port),
             "KAFKA_CONTROLLER_PORT": str(self.controller_port),
         }
+        if self.sasl_port is not None:
+            env["KAFKA_SASL_PORT"] = str(self.sasl_port)
         return subprocess.run([str(SCRIPT), command], env=env, capture_output=True, text=True, check=False)
 
     def _checked(self, command: str) -> None:

@@ -21,12 +21,16 @@ TELLING_CODES: Final = frozenset(
     {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL}
 )
 
+ERROR_POLL_SECONDS: Final = 0.2
+
 
 class ClientErrors:
     """librdkafka's error callback for the CLI's clients: errors are kept, not printed."""
 
     def __init__(self) -> None:
         self.errors: list[KafkaError] = []
+        #: Admin clients to poll before explaining: librdkafka hands errors to the callback only in poll().
+        self.clients: list[AdminClient] = []
 
     def __call__(self, error: KafkaError) -> None:
         self.errors.append(error)
@@ -36,6 +40,8 @@ class ClientErrors:
 
     def explain(self, exc: KafkaException, bootstrap: str) -> CommandError:
         """The failure to report for `exc`: the authentication or TLS error behind it, if one was seen."""
+        for client in self.clients:
+            client.poll(ERROR_POLL_SECONDS)
         cause = self.telling()
         return from_kafka(KafkaException(cause) if cause is not None else exc, bootstrap)
 
@@ -50,4 +56,6 @@ def quiet(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def cli_admin(settings: KafkaSettings) -> AdminClient:
-    return AdminClient(quiet(client_config(settings)))
+    admin = AdminClient(quiet(client_config(settings)))
+    ERRORS.clients.append(admin)
+    return admin

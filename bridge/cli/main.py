@@ -14,7 +14,7 @@ from importlib import metadata
 
 from confluent_kafka import KafkaException
 
-from bridge.cli import check, rejected, serve, simulate, tail, topics
+from bridge.cli import check, rejected, replay, serve, simulate, tail, topics
 from bridge.cli.exits import (
     EXIT_CONFIG,
     EXIT_INTERRUPTED,
@@ -26,7 +26,15 @@ from bridge.cli.kafka_client import ERRORS
 from bridge.config import ConfigError, load_settings
 
 PROG = "idaas-bridge"
-COMMANDS = (serve.COMMAND, check.COMMAND, topics.COMMAND, simulate.COMMAND, tail.COMMAND, rejected.COMMAND)
+COMMANDS = (
+    serve.COMMAND,
+    check.COMMAND,
+    topics.COMMAND,
+    simulate.COMMAND,
+    tail.COMMAND,
+    replay.COMMAND,
+    rejected.COMMAND,
+)
 EPILOG = (
     "exit codes: 0 ok; 1 the command's verdict is negative (a check failed, IDaaS would disable the "
     "webhook, records still refused); 2 usage; 3 configuration; 4 runtime (Kafka unreachable, "

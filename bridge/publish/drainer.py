@@ -42,18 +42,15 @@ class Drainer:
         rejected: RejectedRecords,
         topics: Collection[str],
         ack_wait: float,
-        kafka_up: Callable[[], bool],
     ) -> None:
         """`ack_wait`: how long to wait for a batch's acknowledgements (longer than the publisher's own
-        message timeout, so librdkafka normally reports first); what is not settled by then stays spooled.
-        `kafka_up`: the bridge's cached view of Kafka (KafkaPublisher.up of the receiver's producer)."""
+        message timeout, so librdkafka normally reports first); what is not settled by then stays spooled."""
         self._spool = spool
         self._publisher = publisher
         self._rejected = rejected
         #: The configured topics: the only ones a spooled record may be produced to.
         self._topics = frozenset(topics)
         self._ack_wait = ack_wait
-        self._kafka_up = kafka_up
         self._task: asyncio.Task[None] | None = None
         self._backoff = MIN_BACKOFF_SECONDS
         #: The next batch is one record: the one the broker just refused together with its batch.
@@ -62,9 +59,10 @@ class Drainer:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="spool-drainer")
 
-    async def stop(self, drain_within: float = 0.0) -> None:
-        """Stop draining. First, for up to `drain_within` seconds and while Kafka is up, let the drain empty
-        the spool: a pod's spool on an emptyDir volume is deleted with the pod."""
+    async def stop(self, drain_within: float = 0.0, kafka_up: Callable[[], bool] = lambda: False) -> None:
+        """Stop draining. First, for up to `drain_within` seconds and while `kafka_up()` (the bridge's cached
+        view of Kafka) holds, let the drain empty the spool: a pod's spool on an emptyDir volume is deleted
+        with the pod."""
         if self._task is None:
             return
         deadline = time.monotonic() + drain_within
@@ -72,7 +70,7 @@ class Drainer:
             self._spool.pending_records
             and time.monotonic() < deadline
             and not self._task.done()
-            and self._kafka_up()
+            and kafka_up()
         ):
             await asyncio.sleep(0.1)
         if self._spool.pending_records:

@@ -24,7 +24,7 @@ from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 
 from bridge import metrics
-from bridge.config import KafkaSettings
+from bridge.config import MIN_RECORD_BYTES, KafkaSettings
 from bridge.errors import ReasonedError
 
 log = logging.getLogger(__name__)
@@ -121,12 +121,58 @@ class TopicLimits:
     retention_ms: int
 
 
+def size_problem(topic: str, limit: TopicLimits, settings: KafkaSettings, rejected_file: str) -> str | None:
+    """Why `topic` cannot take the largest record the bridge may produce, and the fix; None when it can.
+    Not fatal (IDaaS events are a few KiB): a record too large waits in `rejected_file`."""
+    needed = topic_limit_bytes(settings)
+    largest = limit.max_message_bytes
+    if largest >= needed:
+        return None
+    fix = f"Raise the topic's max.message.bytes to {needed}"
+    if largest - PROTOCOL_OVERHEAD_BYTES >= MIN_RECORD_BYTES:
+        fix += f", or lower kafka.max_record_bytes to {largest - PROTOCOL_OVERHEAD_BYTES} or less"
+    return (
+        f"topic {topic} takes records of at most {largest} bytes (max.message.bytes) but the bridge "
+        f"may produce up to {needed} (kafka.max_record_bytes + {PROTOCOL_OVERHEAD_BYTES}); larger "
+        f"ones would wait in {rejected_file}. {fix}"
+    )
+
+
+def retention_problem(topic: str, limit: TopicLimits) -> str | None:
+    """Records may be stamped up to MAX_RECORD_AGE_MS in the past; with a retention shorter than twice that,
+    Kafka could delete them before a consumer that fell behind reads them. None when long enough."""
+    wanted = 2 * MAX_RECORD_AGE_MS
+    if limit.retention_ms < 0 or limit.retention_ms >= wanted:
+        return None
+    return (
+        f"topic {topic} keeps records for {limit.retention_ms / 3_600_000:g} h (retention.ms) but the "
+        f"bridge stamps records with their event time, up to {MAX_RECORD_AGE_MS // 3_600_000} h in the "
+        f"past: a late event could expire before your SIEM reads it. Raise retention.ms to {wanted} or more"
+    )
+
+
+#: Below this many replicas (or the cluster's broker count, if smaller) a broker's loss can lose events.
+WANTED_REPLICAS: Final = 3
+
+
+def replication_problem(topic: str, replicas: int, brokers: int) -> str | None:
+    """acks=all only protects an event on as many brokers as the topic has replicas."""
+    wanted = min(WANTED_REPLICAS, brokers)
+    if replicas >= wanted:
+        return None
+    return (
+        f"topic {topic} has {replicas} replica(s) on a cluster of {brokers} brokers: losing one broker can "
+        f"lose acknowledged events. Recreate it with replication factor {wanted}"
+    )
+
+
 def topic_limits(
-    settings: KafkaSettings, timeout: float = METADATA_TIMEOUT_SECONDS
+    settings: KafkaSettings, timeout: float = METADATA_TIMEOUT_SECONDS, names: Sequence[str] | None = None
 ) -> dict[str, TopicLimits]:
-    """max.message.bytes and retention.ms of every configured topic. Blocking; raises KafkaException when
-    the brokers do not answer."""
-    names = sorted({topic.name for topic in settings.topics.values()})
+    """max.message.bytes and retention.ms of `names` (default: every configured topic). Blocking; raises
+    KafkaException when the brokers do not answer."""
+    if names is None:
+        names = sorted({topic.name for topic in settings.topics.values()})
     resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
     admin = admin_client(settings)  # must outlive the futures: destroying it fails them
     futures = admin.describe_configs(resources, request_timeout=timeout)

@@ -376,11 +376,7 @@ class Spool:
         return segment
 
     def _read_checkpoint(self, number: int) -> tuple[int, int]:
-        try:
-            records, size = self._checkpoint_path(number).read_text().split()
-            return int(records), int(size)
-        except (OSError, ValueError):
-            return 0, 0
+        return read_checkpoint(self._checkpoint_path(number))
 
     async def _rotate(self, number: int) -> None:
         """Close the active segment's file (if still open) and start segment `number` as the active one;
@@ -637,6 +633,30 @@ def write_checkpoint(path: Path, text: str) -> None:
     with open(staging, "w", opener=private) as file:
         file.write(text)
     staging.replace(path)
+
+
+def read_checkpoint(path: Path) -> tuple[int, int]:
+    """(records, byte offset) Kafka confirmed of a segment; (0, 0) without a readable checkpoint."""
+    try:
+        records, size = path.read_text().split()
+        return int(records), int(size)
+    except (OSError, ValueError):
+        return 0, 0
+
+
+def unconfirmed_records(directory: Path) -> Iterator[OutboundRecord]:
+    """The records a spool directory still holds for Kafka, oldest segment first, read without changing
+    anything (for a dry run over a spool another process left behind)."""
+    for path in sorted(directory.glob(f"{SEGMENT_PREFIX}*{SEGMENT_SUFFIX}")):
+        if SEGMENT_NAME.fullmatch(path.name) is None:
+            continue
+        _, offset = read_checkpoint(path.with_suffix(CHECKPOINT_SUFFIX))
+        with contextlib.suppress(FileNotFoundError), path.open("rb") as file:
+            reader = SegmentReader(file)
+            # As recovery does: a checkpoint that points outside the records is not believed.
+            start = offset if reader.start < offset <= reader.size else reader.start
+            for record, _spooled_at, _size in reader.records(start):
+                yield record
 
 
 def read_records(path: Path, offset: int, limit: int) -> list[tuple[OutboundRecord, float, int]]:

@@ -14,6 +14,10 @@
 #   KAFKA_INSTANCE_DIR     default .cache/kafka/instance-default (a relative path is taken from the repo root)
 #   KAFKA_PORT             client listener, default 9092
 #   KAFKA_CONTROLLER_PORT  KRaft controller listener, default 9093
+#   KAFKA_SASL_PORT        optional: also a SASL_SSL listener (SASL/PLAIN over TLS) on localhost:<port>, for
+#                          testing clients that authenticate. Users: admin/admin-secret and
+#                          bridge/bridge-secret; the CA that signed the broker's certificate is written to
+#                          <instance>/tls/ca.pem. Unset (the default): PLAINTEXT only, as before.
 #   KAFKA_HEAP             broker heap flags, default "-Xms256m -Xmx768m"
 set -euo pipefail
 
@@ -27,6 +31,7 @@ instance=${KAFKA_INSTANCE_DIR:-.cache/kafka/instance-default}
 port=${KAFKA_PORT:-9092}
 controller_port=${KAFKA_CONTROLLER_PORT:-9093}
 heap=${KAFKA_HEAP:--Xms256m -Xmx768m}
+sasl_port=${KAFKA_SASL_PORT:-}
 pidfile="$instance/kafka.pid"
 logfile="$instance/kafka.log"
 ready_timeout=90
@@ -116,7 +121,56 @@ wait_gone() {
 listening() { (: <>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Where the running broker listens: written by the `up` that started it, whatever KAFKA_PORT says now.
-running_bootstrap() { sed -n 's|^advertised.listeners=PLAINTEXT://||p' "$instance/server.properties"; }
+running_bootstrap() { sed -n 's|^advertised.listeners=PLAINTEXT://\([^,]*\).*|\1|p' "$instance/server.properties"; }
+
+# A CA and a broker certificate for localhost/127.0.0.1 (PKCS12, JDK keytool only), made once per instance.
+sasl_certificates() {
+  local tls="$instance/tls" password=changeit
+  [[ -f "$tls/broker.p12" && -f "$tls/ca.pem" ]] && return 0
+  rm -rf "$tls"
+  mkdir -p "$tls"
+  (
+    cd "$tls"
+    keytool -genkeypair -alias ca -dname CN=idaas-bridge-test-ca -keyalg RSA -keysize 2048 -validity 3650 \
+      -ext bc:c -storetype PKCS12 -keystore ca.p12 -storepass $password -keypass $password
+    keytool -exportcert -alias ca -rfc -keystore ca.p12 -storepass $password >ca.pem
+    keytool -genkeypair -alias broker -dname CN=localhost -keyalg RSA -keysize 2048 -validity 3650 \
+      -storetype PKCS12 -keystore broker.p12 -storepass $password -keypass $password
+    keytool -certreq -alias broker -keystore broker.p12 -storepass $password |
+      keytool -gencert -alias ca -keystore ca.p12 -storepass $password -validity 3650 -rfc \
+        -ext "SAN=dns:localhost,ip:127.0.0.1" -ext ku:c=digitalSignature,keyEncipherment \
+        -ext eku=serverAuth,clientAuth >broker.pem
+    keytool -importcert -noprompt -alias ca -file ca.pem -keystore broker.p12 -storepass $password
+    keytool -importcert -alias broker -file broker.pem -keystore broker.p12 -storepass $password
+  ) >"$instance/tls.log" 2>&1 || {
+    cat "$instance/tls.log" >&2
+    fail "making the SASL_SSL listener's certificates failed"
+  }
+}
+
+# The listener lines of server.properties: PLAINTEXT and CONTROLLER, plus SASL_SSL when KAFKA_SASL_PORT is set.
+listener_properties() {
+  if [[ -z $sasl_port ]]; then
+    cat <<PROPS
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+PROPS
+    return
+  fi
+  local plain="org.apache.kafka.common.security.plain.PlainLoginModule"
+  cat <<PROPS
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port,SASL_SSL://127.0.0.1:$sasl_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://localhost:$sasl_port
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$instance/tls/broker.p12
+listener.name.sasl_ssl.ssl.keystore.password=changeit
+listener.name.sasl_ssl.ssl.key.password=changeit
+listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=$plain required username="admin" password="admin-secret" user_admin="admin-secret" user_bridge="bridge-secret";
+PROPS
+}
 
 write_config() {
   mkdir -p "$instance/data"
@@ -145,10 +199,8 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+$(listener_properties)
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$instance/data
 num.partitions=3
 default.replication.factor=1
@@ -222,10 +274,11 @@ up() {
     return 0
   fi
   local p
-  for p in "$port" "$controller_port"; do
+  for p in "$port" "$controller_port" $sasl_port; do
     ! listening "$p" || fail "127.0.0.1:$p is in use by another process; set KAFKA_PORT/KAFKA_CONTROLLER_PORT"
   done
   fetch
+  [[ -z $sasl_port ]] || sasl_certificates
   write_config
   [[ -f "$instance/data/meta.properties" ]] || format
   : >"$logfile"

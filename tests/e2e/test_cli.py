@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
+from confluent_kafka import Producer
+
+from bridge.config import load_settings
 from bridge.events.samples import sample_deliveries
-from tests.e2e.harness import BridgeProcess, plain_bridge
+from bridge.publish.spool import unconfirmed_records
+from bridge.routing import Router
+from tests.e2e.harness import BridgeProcess, consume_all, offline_bridge, plain_bridge, signed_post
+from tests.kafka_broker import LocalKafka, create_topics, free_ports
 
 
 def summary(stdout: str) -> dict[str, Any]:
@@ -97,3 +107,151 @@ def test_tail_shows_what_simulate_sent_in_every_format(
     (line,) = filtered.stdout.splitlines()
     assert "authentication.failed" in line and "failure" in line and "\x1b[" not in line
     assert f"{bridge.topics['authentication']}/" in line
+
+
+def verdicts(bridge: BridgeProcess) -> tuple[int, dict[str, dict[str, str]]]:
+    result = bridge.cli("check-config", "--connect", "--json", timeout=60)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    return result.returncode, {line["check"]: line for line in lines}
+
+
+def test_check_config_connect_passes_and_fails_with_a_verdict_for_a_missing_topic(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    bridge = plain_bridge(tmp_path, kafka_bootstrap, topic_prefix)
+    code, checks = verdicts(bridge)
+    assert code == 0, checks
+    assert {line["status"] for line in checks.values()} == {"ok"}
+    assert checks["kafka"]["detail"].startswith("1 broker(s) answered")
+    user = checks[f"topic {bridge.topics['user']}"]["detail"]
+    assert "3 partition(s), replication 1" in user and "max.message.bytes 2162688" in user
+    assert "writable" in checks["spool"]["detail"]
+
+    missing = f"{topic_prefix}idaas.nobody-made-this"
+    bridge.overrides = {"kafka.topics.user.name": missing}
+    bridge.config_path.write_text(yaml.safe_dump(bridge.config()))
+    code, checks = verdicts(bridge)
+    assert code == 1
+    verdict = checks[f"topic {missing}"]
+    assert verdict["status"] == "fail"
+    assert "does not exist" in verdict["detail"] and "idaas-bridge topics" in verdict["detail"]
+    assert "kafka.topics.user.name" in verdict["detail"]
+    assert checks["kafka"]["status"] == "ok"
+
+
+@pytest.fixture(scope="module")
+def sasl_broker() -> Iterator[LocalKafka]:
+    """A broker of its own with kafka.sh's SASL_SSL listener (users admin and bridge, PLAIN)."""
+    port, controller, sasl = free_ports(3)
+    broker = LocalKafka("cli-sasl", port, controller, sasl_port=sasl)
+    broker.stop()  # one a crashed session left behind would hold other ports
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.mark.parametrize(("password", "passes"), [("bridge-secret", True), ("not-the-password", False)])
+def test_check_config_connect_authenticates_over_sasl_ssl(
+    tmp_path: Path, sasl_broker: LocalKafka, topic_prefix: str, password: str, passes: bool
+) -> None:
+    bridge = BridgeProcess(
+        workdir=tmp_path / "sasl",
+        bootstrap=sasl_broker.sasl_bootstrap,
+        topic_prefix=topic_prefix,
+        tls=False,
+        overrides={
+            "kafka.client_properties": {
+                "security.protocol": "SASL_SSL",
+                "sasl.mechanism": "PLAIN",
+                "sasl.username": "bridge",
+                "sasl.password": password,
+                "ssl.ca.location": str(sasl_broker.sasl_ca),
+            }
+        },
+    )
+    create_topics(sasl_broker.bootstrap, list(bridge.topics.values()))
+    code, checks = verdicts(bridge)
+    kafka = checks["kafka"]
+    if passes:
+        assert code == 0, checks
+        assert kafka["status"] == "ok" and "(SASL_SSL)" in kafka["detail"]
+        assert checks["tls kafka ssl.ca.location"]["status"] == "ok"
+    else:
+        assert code == 1
+        assert kafka["status"] == "fail"
+        assert "SASL authentication error" in kafka["detail"]
+        assert "IDAAS_BRIDGE_KAFKA_CLIENT_SASL_PASSWORD" in kafka["detail"]
+        assert password not in json.dumps(checks)
+        assert not any(check.startswith("topic ") for check in checks)
+
+
+def test_replay_moves_fixed_dead_letters_back_exactly_once(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    bridge = plain_bridge(tmp_path, kafka_bootstrap, topic_prefix)
+    bridge.start()
+    try:
+        # A dead letter no fix can help: the body is not JSON.
+        answer = signed_post(bridge, b"{not json")
+        assert answer.json()["status"] == "deadlettered"
+    finally:
+        bridge.stop()
+    # Two dead letters an older bridge made of valid deliveries (say, before its normalizer was fixed):
+    # written as the bridge writes dead letters, with the raw body.
+    settings = load_settings(bridge.config_path, bridge.environment())
+    router = Router(settings.kafka)
+    samples = {sample["type"]: sample for sample in sample_deliveries()}
+    fixed = [
+        dict(samples["authentication.failed"], id="fixed-1"),
+        dict(samples["user.created"], id="fixed-2"),
+    ]
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for body in fixed:
+        letter = router.deadletter(json.dumps(body).encode(), "normalizer bug", "prod", datetime.now(UTC))
+        producer.produce(letter.topic, letter.value, letter.key, headers=letter.headers)
+    assert producer.flush(10) == 0
+
+    dry = bridge.cli("replay", "deadletters", "--dry-run")
+    assert dry.returncode == 1, dry.stderr  # one dead letter still fails
+    assert "would publish 2 event(s)" in dry.stdout and "1 dead letter(s) still fail" in dry.stdout
+    first = bridge.cli("replay", "deadletters")
+    assert first.returncode == 1, first.stderr
+    assert "published 2 event(s)" in first.stdout and "invalid_json: 1" in first.stdout
+    again = bridge.cli("replay", "deadletters")
+    assert again.returncode == 0, again.stderr
+    assert "published 0 event(s)" in again.stdout
+
+    events = consume_all(kafka_bootstrap, [bridge.topics["authentication"], bridge.topics["user"]], 2)
+    assert sorted(dict(m.headers() or [])["idaas-delivery-id"] for m in events) == [b"fixed-1", b"fixed-2"]
+    assert {m.topic() for m in events} == {bridge.topics["authentication"], bridge.topics["user"]}
+
+
+def test_replay_publishes_the_spool_a_dead_pod_left(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    dead = offline_bridge(tmp_path, kafka_bootstrap, topic_prefix)
+    dead.start()
+    sent = list(sample_deliveries())[:5]
+    for number, sample in enumerate(sent):
+        answer = signed_post(dead, json.dumps(dict(sample, id=f"spooled-{number}")).encode())
+        assert answer.json()["status"] == "spooled"
+    dead.kill()  # the pod died with its spool full
+    spool = dead.workdir / "spool"
+    # The operator points a bridge configuration at the healthy Kafka and replays the dead pod's spool.
+    operator = dead.restarted_with(kafka_bootstrap)
+    operator.config_path.write_text(yaml.safe_dump(operator.config()))
+
+    dry = operator.cli("replay", "spool", str(spool), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would publish 5 spooled record(s)" in dry.stdout
+    replay = operator.cli("replay", "spool", str(spool))
+    assert replay.returncode == 0, replay.stderr
+    assert "published 5 spooled record(s)" in replay.stdout
+    assert list(unconfirmed_records(spool)) == []
+    again = operator.cli("replay", "spool", str(spool))
+    assert "published 0 spooled record(s)" in again.stdout
+
+    events = consume_all(kafka_bootstrap, dead.topics.values(), 5)
+    ids = sorted(dict(m.headers() or [])["idaas-delivery-id"] for m in events)
+    assert ids == [f"spooled-{number}".encode() for number in range(5)]

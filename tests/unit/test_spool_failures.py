@@ -154,7 +154,6 @@ def test_the_drainer_outlives_disk_errors_and_corrupt_records(
             NoRejected(),  # type: ignore[arg-type]
             ["idaas.user"],
             ack_wait=5.0,
-            kafka_up=lambda: True,
         )
 
         def checkpoint_fails(path: Path, text: str) -> None:
@@ -206,7 +205,6 @@ def test_the_drainer_waits_for_acknowledgements_only_until_its_deadline(tmp_path
             NoRejected(),  # type: ignore[arg-type]
             ["idaas.user"],
             ack_wait=0.2,
-            kafka_up=lambda: True,
         )
         batch = await spool.next_batch(spool.drainable_segments()[0], 500)
         assert await asyncio.wait_for(drainer._publish(batch), 5) is False  # back off, try again later

@@ -266,7 +266,6 @@ def test_a_record_for_a_topic_no_longer_configured_goes_to_the_rejected_file_not
             rejected,
             [TOPIC, "idaas.admin"],
             ack_wait=5.0,
-            kafka_up=lambda: True,
         )
         drainer.start()
         await until(lambda: spool.pending_records == 0)
@@ -334,7 +333,6 @@ def test_a_trickle_of_drained_records_does_not_rotate_a_segment_per_record(
             RejectedRecords(tmp_path),
             [TOPIC],
             ack_wait=5.0,
-            kafka_up=lambda: True,
         )
         drainer.start()
         for i in range(20):  # spool_first at a trickle: each record is drained before the next arrives
