@@ -255,3 +255,22 @@ def test_replay_publishes_the_spool_a_dead_pod_left(
     events = consume_all(kafka_bootstrap, dead.topics.values(), 5)
     ids = sorted(dict(m.headers() or [])["idaas-delivery-id"] for m in events)
     assert ids == [f"spooled-{number}".encode() for number in range(5)]
+
+
+def test_topics_create_then_describe(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> None:
+    bridge = BridgeProcess(
+        workdir=tmp_path / "topics", bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, tls=False
+    )
+    missing = bridge.cli("topics", "describe")
+    assert missing.returncode == 1
+    assert missing.stdout.count("does not exist") == 5
+    created = bridge.cli("topics", "create", "--partitions", "2", "--retention-ms", "259200000")
+    assert created.returncode == 0, created.stderr
+    assert "5 topic(s) created, all with a leader" in created.stdout
+    assert bridge.cli("topics").stdout.strip() == "all topics exist"  # create is the default, idempotent
+    described = bridge.cli("topics", "describe")
+    assert described.returncode == 0, described.stderr
+    for name in bridge.topics.values():
+        assert name in described.stdout
+    assert described.stdout.count("2 partition(s), replication 1") == 5
+    assert described.stdout.count("retention.ms 259200000") == 5
