@@ -45,7 +45,9 @@ def describe_topics(settings: Settings) -> int:
     if admin is None:
         raise CommandError(verdicts[0].detail, "see check-config --connect")
     found = check_topics(settings, admin, brokers)
-    Console(width=max(120, shutil.get_terminal_size().columns)).print(verdict_table(found))
+    Console(width=max(120, shutil.get_terminal_size().columns)).print(
+        verdict_table(found, f"topics on {settings.kafka.bootstrap_servers}")
+    )
     return EXIT_FAILED if any(verdict.status == "fail" for verdict in found) else EXIT_OK
 
 
