@@ -214,8 +214,7 @@ def main() -> None:
         os.environ["PYTHONPATH"] = str(Path(args.source).resolve())
         if not (Path(args.source) / "bridge/servers.py").exists():
             kind = SinglePortBridge
-    broker = LocalKafka()
-    broker.start()
+    broker = LocalKafka.for_session().started()
     with tempfile.TemporaryDirectory() as workdir:
         for name, attack in ATTACKS.items():
             if args.only not in name:

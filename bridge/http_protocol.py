@@ -22,6 +22,7 @@ and parse megabytes of headers. Per connection, this protocol adds:
 from __future__ import annotations
 
 import asyncio
+import logging
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -32,6 +33,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 
 from bridge.auth import MAX_SIGNATURE_HEADER_BYTES, SIGNATURE_HEADERS
 from bridge.config import ServerSettings
+
+log = logging.getLogger(__name__)
 
 #: The protocol's body deadline trails the receiver's by this much, so the receiver answers its precise
 #: 408 first and the protocol only closes connections the receiver is not reading.
@@ -108,6 +111,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _deadline_passed(self) -> None:
         self._deadline = None
         if self._reading_head:
+            self._log_refusal(408, f"request head not complete within {self.header_read_timeout} s")
             self._answer_and_close(HEADER_TIMEOUT_RESPONSE)
         else:  # the receiver stopped reading a body it gave up on; nobody else will end the connection
             self.transport.close()
@@ -166,17 +170,25 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 else:
                     self.transport.close()
                 return
-            except httptools.HttpParserError:
+            except httptools.HttpParserError as exc:
                 if self._refusal is None:
-                    self.logger.warning("Invalid HTTP request received.")
+                    # Anyone can send junk: DEBUG, not uvicorn's WARNING per request.
+                    self._log_refusal(400, f"not HTTP/1.1: {exc}")
                     self.send_400_response("Invalid HTTP request received.")
                     return
                 break
         if self._refusal is not None:
             detail = self._refusal
+            self._log_refusal(431, detail)
             self._answer_and_close(
                 error_response(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "header_too_large", detail)
             )
+
+    def _log_refusal(self, status: int, reason: str) -> None:
+        peer = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
+        log.debug(
+            "request refused by the transport", extra={"status": status, "reason": reason, "peer": peer}
+        )
 
     # --- httptools callbacks ----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ with a recording transport (the e2e module test_hostile_transport.py attacks the
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -259,3 +260,32 @@ def test_a_body_nobody_reads_is_closed_at_the_body_deadline() -> None:
         protocol.connection_lost(None)
 
     run(scenario)
+
+
+def test_junk_refused_and_slow_heads_are_logged_at_debug_with_the_peer_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        protocol, transport, _ = connect(App())
+        protocol.data_received(b"\x16\x03\x01 not http at all\r\n\r\n")
+        assert transport.text.startswith("HTTP/1.1 400") and transport.closed
+
+        protocol, transport, _ = connect(App(), max_header_fields=16)
+        protocol.data_received(HEAD + b"".join(b"X-%d: 1\r\n" % index for index in range(20)) + b"\r\n")
+        assert transport.text.startswith("HTTP/1.1 431") and transport.closed
+
+        protocol, transport, _ = connect(App(), header_read_timeout_seconds=0.05)
+        await asyncio.sleep(0.1)
+        assert transport.text.startswith("HTTP/1.1 408") and transport.closed
+
+    with caplog.at_level(logging.DEBUG):
+        run(scenario)
+    refusals = [
+        record for record in caplog.records if record.getMessage() == "request refused by the transport"
+    ]
+    assert [(r.levelno, r.status, r.peer) for r in refusals] == [  # type: ignore[attr-defined]
+        (logging.DEBUG, 400, "127.0.0.1:40000"),
+        (logging.DEBUG, 431, "127.0.0.1:40000"),
+        (logging.DEBUG, 408, "127.0.0.1:40000"),
+    ]
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
