@@ -13,13 +13,11 @@ import json
 import re
 import shutil
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import httpx
 import yaml
 
 from tests.e2e.harness import ROOT, BridgeProcess
@@ -89,9 +87,7 @@ class ContainerBridge(BridgeProcess):
         return document
 
     def start(self, timeout: float = 60.0) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        config_path = self.workdir / "bridge.yaml"
-        config_path.write_text(yaml.safe_dump(self.config()))
+        config_path = self.write_config()
         config_path.chmod(0o644)
         environment = self.environment()
         # `-e NAME` without a value: podman takes it from its environment; no token is on a command line.
@@ -106,18 +102,11 @@ class ContainerBridge(BridgeProcess):
             *health, *tokens, self.image,
             env=environment,
         )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        with self.ops_client() as client:
-            while time.monotonic() < deadline:
-                if not self.running():
-                    raise RuntimeError(f"the container exited:\n{self.log_tail()}")
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
-        raise RuntimeError(f"the container did not become healthy in {timeout} s:\n{self.log_tail()}")
+        self.wait_until_healthy(timeout)
+
+    def exited(self) -> str | None:
+        running = podman("inspect", "--format", "{{.State.Running}}", self.name).strip() == "true"
+        return None if running else "the container exited"
 
     def health_command(self) -> list[str]:
         """The image's HEALTHCHECK command, asking this container's operations port instead of the image's
@@ -128,9 +117,6 @@ class ContainerBridge(BridgeProcess):
         )
         assert test[0] == "CMD", f"HEALTHCHECK is not in exec form: {test}"
         return [re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{self.ops_port}", part) for part in test[1:]]
-
-    def running(self) -> bool:
-        return podman("inspect", "--format", "{{.State.Running}}", self.name).strip() == "true"
 
     def exec(self, *argv: str) -> subprocess.CompletedProcess[str]:
         """Run a command in the running container, as its user."""

@@ -136,9 +136,7 @@ class BridgeProcess:
         return env
 
     def start(self, timeout: float = 30.0) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        config_path = self.config_path
-        config_path.write_text(yaml.safe_dump(self.config()))
+        config_path = self.write_config()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [str(BRIDGE), "serve", "--config", str(config_path)],
@@ -147,11 +145,26 @@ class BridgeProcess:
             env=self.environment(),
             cwd=self.workdir,
         )
+        self.wait_until_healthy(timeout)
+
+    def write_config(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(self.config()))
+        return self.config_path
+
+    def exited(self) -> str | None:
+        """How the daemon ended, or None while it runs."""
+        assert self.process is not None
+        code = self.process.poll()
+        return None if code is None else f"bridge exited with {code}"
+
+    def wait_until_healthy(self, timeout: float) -> None:
+        """Return once /healthz answers 200; fail when the daemon ends or `timeout` passes first."""
         deadline = time.monotonic() + timeout
         with self.ops_client() as client:
             while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"bridge exited with {self.process.returncode}:\n{self.log_tail()}")
+                if (ended := self.exited()) is not None:
+                    raise RuntimeError(f"{ended}:\n{self.log_tail()}")
                 try:
                     if client.get("/healthz").status_code == 200:
                         return
