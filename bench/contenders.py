@@ -237,7 +237,7 @@ def bridge(ack_mode: str, tls: bool, workers: int = 1) -> Contender:
             "/webhooks/prod",
             list(process.topics.values()),
             lambda url, count: signed_deliveries(url, TOKEN, count),
-            lambda client: client.get("/readyz").status_code == 200,
+            lambda client: client.get(f"{process.ops_url}/readyz").status_code == 200,
         )
 
     suffix = "" if workers == 1 else f", {workers} workers"

@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from bridge import metrics
 
@@ -41,6 +41,10 @@ class Claim(Generic[Answer]):
         return not self.duplicate and self.pending is None
 
 
+#: The claim of a caller that owns the id (the common case), shared rather than built per delivery.
+OWNED: Final[Claim[Any]] = Claim()
+
+
 class DeliveryDedup(Generic[Answer]):
     def __init__(
         self, ttl_seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic
@@ -49,7 +53,8 @@ class DeliveryDedup(Generic[Answer]):
         self._max = max_entries
         self._clock = clock
         self._expiry: OrderedDict[str, float] = OrderedDict()
-        self._in_progress: dict[str, asyncio.Future[Answer]] = {}
+        #: Ids being made durable; the future exists once a second copy waits (rare: not per delivery).
+        self._in_progress: dict[str, asyncio.Future[Answer] | None] = {}
 
     def claim(self, delivery_id: str) -> Claim[Answer]:
         """Reserve `delivery_id` for the caller unless it is durable already or another copy holds it.
@@ -59,11 +64,13 @@ class DeliveryDedup(Generic[Answer]):
         self._evict()
         if delivery_id in self._expiry:
             return Claim(duplicate=True)
-        pending = self._in_progress.get(delivery_id)
-        if pending is not None:
+        if delivery_id in self._in_progress:
+            pending = self._in_progress[delivery_id]
+            if pending is None:
+                pending = self._in_progress[delivery_id] = asyncio.get_running_loop().create_future()
             return Claim(pending=pending)
-        self._in_progress[delivery_id] = asyncio.get_running_loop().create_future()
-        return Claim()
+        self._in_progress[delivery_id] = None
+        return OWNED
 
     def settle(self, delivery_id: str, answer: Answer, durable: bool) -> None:
         """The owner's outcome: remember the id if the event is durable, and hand `answer` to the waiters."""
@@ -72,7 +79,8 @@ class DeliveryDedup(Generic[Answer]):
             self._expiry[delivery_id] = self._clock() + self._ttl
             self._expiry.move_to_end(delivery_id)
             self._evict()
-        pending.set_result(answer)
+        if pending is not None:
+            pending.set_result(answer)
 
     def _evict(self) -> None:
         now = self._clock()

@@ -17,6 +17,10 @@ and parse megabytes of headers. Per connection, this protocol adds:
 - Early answers close: a response that starts before the whole request body arrived (404, 413, 503, 401 or
   anything a handler sends) carries `Connection: close` and the connection closes after it. Otherwise the
   unread rest of the body would sit in the parser with no timer armed.
+
+And one thing for speed: the writes made during one turn of the event loop leave as one (`OneWritePerTurn`).
+uvicorn writes a response's head and its body separately, two send() system calls and two TCP segments for
+an answer that fits in one; under load those calls were a fifth of the event loop's time.
 """
 
 from __future__ import annotations
@@ -79,6 +83,38 @@ def _closing_early_answers(cycle: RequestResponseCycle, app: ASGI3Application) -
     return guarded
 
 
+class OneWritePerTurn:
+    """A transport that gathers the writes made during one turn of the event loop into one.
+
+    The gathered bytes leave at the end of the turn (`loop.call_soon`), before the loop waits for I/O
+    again, so nothing is held back in time; `close()` sends them first. Everything else is the transport's.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
     """One connection; the class attributes are set from the server settings by `protocol_class`."""
 
@@ -138,7 +174,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     # --- asyncio.Protocol -------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(OneWritePerTurn(transport, self.loop))  # type: ignore[arg-type]
         self._arm(self.header_read_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
