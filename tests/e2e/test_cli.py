@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from confluent_kafka import Producer
 
 from bridge.config import load_settings
@@ -130,7 +129,7 @@ def test_check_config_connect_passes_and_fails_with_a_verdict_for_a_missing_topi
 
     missing = f"{topic_prefix}idaas.nobody-made-this"
     bridge.overrides = {"kafka.topics.user.name": missing}
-    bridge.config_path.write_text(yaml.safe_dump(bridge.config()))
+    bridge.write_config()
     code, checks = verdicts(bridge)
     assert code == 1
     verdict = checks[f"topic {missing}"]
@@ -240,7 +239,7 @@ def test_replay_publishes_the_spool_a_dead_pod_left(
     spool = dead.workdir / "spool"
     # The operator points a bridge configuration at the healthy Kafka and replays the dead pod's spool.
     operator = dead.restarted_with(kafka_bootstrap)
-    operator.config_path.write_text(yaml.safe_dump(operator.config()))
+    operator.write_config()
 
     dry = operator.cli("replay", "spool", str(spool), "--dry-run")
     assert dry.returncode == 0, dry.stderr
