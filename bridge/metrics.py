@@ -163,7 +163,16 @@ KAFKA_BROKER_RTT = Gauge(
 )
 KAFKA_UP = Gauge(
     "idaas_bridge_kafka_up",
-    "1 when the last metadata request to Kafka succeeded, else 0.",
+    "1 while the receiver's producer holds a connection to a Kafka broker (from librdkafka's statistics "
+    "every kafka.statistics_interval_seconds; 0 as soon as librdkafka reports all brokers down).",
+)
+
+# --- shutdown ---------------------------------------------------------------------------------------
+SHUTDOWN_LEFT = Counter(
+    "idaas_bridge_shutdown_left",
+    "What a shutdown left undone when its budget (server.shutdown_grace_seconds) or Kafka ran out: "
+    "requests cut short, spooled records (drained by the next start), producer messages not acknowledged.",
+    ["what"],
 )
 
 # --- durable spool ----------------------------------------------------------------------------------

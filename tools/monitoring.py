@@ -796,6 +796,18 @@ def _panels() -> list[dict[str, Any]]:
             steps=[("red", 1)],
             line=True,
         ),
+        timeseries(
+            "Left undone at shutdown",
+            "What pods' shutdowns left when server.shutdown_grace_seconds or Kafka ran out: requests cut "
+            "short, spooled records (lost with an emptyDir spool), unacknowledged producer messages.",
+            [
+                (
+                    f"sum by {by('what')} (increase({q('idaas_bridge_shutdown_left_total')}{RATE}))",
+                    "{{what}}",
+                )
+            ],
+            steps=[("red", 1)],
+        ),
         row("Dead letters and duplicates"),
         timeseries(
             "Dead letters per second",

@@ -42,6 +42,7 @@ from bridge.config import Settings
 from bridge.errors import ReasonedError
 from bridge.events.envelope import parse_envelope
 from bridge.events.normalize import normalize
+from bridge.publish.delivery import REPORT_MARGIN_SECONDS
 from bridge.publish.drainer import Drainer
 from bridge.publish.kafka import KafkaPublisher, PublishError, client_config
 from bridge.publish.rejected import RejectedRecord, RejectedRecords
@@ -274,7 +275,11 @@ async def replay_spool(settings: Settings, directory: Path, dry_run: bool) -> in
         with progress_bar("spooled records") as progress, publisher(settings) as producer:
             task = progress.add_task("", total=total)
             drainer = Drainer(
-                spool, producer, rejected, [topic.name for topic in settings.kafka.topics.values()]
+                spool,
+                producer,
+                rejected,
+                [topic.name for topic in settings.kafka.topics.values()],
+                ack_wait=REPLAY_TIMEOUT_SECONDS + REPORT_MARGIN_SECONDS,
             )
             drainer.start()
             last_progress, last_pending = time.monotonic(), spool.pending_records
