@@ -182,8 +182,7 @@ class BridgeProcess:
     def cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """Run `idaas-bridge <args> --config <this bridge's config>` as an operator would, with its tokens."""
         if not self.config_path.exists():
-            self.workdir.mkdir(parents=True, exist_ok=True)
-            self.config_path.write_text(yaml.safe_dump(self.config()))
+            self.write_config()
         return subprocess.run(
             [str(BRIDGE), *args, "--config", str(self.config_path)],
             capture_output=True,
