@@ -18,6 +18,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge import metrics
+from bridge.adminapi.client import AdminApiClient
+from bridge.adminapi.watcher import WebhookWatcher
 from bridge.config import ConfigError, Settings
 from bridge.dedup import DeliveryDedup
 from bridge.guard import AutoDisableGuard
@@ -58,13 +60,21 @@ class Bridge:
             for result in metrics.KAFKA_RESULTS:
                 metrics.KAFKA_MESSAGES.labels(topic=topic.name, result=result)
             metrics.SPOOL_REJECTED.labels(topic=topic.name)
+        self.guard = AutoDisableGuard([hook.name for hook in settings.webhooks])
         self.receiver = WebhookReceiver(
             settings,
             self.router,
             DurableDelivery(self.publisher, self.spool, kafka.ack_deadline_seconds, settings.spool.ack_mode),
             DeliveryDedup[Answer](settings.dedup.ttl_seconds, settings.dedup.max_entries),
-            AutoDisableGuard([hook.name for hook in settings.webhooks]),
+            self.guard,
         )
+        #: Off (None) unless admin_api is configured; reads the webhooks' state from IDaaS.
+        self.watcher = (
+            None
+            if not settings.admin_api.enabled
+            else WebhookWatcher(settings, AdminApiClient(settings.admin_api), self.guard)
+        )
+        self._background: list[asyncio.Task[None]] = []
         self.shutting_down = False
         self.shutdown = ShutdownBudget(settings.server.shutdown_grace_seconds)
 
@@ -130,6 +140,8 @@ class Bridge:
         await self.spool.open()
         self.rejected.publish_gauge()
         self.drainer.start()
+        if self.watcher is not None:
+            self._background.append(asyncio.create_task(self.watcher.run(), name="webhook-watcher"))
         log.info(
             "bridge started",
             extra={
@@ -152,6 +164,9 @@ class Bridge:
         """The lifespan's phases, in order, within what the in-flight requests left of the budget. The
         event loop never blocks: librdkafka's flushes run in threads, both at once."""
         self.begin_shutdown()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         budget = self.shutdown
         budget.phase_done("requests", requests=self.receiver.in_flight)
         await self.drainer.stop(budget.remaining(), kafka_up=lambda: self.publisher.up)

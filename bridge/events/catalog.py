@@ -213,6 +213,36 @@ EVENT_TYPES: Final[tuple[EventType, ...]] = (
 
 BY_NAME: Final[dict[str, EventType]] = {row.name: row for row in EVENT_TYPES}
 
+#: Every webhook event type of the Admin API spec (v5.46, `WebhookEvent.type`): what a webhook created with
+#: no event list receives ("all available events").
+SPEC_WEBHOOK_TYPES: Final = (
+    "user.created",
+    "user.updated",
+    "user.deleted",
+    "user.registration.completed",
+    "authentication.succeeded",
+    "authentication.failed",
+    "password.updated",
+    "magiclink.email.sent",
+    "grid.created",
+    "grid.email.sent",
+    "grid.password.email.sent",
+    "passkey.created",
+    "passkey.updated",
+    "passkey.deleted",
+    "kba.question.created",
+    "token.created",
+    "token.activated",
+    "token.activated.online",
+    "token.seed.rotated",
+    "hardware.token.assigned",
+    "face.biometric.created",
+    "credential.create",
+    "credential.update",
+    "credential.delete",
+    "credential.print",
+)
+
 #: Metric label for every type not in the catalog, so that label cardinality stays bounded.
 UNKNOWN_TYPE_LABEL: Final = "unknown"
 
