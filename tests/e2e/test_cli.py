@@ -273,3 +273,13 @@ def test_topics_create_then_describe(tmp_path: Path, kafka_bootstrap: str, topic
         assert name in described.stdout
     assert described.stdout.count("2 partition(s), replication 1") == 5
     assert described.stdout.count("retention.ms 259200000") == 5
+
+
+def test_simulate_against_an_untrusted_certificate_is_one_line_and_a_runtime_failure(
+    bridge: BridgeProcess,
+) -> None:
+    result = bridge.cli("simulate", "--url", bridge.url(), "--count", "3")  # no --cafile: self-signed
+    assert result.returncode == 4
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "TLS certificate not trusted" in line and "--cafile" in line
