@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -17,16 +18,20 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge import metrics
+from bridge.adminapi.client import AdminApiClient
+from bridge.adminapi.reenable import ReEnabler
+from bridge.adminapi.watcher import WebhookWatcher
 from bridge.config import ConfigError, Settings
 from bridge.dedup import DeliveryDedup
 from bridge.guard import AutoDisableGuard
-from bridge.publish.delivery import DurableDelivery
+from bridge.publish.delivery import REPORT_MARGIN_SECONDS, DurableDelivery
 from bridge.publish.drainer import Drainer
 from bridge.publish.kafka import KafkaPublisher, retention_problem, size_problem, topic_limits
 from bridge.publish.rejected import RejectedRecords
 from bridge.publish.spool import Spool
 from bridge.receiver import Answer, WebhookReceiver
 from bridge.routing import Router
+from bridge.shutdown import ShutdownBudget
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +50,45 @@ class Bridge:
         self.spool = Spool(Path(settings.spool.path), settings.spool.max_bytes, settings.spool.segment_bytes)
         self.rejected = RejectedRecords(Path(settings.spool.path))
         self.drainer = Drainer(
-            self.spool, self.drain_publisher, self.rejected, [topic.name for topic in kafka.topics.values()]
+            self.spool,
+            self.drain_publisher,
+            self.rejected,
+            [topic.name for topic in kafka.topics.values()],
+            ack_wait=DRAIN_MESSAGE_TIMEOUT_SECONDS + REPORT_MARGIN_SECONDS,
         )
         self.router = Router(kafka)
         for topic in kafka.topics.values():
             for result in metrics.KAFKA_RESULTS:
                 metrics.KAFKA_MESSAGES.labels(topic=topic.name, result=result)
             metrics.SPOOL_REJECTED.labels(topic=topic.name)
+        self.guard = AutoDisableGuard([hook.name for hook in settings.webhooks])
         self.receiver = WebhookReceiver(
             settings,
             self.router,
             DurableDelivery(self.publisher, self.spool, kafka.ack_deadline_seconds, settings.spool.ack_mode),
             DeliveryDedup[Answer](settings.dedup.ttl_seconds, settings.dedup.max_entries),
-            AutoDisableGuard([hook.name for hook in settings.webhooks]),
+            self.guard,
         )
+        #: Off (None) unless admin_api is configured; reads the webhooks' state from IDaaS.
+        self.watcher = None if not settings.admin_api.enabled else self._watcher(settings)
+        self._background: list[asyncio.Task[None]] = []
         self.shutting_down = False
+        self.shutdown = ShutdownBudget(settings.server.shutdown_grace_seconds)
+
+    def _watcher(self, settings: Settings) -> WebhookWatcher:
+        client = AdminApiClient(settings.admin_api)
+        reenabler = (
+            ReEnabler(settings.admin_api, client, self.guard, self.healthy)
+            if settings.admin_api.reenable
+            else None
+        )
+        return WebhookWatcher(settings, client, self.guard, reenabler=reenabler)
+
+    def healthy(self) -> bool:
+        """Whether deliveries are made durable now the normal way: Kafka answers and the spool has room
+        (the condition for re-enabling a webhook: a degraded bridge would walk it straight back into
+        auto-disable)."""
+        return not self.shutting_down and self.publisher.up and not self.spool.full
 
     def check_topics(self) -> None:
         """Fail at start-up, not at the first event, when Kafka answers but a configured topic is missing."""
@@ -97,9 +126,11 @@ class Bridge:
         """Ready while deliveries can be made durable: Kafka answers, or the spool has room.
 
         Going unready just because Kafka is down would take every pod out of the Service, turn
-        deliveries into connection errors and walk the webhook into auto-disable.
+        deliveries into connection errors and walk the webhook into auto-disable. Answered from cached
+        state only (librdkafka's statistics, the spool's counters): a probe never waits for Kafka or for
+        the spool's disk, so a flood of probes cannot slow a delivery.
         """
-        kafka_up = await self.publisher.reachable()
+        kafka_up = self.publisher.up
         spool_room = not self.spool.full
         ready = not self.shutting_down and (kafka_up or spool_room)
         body = {
@@ -121,6 +152,8 @@ class Bridge:
         await self.spool.open()
         self.rejected.publish_gauge()
         self.drainer.start()
+        if self.watcher is not None:
+            self._background.append(asyncio.create_task(self.watcher.run(), name="webhook-watcher"))
         log.info(
             "bridge started",
             extra={
@@ -131,13 +164,40 @@ class Bridge:
         try:
             yield
         finally:
-            self.shutting_down = True
-            grace = self.settings.server.shutdown_grace_seconds
-            await self.drainer.stop(drain_within=grace)
-            await self.spool.close(grace)
-            self.publisher.close(grace)
-            self.drain_publisher.close(grace)
-            log.info("bridge stopped", extra={"spooled_records_left": self.spool.pending_records})
+            await self._shut_down()
+
+    def begin_shutdown(self) -> None:
+        """SIGTERM: unready at once, and the shutdown budget starts now (uvicorn then stops accepting
+        and waits for in-flight requests, within the same budget)."""
+        self.shutting_down = True
+        self.shutdown.start()
+
+    async def _shut_down(self) -> None:
+        """The lifespan's phases, in order, within what the in-flight requests left of the budget. The
+        event loop never blocks: librdkafka's flushes run in threads, both at once."""
+        self.begin_shutdown()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        budget = self.shutdown
+        budget.phase_done("requests", requests=self.receiver.in_flight)
+        await self.drainer.stop(budget.remaining(), kafka_up=lambda: self.publisher.up)
+        budget.phase_done("drain", spooled_records=self.spool.pending_records)
+        await self.spool.close(budget.remaining())
+        budget.phase_done("spool")
+        left = await asyncio.gather(
+            asyncio.to_thread(self.publisher.close, budget.remaining()),
+            asyncio.to_thread(self.drain_publisher.close, budget.remaining()),
+        )
+        budget.phase_done("flush", unacknowledged_messages=sum(left))
+        log.info(
+            "bridge stopped",
+            extra={
+                "spooled_records_left": self.spool.pending_records,
+                "unacknowledged_messages": sum(left),
+                "budget_left_seconds": round(budget.remaining(), 3),
+            },
+        )
 
 
 #: The public listener's answers to anything but POST /webhooks/<name>. They also end the connection, so

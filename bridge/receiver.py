@@ -88,6 +88,10 @@ class Slots:
         self._limit = limit
         self._in_use = 0
 
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
     @contextlib.contextmanager
     def slot(self) -> Iterator[bool]:
         """True (and a slot held until the block ends) if one was free, else False."""
@@ -124,6 +128,11 @@ class WebhookReceiver:
         self._trusted = [
             ipaddress.ip_network(proxy, strict=False) for proxy in settings.server.trusted_proxies
         ]
+
+    @property
+    def in_flight(self) -> int:
+        """Requests holding a slot now (what a shutdown would cut short)."""
+        return self._signed.in_use + self._unsigned.in_use
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()

@@ -20,7 +20,7 @@ import os
 import socket
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 
@@ -79,9 +79,10 @@ class OpsServer(Listener):
 
 
 class PublicServer(Listener):
-    """The webhook listener. It tells the bridge the moment SIGTERM arrives so /readyz turns false at once
-    (uvicorn then stops accepting, lets in-flight requests finish and runs the lifespan shutdown), and keeps
-    the operations listener up until all of that is done."""
+    """The webhook listener. It tells the bridge the moment SIGTERM arrives, so /readyz turns false at once
+    and the shutdown budget starts (uvicorn then stops accepting, lets in-flight requests finish and runs
+    the lifespan shutdown, all within that budget), and keeps the operations listener up until all of that
+    is done; the operations listener then gets what is left of the budget, at most its own 1 s."""
 
     def __init__(
         self,
@@ -97,7 +98,7 @@ class PublicServer(Listener):
         self._ops_task: asyncio.Task[None] | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.bridge.shutting_down = True
+        self.bridge.begin_shutdown()
         super().handle_exit(sig, frame)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -106,6 +107,9 @@ class PublicServer(Listener):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)
+        ops = self.ops.config
+        left = min(ops.timeout_graceful_shutdown or 0, self.bridge.shutdown.remaining())
+        ops.timeout_graceful_shutdown = cast(int, left)  # an asyncio delay: fractions work (see cli/serve.py)
         self.ops.should_exit = True
         if self._ops_task is not None:
             await self._ops_task

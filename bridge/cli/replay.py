@@ -32,16 +32,16 @@ from typing import Final
 
 import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bridge.cli.command import Command
+from bridge.cli.display import progress_bar
 from bridge.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError
 from bridge.cli.kafka_client import ERRORS, quiet
 from bridge.config import Settings
 from bridge.errors import ReasonedError
 from bridge.events.envelope import parse_envelope
 from bridge.events.normalize import normalize
+from bridge.publish.delivery import REPORT_MARGIN_SECONDS
 from bridge.publish.drainer import Drainer
 from bridge.publish.kafka import KafkaPublisher, PublishError, client_config
 from bridge.publish.rejected import RejectedRecord, RejectedRecords
@@ -56,19 +56,6 @@ METADATA_TIMEOUT_SECONDS: Final = 10.0
 BATCH_RECORDS: Final = 500
 #: A spool replay gives up when the drain made no progress for this long (Kafka unreachable).
 STALL_SECONDS: Final = 60.0
-
-
-def progress_bar(description: str) -> Progress:
-    console = Console(stderr=True)
-    return Progress(
-        TextColumn(f"[bold]{description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
 
 
 @contextmanager
@@ -274,7 +261,11 @@ async def replay_spool(settings: Settings, directory: Path, dry_run: bool) -> in
         with progress_bar("spooled records") as progress, publisher(settings) as producer:
             task = progress.add_task("", total=total)
             drainer = Drainer(
-                spool, producer, rejected, [topic.name for topic in settings.kafka.topics.values()]
+                spool,
+                producer,
+                rejected,
+                [topic.name for topic in settings.kafka.topics.values()],
+                ack_wait=REPLAY_TIMEOUT_SECONDS + REPORT_MARGIN_SECONDS,
             )
             drainer.start()
             last_progress, last_pending = time.monotonic(), spool.pending_records

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import ssl
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from bridge.cli.command import Command
 from bridge.config import Settings
@@ -31,7 +31,9 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     bridge = Bridge(settings)
     bridge.check_topics()
     common: dict[str, Any] = {
-        "timeout_keep_alive": int(server.keep_alive_timeout_seconds),
+        # uvicorn annotates its timeouts as int but uses them as asyncio delays: fractions work, and int()
+        # would cut them (0.5 s of keep-alive became 0: none at all).
+        "timeout_keep_alive": server.keep_alive_timeout_seconds,
         "log_config": None,
         "access_log": False,
         "server_header": False,
@@ -47,7 +49,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         # The receiver answers 503 + Retry-After past limit_concurrency requests; this is the backstop
         # for connections (uvicorn answers a bare 503 past it).
         limit_concurrency=2 * server.limit_concurrency,
-        timeout_graceful_shutdown=int(server.shutdown_grace_seconds),
+        # The in-flight phase of the shutdown budget: it starts at SIGTERM, with the whole budget left.
+        timeout_graceful_shutdown=cast(int, server.shutdown_grace_seconds),
         **common,
     )
     public.load()

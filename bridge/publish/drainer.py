@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Final
 
 from bridge import metrics
@@ -36,13 +36,21 @@ GAUGE_REFRESH_SECONDS: Final = 5.0
 
 class Drainer:
     def __init__(
-        self, spool: Spool, publisher: KafkaPublisher, rejected: RejectedRecords, topics: Collection[str]
+        self,
+        spool: Spool,
+        publisher: KafkaPublisher,
+        rejected: RejectedRecords,
+        topics: Collection[str],
+        ack_wait: float,
     ) -> None:
+        """`ack_wait`: how long to wait for a batch's acknowledgements (longer than the publisher's own
+        message timeout, so librdkafka normally reports first); what is not settled by then stays spooled."""
         self._spool = spool
         self._publisher = publisher
         self._rejected = rejected
         #: The configured topics: the only ones a spooled record may be produced to.
         self._topics = frozenset(topics)
+        self._ack_wait = ack_wait
         self._task: asyncio.Task[None] | None = None
         self._backoff = MIN_BACKOFF_SECONDS
         #: The next batch is one record: the one the broker just refused together with its batch.
@@ -51,9 +59,10 @@ class Drainer:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="spool-drainer")
 
-    async def stop(self, drain_within: float = 0.0) -> None:
-        """Stop draining. First, for up to `drain_within` seconds and while Kafka answers, let the drain
-        empty the spool: a pod's spool on an emptyDir volume is deleted with the pod."""
+    async def stop(self, drain_within: float = 0.0, kafka_up: Callable[[], bool] = lambda: False) -> None:
+        """Stop draining. First, for up to `drain_within` seconds and while `kafka_up()` (the bridge's cached
+        view of Kafka) holds, let the drain empty the spool: a pod's spool on an emptyDir volume is deleted
+        with the pod."""
         if self._task is None:
             return
         deadline = time.monotonic() + drain_within
@@ -61,7 +70,7 @@ class Drainer:
             self._spool.pending_records
             and time.monotonic() < deadline
             and not self._task.done()
-            and await self._publisher.reachable()
+            and kafka_up()
         ):
             await asyncio.sleep(0.1)
         if self._spool.pending_records:
@@ -147,10 +156,17 @@ class Drainer:
             )
             for item in batch
         ]
-        results = await asyncio.gather(*futures, return_exceptions=True)
+        await asyncio.wait(futures, timeout=self._ack_wait)
         self._isolate_next = False
         settled = 0
-        for item, result in zip(batch, results, strict=True):
+        for item, future in zip(batch, futures, strict=True):
+            if not future.done():
+                log.warning(
+                    "spool drain paused: no answer from Kafka in time",
+                    extra={"seconds": self._ack_wait, "topic": item.record.topic},
+                )
+                break
+            result = future.exception() or future.result()
             if isinstance(result, PublishError) and result.record_rejected and len(batch) == 1:
                 if not await self._reject(item, result):
                     break

@@ -195,9 +195,13 @@ def producer_config(settings: KafkaSettings, message_timeout: float) -> dict[str
     return config
 
 
-def _record_statistics(raw: str) -> None:
+def _any_broker_up(stats: dict[str, Any]) -> bool:
+    """Whether librdkafka statistics show a working connection to at least one broker."""
+    return any(broker.get("state") == "UP" for broker in stats.get("brokers", {}).values())
+
+
+def _record_statistics(stats: dict[str, Any]) -> None:
     """librdkafka statistics → producer gauges (queue depth, per-broker round-trip time)."""
-    stats = orjson.loads(raw)
     metrics.KAFKA_QUEUE_MESSAGES.set(stats.get("msg_cnt", 0))
     metrics.KAFKA_QUEUE_BYTES.set(stats.get("msg_size", 0))
     for broker in stats.get("brokers", {}).values():
@@ -206,25 +210,44 @@ def _record_statistics(raw: str) -> None:
             metrics.KAFKA_BROKER_RTT.labels(broker=broker.get("nodename", "?")).set(rtt / 1_000_000)
 
 
+def _observe(future: asyncio.Future[Delivered]) -> None:
+    """Mark a publish future's failure as seen. Whoever waits for it handles the failure (and it is counted
+    in KAFKA_MESSAGES); a future nobody waits for any more (its ack deadline passed, the spool took the
+    record) would otherwise log "Future exception was never retrieved" at ERROR for every such timeout."""
+    if not future.cancelled():
+        future.exception()
+
+
 class KafkaPublisher:
-    """One librdkafka producer. The receiver's gives up on a message at the ack deadline (the spool takes
-    over, so nothing is published twice); the drainer's keeps retrying for longer."""
+    """One librdkafka producer: the only way the bridge produces, so every record gets the timestamp floor
+    and the durability settings. The receiver's gives up on a message at the ack deadline (the spool takes
+    over, so nothing is published twice); the drainer's and the replay's keep retrying for longer.
+
+    The publisher that exports statistics (one per process: the gauges have no producer label) keeps `up`
+    and idaas_bridge_kafka_up current from librdkafka's statistics and error callbacks, so readiness and
+    the shutdown's drain read a cached state and never wait for Kafka; it also feeds the producer gauges.
+    """
 
     def __init__(
         self, settings: KafkaSettings, message_timeout: float, name: str, export_statistics: bool = False
     ) -> None:
-        self._probe_topic = settings.topics["deadletter"].name
         config = producer_config(settings, message_timeout)
         config["client.id"] = f"{config['client.id']}-{name}"
         # librdkafka's own log lines go through logging, so they come out as JSON like everything else.
         config["logger"] = logging.getLogger(f"bridge.kafka.{name}")
+        self._export_statistics = export_statistics
         if export_statistics:
-            config["stats_cb"] = _record_statistics
+            config["stats_cb"] = self._on_statistics
         config["error_cb"] = self._on_error
         self._producer = Producer(config)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll_forever, name=f"kafka-poll-{name}", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Whether a broker connection was up at the last statistics report (written by the poll thread;
+        #: tracked only with export_statistics).
+        self.up = False
+        if export_statistics:
+            metrics.KAFKA_UP.set(0)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -239,11 +262,28 @@ class KafkaPublisher:
         return remaining
 
     def _poll_forever(self) -> None:
+        """Serve librdkafka's callbacks until close(). An exception from a callback surfaces here: logged,
+        and polling goes on, since without this thread no delivery report would ever arrive."""
         while not self._stop.is_set():
-            self._producer.poll(POLL_INTERVAL_SECONDS)
+            try:
+                self._producer.poll(POLL_INTERVAL_SECONDS)
+            except Exception:
+                log.exception("a kafka callback failed; polling goes on")
+                self._stop.wait(POLL_INTERVAL_SECONDS)
 
-    @staticmethod
-    def _on_error(error: KafkaError) -> None:
+    def _set_up(self, up: bool) -> None:
+        if self._export_statistics:
+            self.up = up
+            metrics.KAFKA_UP.set(1 if up else 0)
+
+    def _on_statistics(self, raw: str) -> None:
+        stats = orjson.loads(raw)
+        _record_statistics(stats)
+        self._set_up(_any_broker_up(stats))
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._set_up(False)
         log.warning("kafka client error", extra={"kafka_error": str(error), "fatal": error.fatal()})
 
     def _settle(
@@ -276,6 +316,7 @@ class KafkaPublisher:
         loop = self._loop
         assert loop is not None, "KafkaPublisher.start() was not called"
         future: asyncio.Future[Delivered] = loop.create_future()
+        future.add_done_callback(_observe)
         started = time.perf_counter()
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
@@ -322,21 +363,12 @@ class KafkaPublisher:
             )
 
     def list_topics_blocking(self, timeout: float = METADATA_TIMEOUT_SECONDS) -> set[str]:
-        """Topic names from broker metadata; raises KafkaException when no broker answers. Blocking."""
-        metadata = self._producer.list_topics(timeout=timeout)
-        return set(metadata.topics)
-
-    def _probe_blocking(self) -> None:
-        """A metadata request for one of the bridge's topics: not the whole cluster's, which on a large
-        cluster is megabytes per readiness probe. Raises KafkaException when no broker answers."""
-        self._producer.list_topics(topic=self._probe_topic, timeout=METADATA_TIMEOUT_SECONDS)
-
-    async def reachable(self) -> bool:
-        """Whether a broker answers a metadata request now (run off the event loop)."""
+        """Topic names from broker metadata; raises KafkaException when no broker answers. Blocking. The
+        answer (or its absence) also seeds `up` until the first statistics report."""
         try:
-            await asyncio.to_thread(self._probe_blocking)
+            metadata = self._producer.list_topics(timeout=timeout)
         except KafkaException:
-            metrics.KAFKA_UP.set(0)
-            return False
-        metrics.KAFKA_UP.set(1)
-        return True
+            self._set_up(False)
+            raise
+        self._set_up(True)
+        return set(metadata.topics)

@@ -128,9 +128,6 @@ class AcceptingPublisher:
         future.set_result(None)
         return future
 
-    async def reachable(self) -> bool:
-        return True
-
 
 class NoRejected:
     path = Path("rejected.jsonl")
@@ -151,7 +148,13 @@ def test_the_drainer_outlives_disk_errors_and_corrupt_records(
     async def scenario() -> None:
         spool = await opened(tmp_path, segment_bytes=64)  # a few records per segment
         publisher = AcceptingPublisher()
-        drainer = Drainer(spool, publisher, NoRejected(), ["idaas.user"])  # type: ignore[arg-type]
+        drainer = Drainer(
+            spool,
+            publisher,  # type: ignore[arg-type]
+            NoRejected(),  # type: ignore[arg-type]
+            ["idaas.user"],
+            ack_wait=5.0,
+        )
 
         def checkpoint_fails(path: Path, text: str) -> None:
             raise OSError(28, "No space left on device")
@@ -179,6 +182,33 @@ def test_the_drainer_outlives_disk_errors_and_corrupt_records(
         await until(lambda: spool.pending_records == 0)
         assert b"v15" in publisher.values and len(publisher.values) >= 3 + 1
         await drainer.stop()
+        await spool.close(5)
+
+    asyncio.run(scenario())
+
+
+class SilentPublisher:
+    """A broker that never answers (paused): produce() futures never resolve."""
+
+    def produce(self, *args: object) -> asyncio.Future[None]:
+        return asyncio.get_running_loop().create_future()
+
+
+def test_the_drainer_waits_for_acknowledgements_only_until_its_deadline(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        spool = await opened(tmp_path)
+        for i in range(3):
+            await spool.append(record(i))
+        drainer = Drainer(
+            spool,
+            SilentPublisher(),  # type: ignore[arg-type]
+            NoRejected(),  # type: ignore[arg-type]
+            ["idaas.user"],
+            ack_wait=0.2,
+        )
+        batch = await spool.next_batch(spool.drainable_segments()[0], 500)
+        assert await asyncio.wait_for(drainer._publish(batch), 5) is False  # back off, try again later
+        assert spool.pending_records == 3  # nothing unacknowledged leaves the spool
         await spool.close(5)
 
     asyncio.run(scenario())

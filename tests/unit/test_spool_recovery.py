@@ -260,7 +260,13 @@ def test_a_record_for_a_topic_no_longer_configured_goes_to_the_rejected_file_not
             await spool.append(record(i, topic))
         publisher = AcceptingPublisher()
         rejected = RejectedRecords(tmp_path)
-        drainer = Drainer(spool, publisher, rejected, [TOPIC, "idaas.admin"])  # type: ignore[arg-type]
+        drainer = Drainer(
+            spool,
+            publisher,  # type: ignore[arg-type]
+            rejected,
+            [TOPIC, "idaas.admin"],
+            ack_wait=5.0,
+        )
         drainer.start()
         await until(lambda: spool.pending_records == 0)
         await drainer.stop()
@@ -321,7 +327,13 @@ def test_a_trickle_of_drained_records_does_not_rotate_a_segment_per_record(
 
     async def scenario() -> None:
         spool = await opened(tmp_path, idle_seconds=2.0)
-        drainer = Drainer(spool, AcceptingPublisher(), RejectedRecords(tmp_path), [TOPIC])  # type: ignore[arg-type]
+        drainer = Drainer(
+            spool,
+            AcceptingPublisher(),  # type: ignore[arg-type]
+            RejectedRecords(tmp_path),
+            [TOPIC],
+            ack_wait=5.0,
+        )
         drainer.start()
         for i in range(20):  # spool_first at a trickle: each record is drained before the next arrives
             await spool.append(record(i))
