@@ -8,9 +8,10 @@ fingerprint (bridge/events/fingerprint.py) is already in Kafka: delivered live, 
 backfill of the window.
 
 Crash safety: the checkpoint (where the next page starts) is written, fsync'd, only after Kafka confirmed
-every record of a page, and removed once the window is done. A run of the same window resumes from it; records published after the checkpoint
-but before a crash are found again by their fingerprints and counted as duplicates, so a crash mid-window
-neither skips the rest of the window nor publishes an event twice.
+every record of a page, and removed once the window is done. A run of the same window resumes from it;
+records published after the checkpoint but before a crash are found again by their fingerprints and
+counted as duplicates, so a crash mid-window neither skips the rest of the window nor publishes an event
+twice.
 """
 
 from __future__ import annotations
