@@ -887,7 +887,11 @@ def _panels() -> list[dict[str, Any]]:
             "short, spooled records (lost with an emptyDir spool), unacknowledged producer messages.",
             [
                 (
-                    f"sum by {by('what')} (increase({q('idaas_bridge_shutdown_left_total')}{RATE}))",
+                    zero_when_idle(
+                        f"sum by {by('what')} (increase({q('idaas_bridge_shutdown_left_total')}{RATE}))",
+                        by(),
+                        f"sum by {by()} ({spool_records})",
+                    ),
                     "{{what}}",
                 )
             ],
