@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge import metrics
 from bridge.adminapi.client import AdminApiClient
+from bridge.adminapi.reenable import ReEnabler
 from bridge.adminapi.watcher import WebhookWatcher
 from bridge.config import ConfigError, Settings
 from bridge.dedup import DeliveryDedup
@@ -69,14 +70,25 @@ class Bridge:
             self.guard,
         )
         #: Off (None) unless admin_api is configured; reads the webhooks' state from IDaaS.
-        self.watcher = (
-            None
-            if not settings.admin_api.enabled
-            else WebhookWatcher(settings, AdminApiClient(settings.admin_api), self.guard)
-        )
+        self.watcher = None if not settings.admin_api.enabled else self._watcher(settings)
         self._background: list[asyncio.Task[None]] = []
         self.shutting_down = False
         self.shutdown = ShutdownBudget(settings.server.shutdown_grace_seconds)
+
+    def _watcher(self, settings: Settings) -> WebhookWatcher:
+        client = AdminApiClient(settings.admin_api)
+        reenabler = (
+            ReEnabler(settings.admin_api, client, self.guard, self.healthy)
+            if settings.admin_api.reenable
+            else None
+        )
+        return WebhookWatcher(settings, client, self.guard, reenabler=reenabler)
+
+    def healthy(self) -> bool:
+        """Whether deliveries are made durable now the normal way: Kafka answers and the spool has room
+        (the condition for re-enabling a webhook: a degraded bridge would walk it straight back into
+        auto-disable)."""
+        return not self.shutting_down and self.publisher.up and not self.spool.full
 
     def check_topics(self) -> None:
         """Fail at start-up, not at the first event, when Kafka answers but a configured topic is missing."""

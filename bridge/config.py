@@ -24,7 +24,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
@@ -218,6 +218,12 @@ class AdminApiSettings:
     webhook_poll_seconds: float = 300.0
     #: Poll at once when no delivery arrived for this long (a silent webhook may be disabled).
     quiet_poll_seconds: float = 3600.0
+    #: Opt-in: re-enable a webhook IDaaS reports disabled (not expired) while the bridge is healthy.
+    reenable: bool = False
+    #: Before re-enabling, have IDaaS send its test delivery and wait this long for it to arrive (0 = skip
+    #: the test).
+    reenable_test_wait_seconds: float = 60.0
+    reenable_max_per_hour: int = 3
 
     @property
     def enabled(self) -> bool:
@@ -540,16 +546,31 @@ def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSetting
         )
     hostname = section.string("hostname", "")
     application_id = section.string("application_id", "")
-    ca_file = section.string("ca_file", "")
-    request_timeout = section.number("request_timeout_seconds", AdminApiSettings.request_timeout_seconds, 0)
-    webhook_poll = section.number("webhook_poll_seconds", AdminApiSettings.webhook_poll_seconds, 0)
-    quiet_poll = section.number("quiet_poll_seconds", AdminApiSettings.quiet_poll_seconds, 0)
+    defaults = AdminApiSettings()
+    settings = AdminApiSettings(
+        ca_file=section.string("ca_file", ""),
+        request_timeout_seconds=section.number(
+            "request_timeout_seconds", defaults.request_timeout_seconds, 0
+        ),
+        webhook_poll_seconds=section.number("webhook_poll_seconds", defaults.webhook_poll_seconds, 0),
+        quiet_poll_seconds=section.number("quiet_poll_seconds", defaults.quiet_poll_seconds, 0),
+        reenable=section.boolean("reenable", defaults.reenable),
+        reenable_test_wait_seconds=section.number(
+            "reenable_test_wait_seconds", defaults.reenable_test_wait_seconds, -1
+        ),
+        reenable_max_per_hour=section.integer("reenable_max_per_hour", defaults.reenable_max_per_hour, 1, 60),
+    )
     section.done()
-    if webhook_poll < MIN_WEBHOOK_POLL_SECONDS:
+    if settings.webhook_poll_seconds < MIN_WEBHOOK_POLL_SECONDS:
         raise ConfigError(
-            f"admin_api.webhook_poll_seconds = {webhook_poll:g}: must be at least "
+            f"admin_api.webhook_poll_seconds = {settings.webhook_poll_seconds:g}: must be at least "
             f"{MIN_WEBHOOK_POLL_SECONDS:g} (webhook state changes rarely; the bridge also polls at once "
             "when its own failure streak warns or deliveries stop)"
+        )
+    if settings.reenable_test_wait_seconds < 0:
+        raise ConfigError(
+            f"admin_api.reenable_test_wait_seconds = {settings.reenable_test_wait_seconds:g}: must be 0 "
+            "(re-enable without a test delivery) or more"
         )
     if not hostname:
         if application_id:
@@ -557,12 +578,7 @@ def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSetting
                 "admin_api.application_id is set but admin_api.hostname is empty: give the tenant's hostname "
                 "too, or clear application_id to turn the Admin API feature off"
             )
-        return AdminApiSettings(
-            ca_file=ca_file,
-            request_timeout_seconds=request_timeout,
-            webhook_poll_seconds=webhook_poll,
-            quiet_poll_seconds=quiet_poll,
-        )
+        return settings
     if not HOSTNAME.match(hostname):
         raise section._fail(
             "hostname",
@@ -581,17 +597,9 @@ def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSetting
             f"admin_api.hostname is set but {ADMIN_API_SECRET_ENV} is not: set it to the sharedSecret of "
             f"application {application_id!r}, or clear admin_api.hostname to turn the feature off"
         )
-    if ca_file and not Path(ca_file).is_file():
-        raise ConfigError(f"admin_api.ca_file = {ca_file!r}: no such file")
-    return AdminApiSettings(
-        hostname=hostname,
-        application_id=application_id,
-        shared_secret=secret,
-        ca_file=ca_file,
-        request_timeout_seconds=request_timeout,
-        webhook_poll_seconds=webhook_poll,
-        quiet_poll_seconds=quiet_poll,
-    )
+    if settings.ca_file and not Path(settings.ca_file).is_file():
+        raise ConfigError(f"admin_api.ca_file = {settings.ca_file!r}: no such file")
+    return replace(settings, hostname=hostname, application_id=application_id, shared_secret=secret)
 
 
 def _check_deadletter_fits(settings: Settings) -> None:

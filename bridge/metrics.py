@@ -262,3 +262,10 @@ WEBHOOK_LAST_CHECK = Gauge(
     "idaas_bridge_webhook_last_check_timestamp_seconds",
     "Unix time of the last successful read of the webhooks' state.",
 )
+WEBHOOK_REENABLES = Counter(
+    "idaas_bridge_webhook_reenables_total",
+    "Guarded re-enable attempts of a webhook IDaaS reported disabled (admin_api.reenable), by result: "
+    "reenabled, not_confirmed, test_not_received, unhealthy, rate_limited, expired, already_enabled, "
+    "incomplete, failed.",
+    ["webhook", "result"],
+)

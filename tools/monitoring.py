@@ -691,6 +691,18 @@ def _panels() -> list[dict[str, Any]]:
             "s",
         ),
         timeseries(
+            "Webhook re-enables (admin_api.reenable)",
+            "Guarded re-enable attempts per webhook by result: reenabled, or why not (unhealthy, "
+            "rate_limited, test_not_received, expired, failed, ...).",
+            [
+                (
+                    f"sum by {by('webhook', 'result')} "
+                    f"(increase({q('idaas_bridge_webhook_reenables_total', WEBHOOKS)}{RATE}))",
+                    "{{webhook}} {{result}}",
+                )
+            ],
+        ),
+        timeseries(
             "Webhook state reads",
             "Reads of the webhooks' state through the Admin API by result (ok or the failure reason), and "
             "the age of the last good one.",

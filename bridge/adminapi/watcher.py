@@ -5,7 +5,8 @@ Each configured webhook is matched to the IDaaS webhook whose `callbackUrl` is i
 (bridge.config.Settings.callback_url), compared without case in the scheme and host, a default port or a
 trailing slash. The state is read every `admin_api.webhook_poll_seconds`, and at once when the bridge's own
 failure streak reaches its warning level or a webhook has had no successful delivery for
-`admin_api.quiet_poll_seconds`. Check only: nothing is changed in IDaaS here.
+`admin_api.quiet_poll_seconds`. Nothing is changed in IDaaS here; with `admin_api.reenable` a disabled
+webhook is handed to the guarded re-enable (bridge/adminapi/reenable.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 
 from bridge import metrics
 from bridge.adminapi.client import AdminApiClient, AdminApiError, parse_time
+from bridge.adminapi.reenable import ReEnabler
 from bridge.config import Settings
 from bridge.events.catalog import BY_NAME, SPEC_WEBHOOK_TYPES
 from bridge.guard import AutoDisableGuard
@@ -128,8 +130,10 @@ class WebhookWatcher:
         client: AdminApiClient,
         guard: AutoDisableGuard,
         clock: Callable[[], float] = time.time,
+        reenabler: ReEnabler | None = None,
     ) -> None:
         self._settings = settings
+        self._reenabler = reenabler
         self._admin = settings.admin_api
         self._client = client
         self._guard = guard
@@ -171,6 +175,10 @@ class WebhookWatcher:
                     },
                 )
         self.states = states
+        if self._reenabler is not None:
+            for state in states:
+                if state.status == "disabled" and state.remote is not None:
+                    await self._reenabler.reenable(state.name, str(state.remote.get("id", "")))
         return states
 
     def seconds_until_due(self) -> float:

@@ -9,7 +9,7 @@ from typing import Final
 from rich.console import Console
 
 from bridge.cli.check import check_kafka, check_topics, verdict_table
-from bridge.cli.command import Command
+from bridge.cli.command import Command, positive
 from bridge.cli.exits import EXIT_FAILED, EXIT_OK, CommandError
 from bridge.cli.kafka_client import cli_admin
 from bridge.config import Settings
@@ -51,13 +51,6 @@ def describe_topics(settings: Settings) -> int:
     return EXIT_FAILED if any(verdict.status == "fail" for verdict in found) else EXIT_OK
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "action",
@@ -67,17 +60,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="create (default): the configured topics that do not exist yet; describe: their state",
     )
     parser.add_argument(
-        "--partitions", type=_positive, default=3, help="partitions of each new topic (default 3)"
+        "--partitions", type=positive(int), default=3, help="partitions of each new topic (default 3)"
     )
     parser.add_argument(
         "--replication-factor",
-        type=_positive,
+        type=positive(int),
         default=1,
         help="replicas of each new topic (default 1; 3 in production)",
     )
     parser.add_argument(
         "--retention-ms",
-        type=_positive,
+        type=positive(int),
         default=DEFAULT_RETENTION_MS,
         help=f"retention.ms of each new topic (default {DEFAULT_RETENTION_MS}, 7 days; at least "
         f"{2 * MAX_RECORD_AGE_MS} is what the bridge needs)",

@@ -26,10 +26,11 @@ def wait_for_metric(
         time.sleep(0.2)
 
 
-def test_the_daemon_exports_the_webhook_state_and_rereads_it_when_its_streak_warns(
-    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, fake_admin_api: ServedFake
-) -> None:
-    admin = fake_admin_api.settings()
+def watched_bridge(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, fake: ServedFake, **admin_settings: object
+) -> BridgeProcess:
+    """A daemon (not started) whose admin_api is the fake, its public URL its own loopback URL."""
+    admin = fake.settings()
     bridge = BridgeProcess(
         workdir=tmp_path / "bridge",
         bootstrap=kafka_bootstrap,
@@ -43,10 +44,18 @@ def test_the_daemon_exports_the_webhook_state_and_rereads_it_when_its_streak_war
             "application_id": admin.application_id,
             "ca_file": admin.ca_file,
             "webhook_poll_seconds": 3600,
+            **admin_settings,
         },
     }
-    hook = fake_admin_api.api.add_webhook(bridge.url("prod"))
     create_topics(kafka_bootstrap, list(bridge.topics.values()))
+    return bridge
+
+
+def test_the_daemon_exports_the_webhook_state_and_rereads_it_when_its_streak_warns(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, fake_admin_api: ServedFake
+) -> None:
+    bridge = watched_bridge(tmp_path, kafka_bootstrap, topic_prefix, fake_admin_api)
+    hook = fake_admin_api.api.add_webhook(bridge.url("prod"))
     bridge.start()
     try:
         wait_for_metric(bridge, "idaas_bridge_webhook_enabled", 1, webhook="prod")
@@ -65,5 +74,24 @@ def test_the_daemon_exports_the_webhook_state_and_rereads_it_when_its_streak_war
         result = bridge.cli("webhooks")
         assert result.returncode == 1, result.stderr
         assert "disabled" in result.stdout and hook["id"] in result.stdout
+    finally:
+        bridge.stop()
+
+
+def test_the_daemon_re_enables_a_disabled_webhook_once_the_test_delivery_arrived(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, fake_admin_api: ServedFake
+) -> None:
+    bridge = watched_bridge(
+        tmp_path, kafka_bootstrap, topic_prefix, fake_admin_api, reenable=True, reenable_test_wait_seconds=20
+    )
+    api = fake_admin_api.api
+    hook = api.add_webhook(bridge.url("prod"), enabled=False)
+    # IDaaS's test call sends a dummy payload to the callback URL, signed with the webhook's token.
+    api.on_test = lambda _hook: signed_post(bridge, b'{"id": "test-1", "type": "webhook.test"}')
+    bridge.start()
+    try:
+        wait_for_metric(bridge, "idaas_bridge_webhook_reenables_total", 1, webhook="prod", result="reenabled")
+        assert hook["enabled"] is True and api.tests_sent == [hook["id"]]
+        assert api.updates[0]["callbackUrl"] == hook["callbackUrl"] and api.updates[0]["enabled"] is True
     finally:
         bridge.stop()
