@@ -696,8 +696,12 @@ def _panels() -> list[dict[str, Any]]:
             "rate_limited, test_not_received, expired, failed, ...).",
             [
                 (
-                    f"sum by {by('webhook', 'result')} "
-                    f"(increase({q('idaas_bridge_webhook_reenables_total', WEBHOOKS)}{RATE}))",
+                    zero_when_idle(
+                        f"sum by {by('webhook', 'result')} "
+                        f"(increase({q('idaas_bridge_webhook_reenables_total', WEBHOOKS)}{RATE}))",
+                        by("webhook"),
+                        streak,
+                    ),
                     "{{webhook}} {{result}}",
                 )
             ],
@@ -899,7 +903,11 @@ def _panels() -> list[dict[str, Any]]:
             "short, spooled records (lost with an emptyDir spool), unacknowledged producer messages.",
             [
                 (
-                    f"sum by {by('what')} (increase({q('idaas_bridge_shutdown_left_total')}{RATE}))",
+                    zero_when_idle(
+                        f"sum by {by('what')} (increase({q('idaas_bridge_shutdown_left_total')}{RATE}))",
+                        by(),
+                        f"sum by {by()} ({spool_records})",
+                    ),
                     "{{what}}",
                 )
             ],
