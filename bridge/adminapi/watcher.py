@@ -178,7 +178,9 @@ class WebhookWatcher:
         if self._reenabler is not None:
             for state in states:
                 if state.status == "disabled" and state.remote is not None:
-                    await self._reenabler.reenable(state.name, str(state.remote.get("id", "")))
+                    result = await self._reenabler.reenable(state.name, str(state.remote.get("id", "")))
+                    if result == "reenabled":  # confirmed by IDaaS's answer to the PUT
+                        metrics.WEBHOOK_ENABLED.labels(webhook=state.name).set(1)
         return states
 
     def seconds_until_due(self) -> float:

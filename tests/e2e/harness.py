@@ -20,7 +20,8 @@ import httpx
 import yaml
 from confluent_kafka import Consumer, Message
 
-from bridge.config import env_name
+from bridge.config import ADMIN_API_SECRET_ENV, env_name
+from tests.fake_admin_api import ServedFake
 from tests.kafka_broker import create_topics
 from tests.signing import idaas_headers
 
@@ -316,3 +317,37 @@ def offline_bridge(tmp_path: Path, broker: str, prefix: str) -> BridgeProcess:
     """A plain-HTTP bridge with no reachable Kafka, in spool_first mode: every delivery waits in the spool
     until `restarted_with(broker)` drains it."""
     return plain_bridge(tmp_path, broker, prefix, "127.0.0.1:1", **{"spool.ack_mode": "spool_first"})
+
+
+def wait_for_metric(
+    bridge: BridgeProcess, name: str, value: float, timeout: float = 20.0, **labels: str
+) -> None:
+    deadline = time.monotonic() + timeout
+    while metric_value(bridge.metrics(), name, **labels) != value:
+        assert time.monotonic() < deadline, f"{name}{labels} never became {value}:\n{bridge.log_tail()}"
+        time.sleep(0.2)
+
+
+def watched_bridge(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, fake: ServedFake, **admin_settings: object
+) -> BridgeProcess:
+    """A daemon (not started) whose admin_api is the fake, its public URL its own loopback URL."""
+    admin = fake.settings()
+    bridge = BridgeProcess(
+        workdir=tmp_path / "bridge",
+        bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        extra_environment={ADMIN_API_SECRET_ENV: admin.shared_secret},
+    )
+    bridge.overrides = {
+        "server.public_base_url": bridge.base_url,
+        "admin_api": {
+            "hostname": admin.hostname,
+            "application_id": admin.application_id,
+            "ca_file": admin.ca_file,
+            "webhook_poll_seconds": 3600,
+            **admin_settings,
+        },
+    }
+    create_topics(kafka_bootstrap, list(bridge.topics.values()))
+    return bridge

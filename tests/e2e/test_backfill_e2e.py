@@ -11,8 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.e2e.harness import consume_all, signed_post
-from tests.e2e.test_webhook_watcher_e2e import watched_bridge
+from tests.e2e.harness import consume_all, signed_post, watched_bridge
 from tests.fake_admin_api import ServedFake
 
 pytestmark = pytest.mark.kafka

@@ -3,52 +3,15 @@ reads it again at once when the bridge's own failure streak warns (long before t
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from bridge.config import ADMIN_API_SECRET_ENV
 from bridge.guard import STREAK_WARNING
-from tests.e2e.harness import BridgeProcess, metric_value, signed_post
+from tests.e2e.harness import metric_value, signed_post, wait_for_metric, watched_bridge
 from tests.fake_admin_api import ServedFake
-from tests.kafka_broker import create_topics
 
 pytestmark = pytest.mark.kafka
-
-
-def wait_for_metric(
-    bridge: BridgeProcess, name: str, value: float, timeout: float = 20.0, **labels: str
-) -> None:
-    deadline = time.monotonic() + timeout
-    while metric_value(bridge.metrics(), name, **labels) != value:
-        assert time.monotonic() < deadline, f"{name}{labels} never became {value}:\n{bridge.log_tail()}"
-        time.sleep(0.2)
-
-
-def watched_bridge(
-    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, fake: ServedFake, **admin_settings: object
-) -> BridgeProcess:
-    """A daemon (not started) whose admin_api is the fake, its public URL its own loopback URL."""
-    admin = fake.settings()
-    bridge = BridgeProcess(
-        workdir=tmp_path / "bridge",
-        bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        extra_environment={ADMIN_API_SECRET_ENV: admin.shared_secret},
-    )
-    bridge.overrides = {
-        "server.public_base_url": bridge.base_url,
-        "admin_api": {
-            "hostname": admin.hostname,
-            "application_id": admin.application_id,
-            "ca_file": admin.ca_file,
-            "webhook_poll_seconds": 3600,
-            **admin_settings,
-        },
-    }
-    create_topics(kafka_bootstrap, list(bridge.topics.values()))
-    return bridge
 
 
 def test_the_daemon_exports_the_webhook_state_and_rereads_it_when_its_streak_warns(
