@@ -9,13 +9,14 @@ CACHE := .cache
 DEV_TOKEN ?= dev-token-change-me
 DEV_URL := https://127.0.0.1:8443/webhooks/dev
 
-.PHONY: help venv kafka-up kafka-down topics dev-cert run simulate lint typecheck test test-fast tools image bench \
-	clean monitoring chart-schema chart-docs metrics-doc generate
+.PHONY: help venv kafka-up kafka-down topics dev-cert run simulate tail lint typecheck test test-fast tools image bench \
+	clean monitoring chart-schema chart-docs metrics-doc config-reference generate
 
 help:
 	@echo "make run        set up and run the bridge on https://127.0.0.1:8443 against a local Kafka"
 	@echo "make test       lint, type-check and the whole test suite (real Kafka, Helm, promtool, Prometheus)"
-	@echo "make simulate   send one signed sample of each IDaaS event type to the running bridge"
+	@echo "make simulate   deliver one signed sample of each IDaaS event type to the running bridge, as IDaaS does"
+	@echo "make tail       print what reached Kafka, one line per event (Ctrl-C ends it)"
 	@echo "make kafka-up / kafka-down   the local single-node KRaft broker"
 	@echo "make generate   rewrite the generated files (alerts, dashboard, chart schema and README)"
 	@echo "make image      build the container image with podman (no Docker, no registry needed)"
@@ -43,8 +44,8 @@ dev-cert:
 run: venv kafka-up topics dev-cert
 	@echo
 	@echo "Bridge starting on $(DEV_URL)  (dev token: $(DEV_TOKEN))"
-	@echo "In another shell, send one signed sample of each of the 16 event types:"
-	@echo "    make simulate"
+	@echo "In another shell, deliver one signed sample of each of the 16 event types, then see them in Kafka:"
+	@echo "    make simulate && make tail"
 	@echo "Metrics and probes (operations port): curl http://127.0.0.1:9464/metrics    Stop: Ctrl-C, then make kafka-down"
 	@echo
 	IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS=$(DEV_TOKEN) \
@@ -58,6 +59,9 @@ run: venv kafka-up topics dev-cert
 simulate: venv
 	IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS=$(DEV_TOKEN) $(BIN)/idaas-bridge simulate --config config/bridge.yaml \
 		--url $(DEV_URL) --webhook dev --cafile $(CACHE)/dev/dev-cert.pem
+
+tail: venv
+	IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS=$(DEV_TOKEN) $(BIN)/idaas-bridge tail --config config/bridge.yaml --from-beginning
 
 lint: venv
 	$(BIN)/ruff check bridge tests bench tools
@@ -86,7 +90,11 @@ chart-docs:
 metrics-doc: venv
 	$(BIN)/python -m tools.metrics_doc
 
-generate: monitoring chart-schema chart-docs metrics-doc
+# docs/configuration.md from the settings model (bridge/config.py) and config/bridge.yaml's comments.
+config-reference: venv
+	$(BIN)/python -m tools.config_reference
+
+generate: monitoring chart-schema chart-docs metrics-doc config-reference
 
 tools:
 	deploy/tools/install-helm.sh

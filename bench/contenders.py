@@ -22,6 +22,7 @@ import yaml
 
 from bench import toolchain
 from bench.deliveries import Request, otlp_deliveries, signed_deliveries
+from bench.hostile import SinglePortBridge
 from bridge.config import KafkaSettings
 from tests.e2e.harness import BRIDGE, BridgeProcess, free_port
 from tests.kafka_broker import create_topics
@@ -209,7 +210,8 @@ def otel_peer(binary: Path) -> Contender:
     return Contender("peer", "OpenTelemetry Collector 0.165", 15_000, prepare)
 
 
-def bridge(ack_mode: str, tls: bool, workers: int = 1) -> Contender:
+def bridge(ack_mode: str, tls: bool, workers: int = 1, source: Path | None = None) -> Contender:
+    """The bridge of this checkout, or with `source` the bridge package of another one (a baseline)."""
     scheme = "https" if tls else "http"
 
     def prepare(workdir: Path, bootstrap: str) -> Launch:
@@ -219,7 +221,10 @@ def bridge(ack_mode: str, tls: bool, workers: int = 1) -> Contender:
         }
         if workers != 1:
             overrides["server.workers"] = workers
-        process = BridgeProcess(
+        kind = BridgeProcess
+        if source is not None and not (source / "bridge" / "servers.py").exists():
+            kind = SinglePortBridge
+        process = kind(
             workdir=workdir,
             bootstrap=bootstrap,
             topic_prefix=f"bench.{uuid.uuid4().hex[:8]}.",
@@ -230,9 +235,12 @@ def bridge(ack_mode: str, tls: bool, workers: int = 1) -> Contender:
         create_topics(bootstrap, list(process.topics.values()))
         config_path = workdir / "bridge.yaml"
         config_path.write_text(yaml.safe_dump(process.config()))
+        environment = process.environment()
+        if source is not None:  # the daemon imports `bridge` from there: PYTHONPATH wins over the install
+            environment["PYTHONPATH"] = str(source.resolve())
         return Launch(
             [str(BRIDGE), "serve", "--config", str(config_path)],
-            process.environment(),
+            environment,
             process.base_url,
             "/webhooks/prod",
             list(process.topics.values()),
@@ -241,20 +249,27 @@ def bridge(ack_mode: str, tls: bool, workers: int = 1) -> Contender:
         )
 
     suffix = "" if workers == 1 else f", {workers} workers"
+    key = f"bridge-{ack_mode.replace('_', '-')}-{scheme}" + ("" if workers == 1 else f"-w{workers}")
+    label = f"bridge {ack_mode}, {scheme.upper()}{suffix}"
+    if source is not None:
+        key, label = f"{key}-baseline", f"{label} (baseline: {source.name})"
     return Contender(
-        f"bridge-{ack_mode.replace('_', '-')}-{scheme}" + ("" if workers == 1 else f"-w{workers}"),
-        f"bridge {ack_mode}, {scheme.upper()}{suffix}",
+        key,
+        label,
         4_000 * workers,
         prepare,
         workers=workers,
     )
 
 
-def all_contenders() -> list[Contender]:
+def all_contenders(baseline: Path | None) -> list[Contender]:
+    """Every contender; with `baseline`, another checkout's bridge (kafka_first, HTTP) runs just before
+    this one's, for a before/after in the same run."""
     return [
         ceiling_http(),
         ceiling_kafka(),
         otel_peer(toolchain.peer()),
+        *([bridge("kafka_first", tls=False, source=baseline)] if baseline is not None else []),
         bridge("kafka_first", tls=False),
         bridge("kafka_first", tls=True),
         bridge("spool_first", tls=False),

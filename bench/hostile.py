@@ -200,6 +200,10 @@ class SinglePortBridge(BridgeProcess):
         del document["server"]["ops_host"], document["server"]["ops_port"]
         return document
 
+    @property
+    def ops_url(self) -> str:
+        return self.base_url
+
     def ops_client(self, **kwargs: Any) -> Any:
         return self.client(**kwargs)
 

@@ -6,10 +6,11 @@ import time
 import uuid
 from typing import Final
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 #: spool_first answers before Kafka has the record; its drainer needs a moment after the load ends.
 SETTLE_TIMEOUT_SECONDS: Final = 30.0
+RETRIES: Final = 20
 
 
 class RecordCounter:
@@ -17,6 +18,15 @@ class RecordCounter:
         self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}"})
 
     def count(self, topics: list[str]) -> int:
+        """Retried for a while: a broker busy with new topics may briefly not know a partition's leader."""
+        for _ in range(RETRIES - 1):
+            try:
+                return self._count(topics)
+            except KafkaException:
+                time.sleep(0.5)
+        return self._count(topics)
+
+    def _count(self, topics: list[str]) -> int:
         total = 0
         for topic in topics:
             partitions = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions

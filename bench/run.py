@@ -7,6 +7,8 @@ same client, same broker, same machine, one run.
     BENCH_QUICK=1 make bench     128 connections and 1,000/s only, 3 s each; results in .cache/bench/
     BENCH_ONLY=peer,bridge-kafka-first-http make bench    only these contenders (keys in contenders.py)
     BENCH_SECONDS=5 make bench   another duration per point
+    BENCH_BASELINE=DIR make bench     also the bridge package of checkout DIR (kafka_first, HTTP), run just
+                                      before this checkout's: a before/after under the same conditions
 
 Only a full run of every contender rewrites the docs; quick and partial runs write to .cache/bench/.
 
@@ -186,7 +188,8 @@ def main() -> None:
         plan = dataclasses.replace(plan, seconds=float(os.environ["BENCH_SECONDS"]))
     # Only a full run of every contender replaces the published figures; anything else goes to .cache.
     partial = quick or bool(only)
-    selected = [c for c in contenders.all_contenders() if not only or c.key in only]
+    baseline = Path(os.environ["BENCH_BASELINE"]) if os.environ.get("BENCH_BASELINE") else None
+    selected = [c for c in contenders.all_contenders(baseline) if not only or c.key in only]
     broker = local_kafka()
     counter = RecordCounter(broker.bootstrap)
     started = datetime.now(UTC)

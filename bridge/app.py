@@ -18,6 +18,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge import metrics
+from bridge.adminapi.client import AdminApiClient
+from bridge.adminapi.reenable import ReEnabler
+from bridge.adminapi.watcher import WebhookWatcher
 from bridge.config import ConfigError, Settings
 from bridge.dedup import DeliveryDedup
 from bridge.guard import AutoDisableGuard
@@ -58,15 +61,34 @@ class Bridge:
             for result in metrics.KAFKA_RESULTS:
                 metrics.KAFKA_MESSAGES.labels(topic=topic.name, result=result)
             metrics.SPOOL_REJECTED.labels(topic=topic.name)
+        self.guard = AutoDisableGuard([hook.name for hook in settings.webhooks])
         self.receiver = WebhookReceiver(
             settings,
             self.router,
             DurableDelivery(self.publisher, self.spool, kafka.ack_deadline_seconds, settings.spool.ack_mode),
             DeliveryDedup[Answer](settings.dedup.ttl_seconds, settings.dedup.max_entries),
-            AutoDisableGuard([hook.name for hook in settings.webhooks]),
+            self.guard,
         )
+        #: Off (None) unless admin_api is configured; reads the webhooks' state from IDaaS.
+        self.watcher = None if not settings.admin_api.enabled else self._watcher(settings)
+        self._background: list[asyncio.Task[None]] = []
         self.shutting_down = False
         self.shutdown = ShutdownBudget(settings.server.shutdown_grace_seconds)
+
+    def _watcher(self, settings: Settings) -> WebhookWatcher:
+        client = AdminApiClient(settings.admin_api)
+        reenabler = (
+            ReEnabler(settings.admin_api, client, self.guard, self.healthy)
+            if settings.admin_api.reenable
+            else None
+        )
+        return WebhookWatcher(settings, client, self.guard, reenabler=reenabler)
+
+    def healthy(self) -> bool:
+        """Whether deliveries are made durable now the normal way: Kafka answers and the spool has room
+        (the condition for re-enabling a webhook: a degraded bridge would walk it straight back into
+        auto-disable)."""
+        return not self.shutting_down and self.publisher.up and not self.spool.full
 
     def check_topics(self) -> None:
         """Fail at start-up, not at the first event, when Kafka answers but a configured topic is missing."""
@@ -130,6 +152,8 @@ class Bridge:
         await self.spool.open()
         self.rejected.publish_gauge()
         self.drainer.start()
+        if self.watcher is not None:
+            self._background.append(asyncio.create_task(self.watcher.run(), name="webhook-watcher"))
         log.info(
             "bridge started",
             extra={
@@ -152,6 +176,9 @@ class Bridge:
         """The lifespan's phases, in order, within what the in-flight requests left of the budget. The
         event loop never blocks: librdkafka's flushes run in threads, both at once."""
         self.begin_shutdown()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         budget = self.shutdown
         budget.phase_done("requests", requests=self.receiver.in_flight)
         await self.drainer.stop(budget.remaining(), kafka_up=lambda: self.publisher.up)

@@ -24,7 +24,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
@@ -208,15 +208,26 @@ class LoggingSettings:
 class AdminApiSettings:
     """The IDaaS Administration API application the watcher, re-enable and backfill use."""
 
-    hostname: str
-    application_id: str
-    shared_secret: str = field(repr=False)
+    #: Empty: the whole Admin API feature is off (the other settings are still validated and shown).
+    hostname: str = ""
+    application_id: str = ""
+    shared_secret: str = field(default="", repr=False)
     #: CA bundle that verifies the tenant's certificate (a TLS-inspecting proxy); empty = the system's.
     ca_file: str = ""
     request_timeout_seconds: float = 10.0
     webhook_poll_seconds: float = 300.0
     #: Poll at once when no delivery arrived for this long (a silent webhook may be disabled).
     quiet_poll_seconds: float = 3600.0
+    #: Opt-in: re-enable a webhook IDaaS reports disabled (not expired) while the bridge is healthy.
+    reenable: bool = False
+    #: Before re-enabling, have IDaaS send its test delivery and wait this long for it to arrive (0 = skip
+    #: the test).
+    reenable_test_wait_seconds: float = 60.0
+    reenable_max_per_hour: int = 3
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.hostname)
 
 
 @dataclass(frozen=True)
@@ -228,11 +239,19 @@ class Settings:
     dedup: DedupSettings
     spool: SpoolSettings
     logging: LoggingSettings
-    #: None when the `admin_api` section is absent: the whole Admin API feature is off.
-    admin_api: AdminApiSettings | None = None
+    #: The Admin API feature is off unless `admin_api.enabled` (a hostname is set).
+    admin_api: AdminApiSettings = field(default_factory=AdminApiSettings)
 
     def webhook(self, name: str) -> WebhookSettings | None:
         return next((hook for hook in self.webhooks if hook.name == name), None)
+
+    def callback_url(self, hook: WebhookSettings) -> str:
+        """The URL IDaaS calls for `hook` (its public_url, else server.public_base_url + /webhooks/<name>);
+        empty when neither is set."""
+        if hook.public_url:
+            return hook.public_url
+        base = self.server.public_base_url
+        return f"{base.rstrip('/')}/webhooks/{hook.name}" if base else ""
 
 
 # --- reading ------------------------------------------------------------------------------------------
@@ -518,8 +537,8 @@ def _spool(section: _Section) -> SpoolSettings:
     return settings
 
 
-def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSettings | None:
-    """The Admin API settings, or None (the feature off) while `admin_api.hostname` is empty."""
+def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSettings:
+    """The Admin API settings; the feature is off (no secret needed) while `admin_api.hostname` is empty."""
     if "shared_secret" in section.raw:
         raise ConfigError(
             f"admin_api.shared_secret: the shared secret never goes in the file (nor in an "
@@ -527,16 +546,31 @@ def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSetting
         )
     hostname = section.string("hostname", "")
     application_id = section.string("application_id", "")
-    ca_file = section.string("ca_file", "")
-    request_timeout = section.number("request_timeout_seconds", AdminApiSettings.request_timeout_seconds, 0)
-    webhook_poll = section.number("webhook_poll_seconds", AdminApiSettings.webhook_poll_seconds, 0)
-    quiet_poll = section.number("quiet_poll_seconds", AdminApiSettings.quiet_poll_seconds, 0)
+    defaults = AdminApiSettings()
+    settings = AdminApiSettings(
+        ca_file=section.string("ca_file", ""),
+        request_timeout_seconds=section.number(
+            "request_timeout_seconds", defaults.request_timeout_seconds, 0
+        ),
+        webhook_poll_seconds=section.number("webhook_poll_seconds", defaults.webhook_poll_seconds, 0),
+        quiet_poll_seconds=section.number("quiet_poll_seconds", defaults.quiet_poll_seconds, 0),
+        reenable=section.boolean("reenable", defaults.reenable),
+        reenable_test_wait_seconds=section.number(
+            "reenable_test_wait_seconds", defaults.reenable_test_wait_seconds, -1
+        ),
+        reenable_max_per_hour=section.integer("reenable_max_per_hour", defaults.reenable_max_per_hour, 1, 60),
+    )
     section.done()
-    if webhook_poll < MIN_WEBHOOK_POLL_SECONDS:
+    if settings.webhook_poll_seconds < MIN_WEBHOOK_POLL_SECONDS:
         raise ConfigError(
-            f"admin_api.webhook_poll_seconds = {webhook_poll:g}: must be at least "
+            f"admin_api.webhook_poll_seconds = {settings.webhook_poll_seconds:g}: must be at least "
             f"{MIN_WEBHOOK_POLL_SECONDS:g} (webhook state changes rarely; the bridge also polls at once "
             "when its own failure streak warns or deliveries stop)"
+        )
+    if settings.reenable_test_wait_seconds < 0:
+        raise ConfigError(
+            f"admin_api.reenable_test_wait_seconds = {settings.reenable_test_wait_seconds:g}: must be 0 "
+            "(re-enable without a test delivery) or more"
         )
     if not hostname:
         if application_id:
@@ -544,7 +578,7 @@ def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSetting
                 "admin_api.application_id is set but admin_api.hostname is empty: give the tenant's hostname "
                 "too, or clear application_id to turn the Admin API feature off"
             )
-        return None
+        return settings
     if not HOSTNAME.match(hostname):
         raise section._fail(
             "hostname",
@@ -563,17 +597,9 @@ def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSetting
             f"admin_api.hostname is set but {ADMIN_API_SECRET_ENV} is not: set it to the sharedSecret of "
             f"application {application_id!r}, or clear admin_api.hostname to turn the feature off"
         )
-    if ca_file and not Path(ca_file).is_file():
-        raise ConfigError(f"admin_api.ca_file = {ca_file!r}: no such file")
-    return AdminApiSettings(
-        hostname=hostname,
-        application_id=application_id,
-        shared_secret=secret,
-        ca_file=ca_file,
-        request_timeout_seconds=request_timeout,
-        webhook_poll_seconds=webhook_poll,
-        quiet_poll_seconds=quiet_poll,
-    )
+    if settings.ca_file and not Path(settings.ca_file).is_file():
+        raise ConfigError(f"admin_api.ca_file = {settings.ca_file!r}: no such file")
+    return replace(settings, hostname=hostname, application_id=application_id, shared_secret=secret)
 
 
 def _check_deadletter_fits(settings: Settings) -> None:
@@ -657,6 +683,14 @@ def load_settings(
     for section in (root, signature, dedup, logging_section):
         section.done()
     _check_deadletter_fits(settings)
+    if settings.admin_api.enabled:
+        for index, hook in enumerate(settings.webhooks):
+            if not settings.callback_url(hook):
+                raise ConfigError(
+                    f"webhooks[{index}] ({hook.name!r}) has no public URL, which admin_api needs to find the "
+                    f"webhook in IDaaS by its callback URL: set webhooks[{index}].public_url or "
+                    "server.public_base_url to the URL IDaaS calls"
+                )
     if settings.logging.level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"logging.level = {settings.logging.level!r}: choose DEBUG, INFO, WARNING or ERROR")
     return settings
@@ -713,10 +747,10 @@ def describe(settings: Settings) -> dict[str, Any]:
         "dedup": {"ttl_seconds": settings.dedup.ttl_seconds, "max_entries": settings.dedup.max_entries},
         "spool": {key: getattr(settings.spool, key) for key in SpoolSettings.__dataclass_fields__},
         "logging": {"level": settings.logging.level},
-        "admin_api": None
-        if settings.admin_api is None
-        else {
-            key: "***" if key == "shared_secret" else getattr(settings.admin_api, key)
-            for key in AdminApiSettings.__dataclass_fields__
+        "admin_api": {
+            key: "***" if key == "shared_secret" and value else value
+            for key, value in (
+                (key, getattr(settings.admin_api, key)) for key in AdminApiSettings.__dataclass_fields__
+            )
         },
     }

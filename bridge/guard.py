@@ -17,12 +17,16 @@ signature (`auth.AuthFailure.well_formed`; every request that got past the heade
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Final
 
 from bridge import metrics
 from bridge.config import IDAAS_DEADLINE_SECONDS
 
 DISABLE_AFTER: Final = 100
+#: The streak at which the bridge warns (alert IdaasBridgeWebhookAutoDisableRisk) and, with the Admin API
+#: configured, reads the webhooks' state at once.
+STREAK_WARNING: Final = DISABLE_AFTER // 5
 
 
 def idaas_success(status_code: int, elapsed_seconds: float) -> bool:
@@ -36,8 +40,13 @@ def idaas_retries(status_code: int) -> bool:
 
 
 class AutoDisableGuard:
-    def __init__(self, webhooks: list[str]) -> None:
+    def __init__(self, webhooks: list[str], clock: Callable[[], float] = time.time) -> None:
         self.streaks = dict.fromkeys(webhooks, 0)
+        #: Unix time of each webhook's last successful answer (the start time until there is one).
+        self.last_success = dict.fromkeys(webhooks, clock())
+        #: Called with the webhook's name when its streak reaches STREAK_WARNING (the watcher polls).
+        self.on_warning: Callable[[str], None] | None = None
+        self._clock = clock
         for name in webhooks:
             metrics.FAILURE_STREAK.labels(webhook=name).set(0)
 
@@ -47,7 +56,8 @@ class AutoDisableGuard:
             return
         if idaas_success(status_code, elapsed_seconds):
             self.streaks[webhook] = 0
-            metrics.LAST_SUCCESS.labels(webhook=webhook).set(time.time())
+            self.last_success[webhook] = now = self._clock()
+            metrics.LAST_SUCCESS.labels(webhook=webhook).set(now)
             metrics.FAILURE_STREAK.labels(webhook=webhook).set(0)
         else:
             self._failed(webhook)
@@ -60,3 +70,5 @@ class AutoDisableGuard:
     def _failed(self, webhook: str) -> None:
         self.streaks[webhook] += 1
         metrics.FAILURE_STREAK.labels(webhook=webhook).set(self.streaks[webhook])
+        if self.streaks[webhook] == STREAK_WARNING and self.on_warning is not None:
+            self.on_warning(webhook)

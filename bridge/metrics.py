@@ -230,3 +230,46 @@ ADMIN_API_REQUESTS = Counter(
     "when none came (timeout, connection refused, TLS failure).",
     ["operation", "code"],
 )
+WEBHOOK_REGISTERED = Gauge(
+    "idaas_bridge_webhook_registered",
+    "1 when an IDaaS webhook has this configured webhook's public callback URL, 0 when none has (deleted, "
+    "or its URL changed): read through the Admin API.",
+    ["webhook"],
+)
+WEBHOOK_ENABLED = Gauge(
+    "idaas_bridge_webhook_enabled",
+    "1 when IDaaS has the webhook enabled; 0 when it is disabled (auto-disabled after 100 failures, by an "
+    "admin, or expired) or not registered at all: IDaaS sends it no events.",
+    ["webhook"],
+)
+WEBHOOK_EXPIRED = Gauge(
+    "idaas_bridge_webhook_expired", "1 when IDaaS reports the webhook past its expiry date.", ["webhook"]
+)
+WEBHOOK_EXPIRY = Gauge(
+    "idaas_bridge_webhook_expiry_timestamp_seconds",
+    "Unix time at which IDaaS expires (and disables) the webhook; 0 when it never expires.",
+    ["webhook"],
+)
+WEBHOOK_UNKNOWN_TYPES = Gauge(
+    "idaas_bridge_webhook_unknown_event_types",
+    "Event types the webhook subscribes to that the bridge's catalog does not know (they go to the "
+    "unknown topic); a webhook with no event list gets all types.",
+    ["webhook"],
+)
+WEBHOOK_CHECKS = Counter(
+    "idaas_bridge_webhook_checks_total",
+    "Reads of the webhooks' state through the Admin API, by result: ok, or the failure reason "
+    "(unauthorized, forbidden, unavailable, ...).",
+    ["result"],
+)
+WEBHOOK_LAST_CHECK = Gauge(
+    "idaas_bridge_webhook_last_check_timestamp_seconds",
+    "Unix time of the last successful read of the webhooks' state.",
+)
+WEBHOOK_REENABLES = Counter(
+    "idaas_bridge_webhook_reenables_total",
+    "Guarded re-enable attempts of a webhook IDaaS reported disabled (admin_api.reenable), by result: "
+    "reenabled, not_confirmed, test_not_received, unhealthy, rate_limited, expired, already_enabled, "
+    "incomplete, failed.",
+    ["webhook", "result"],
+)

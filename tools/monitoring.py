@@ -29,8 +29,9 @@ from typing import Any, Final
 import yaml
 
 import tools
+from bridge.adminapi.watcher import EXPIRY_WARNING_DAYS
 from bridge.config import IDAAS_DEADLINE_SECONDS
-from bridge.guard import DISABLE_AFTER
+from bridge.guard import DISABLE_AFTER, STREAK_WARNING
 
 ROOT: Final = tools.ROOT
 ALERTS: Final = Path("deploy/prometheus/alerts.yaml")
@@ -45,8 +46,7 @@ RELEASE_LABELS: Final = ("namespace", "job")
 COMPOSE_JOB: Final = "idaas-siem-bridge"
 
 # --- thresholds: the IDaaS limits, and the alert levels derived from or set against them ----------------
-#: The failure streak alerts warn at a fifth of IDaaS's limit and page at half of it.
-STREAK_WARNING: Final = DISABLE_AFTER // 5
+#: The failure streak alerts warn at a fifth of IDaaS's limit (bridge.guard.STREAK_WARNING) and page at half.
 STREAK_CRITICAL: Final = DISABLE_AFTER // 2
 #: p99 answer time that warns while there is still a margin to IDaaS's deadline.
 SLOW_P99_SECONDS: Final = IDAAS_DEADLINE_SECONDS - 1
@@ -57,6 +57,8 @@ AUTH_FAILURES_PER_SECOND: Final = 0.1
 DEADLETTER_WINDOW_SECONDS: Final = 900
 #: How long an alert says that damaged spool data was moved to a quarantine file.
 QUARANTINE_WINDOW_SECONDS: Final = 3600
+#: A webhook expiring sooner than this warns (the `webhooks` command flags it too).
+WEBHOOK_EXPIRY_WARNING_DAYS: Final = EXPIRY_WARNING_DAYS
 #: Default of the chart value prometheusRule.noDeliveriesHours.
 NO_DELIVERIES_HOURS: Final = 6
 
@@ -164,6 +166,38 @@ def alert_rules(target: Target) -> list[dict[str, Any]]:
             f"{{{{ $value }}}} consecutive deliveries of the webhook failed. At "
             f"{DISABLE_AFTER}, IDaaS disables "
             "the webhook and every later event is lost until someone re-enables it.",
+        ),
+        # The watcher's gauges (idaas_bridge_webhook_*) are the same on every pod that reads the Admin API;
+        # max/min over the release's pods keep one alert per webhook.
+        rule(
+            "IdaasBridgeWebhookDisabled",
+            f"max by {by('webhook')} ({s('idaas_bridge_webhook_enabled')}) == 0",
+            None,
+            "critical",
+            f"{WEBHOOK} is disabled in IDaaS: no events are being sent",
+            "The IDaaS Administration API reports the webhook disabled, expired, or no webhook with its "
+            f"callback URL at all. IDaaS disables a webhook after {DISABLE_AFTER} consecutive failed "
+            "deliveries, at its expiry date, or when an admin switches it off; until it is enabled again "
+            "every event is lost.",
+        ),
+        rule(
+            "IdaasBridgeWebhookExpiresSoon",
+            f"min by {by('webhook')} ({s('idaas_bridge_webhook_expiry_timestamp_seconds')} > 0) - time() "
+            f"< {WEBHOOK_EXPIRY_WARNING_DAYS} * 86400",
+            None,
+            "warning",
+            f"{WEBHOOK} expires in IDaaS within {WEBHOOK_EXPIRY_WARNING_DAYS} days",
+            "The webhook expires in {{ $value | humanizeDuration }}. At its expiry date IDaaS disables it "
+            "and stops sending events.",
+        ),
+        rule(
+            "IdaasBridgeWebhookUnknownEventTypes",
+            f"max by {by('webhook')} ({s('idaas_bridge_webhook_unknown_event_types')}) > 0",
+            None,
+            "info",
+            f"{WEBHOOK} subscribes to event types the bridge does not know",
+            "{{ $value }} event type(s) the webhook subscribes to have no row in the bridge's catalog. Their "
+            "events are published to the unknown topic, not normalized. `idaas-bridge webhooks` names them.",
         ),
         rule(
             "IdaasBridgeKafkaPublishFailing",
@@ -619,6 +653,73 @@ def _panels() -> list[dict[str, Any]]:
             "s",
         ),
         timeseries(
+            "Webhook state in IDaaS (Admin API)",
+            "Per webhook, as the IDaaS Administration API reports it: enabled (1) or not (0: disabled, "
+            "expired or not registered), registered (an IDaaS webhook has its callback URL), and event types "
+            "it subscribes to that the catalog does not know. Alerts IdaasBridgeWebhookDisabled and "
+            "IdaasBridgeWebhookUnknownEventTypes.",
+            [
+                (
+                    f"max by {by('webhook')} ({q('idaas_bridge_webhook_enabled', WEBHOOKS)})",
+                    "{{webhook}} enabled",
+                ),
+                (
+                    f"max by {by('webhook')} ({q('idaas_bridge_webhook_registered', WEBHOOKS)})",
+                    "{{webhook}} registered",
+                ),
+                (
+                    f"max by {by('webhook')} ({q('idaas_bridge_webhook_expired', WEBHOOKS)})",
+                    "{{webhook}} expired",
+                ),
+                (
+                    f"max by {by('webhook')} ({q('idaas_bridge_webhook_unknown_event_types', WEBHOOKS)})",
+                    "{{webhook}} unknown types",
+                ),
+            ],
+        ),
+        timeseries(
+            "Time until each webhook expires in IDaaS",
+            f"From the webhook's expiry date (Admin API); none shown for a webhook that never expires. Alert "
+            f"IdaasBridgeWebhookExpiresSoon below {WEBHOOK_EXPIRY_WARNING_DAYS} days.",
+            [
+                (
+                    f"min by {by('webhook')} "
+                    f"({q('idaas_bridge_webhook_expiry_timestamp_seconds', WEBHOOKS)} > 0) - time()",
+                    "{{webhook}}",
+                )
+            ],
+            "s",
+        ),
+        timeseries(
+            "Webhook re-enables (admin_api.reenable)",
+            "Guarded re-enable attempts per webhook by result: reenabled, or why not (unhealthy, "
+            "rate_limited, test_not_received, expired, failed, ...).",
+            [
+                (
+                    zero_when_idle(
+                        f"sum by {by('webhook', 'result')} "
+                        f"(increase({q('idaas_bridge_webhook_reenables_total', WEBHOOKS)}{RATE}))",
+                        by("webhook"),
+                        streak,
+                    ),
+                    "{{webhook}} {{result}}",
+                )
+            ],
+        ),
+        timeseries(
+            "Webhook state reads",
+            "Reads of the webhooks' state through the Admin API by result (ok or the failure reason), and "
+            "the age of the last good one.",
+            [
+                (
+                    f"sum by {by('result')} (rate({q('idaas_bridge_webhook_checks_total')}{RATE}))",
+                    "{{result}}",
+                ),
+                (f"time() - max by {by()} ({q('idaas_bridge_webhook_last_check_timestamp_seconds')})", "age"),
+            ],
+            overrides=[override("B", {**RIGHT_AXIS, "unit": "s"})],
+        ),
+        timeseries(
             "IDaaS Admin API requests by answer",
             "Requests the bridge made to the IDaaS Administration API per operation and HTTP status "
             "(`error`: no answer). Steady 401/403 mean a wrong secret or a role without the permission "
@@ -802,7 +903,11 @@ def _panels() -> list[dict[str, Any]]:
             "short, spooled records (lost with an emptyDir spool), unacknowledged producer messages.",
             [
                 (
-                    f"sum by {by('what')} (increase({q('idaas_bridge_shutdown_left_total')}{RATE}))",
+                    zero_when_idle(
+                        f"sum by {by('what')} (increase({q('idaas_bridge_shutdown_left_total')}{RATE}))",
+                        by(),
+                        f"sum by {by()} ({spool_records})",
+                    ),
                     "{{what}}",
                 )
             ],

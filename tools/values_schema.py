@@ -77,6 +77,8 @@ BOUNDS: Final[dict[str, dict[str, float]]] = {
     "admin_api.request_timeout_seconds": {"exclusiveMinimum": 0},
     "admin_api.webhook_poll_seconds": {"minimum": model.MIN_WEBHOOK_POLL_SECONDS},
     "admin_api.quiet_poll_seconds": {"exclusiveMinimum": 0},
+    "admin_api.reenable_test_wait_seconds": {"minimum": 0},
+    "admin_api.reenable_max_per_hour": {"minimum": 1, "maximum": 60},
 }
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: librdkafka properties are strings to the bridge; YAML may give them as numbers or booleans.

@@ -188,8 +188,8 @@ def run_checks(settings: Settings) -> list[Verdict]:
     return [*verdicts, check_spool(settings), *check_tls(settings)]
 
 
-def verdict_table(verdicts: list[Verdict]) -> Table:
-    table = Table(title="idaas-bridge check-config --connect")
+def verdict_table(verdicts: list[Verdict], title: str) -> Table:
+    table = Table(title=title)
     table.add_column("check", style="bold")
     table.add_column("verdict")
     table.add_column("detail", overflow="fold")
@@ -208,7 +208,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         for verdict in verdicts:
             print(json.dumps({"check": verdict.check, "status": verdict.status, "detail": verdict.detail}))
     else:
-        Console(width=max(120, shutil.get_terminal_size().columns)).print(verdict_table(verdicts))
+        Console(width=max(120, shutil.get_terminal_size().columns)).print(
+            verdict_table(verdicts, "idaas-bridge check-config --connect")
+        )
     return EXIT_FAILED if any(verdict.status == "fail" for verdict in verdicts) else EXIT_OK
 
 

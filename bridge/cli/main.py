@@ -14,7 +14,7 @@ from importlib import metadata
 
 from confluent_kafka import KafkaException
 
-from bridge.cli import check, rejected, replay, serve, simulate, tail, topics
+from bridge.cli import check, rejected, replay, serve, simulate, tail, topics, webhooks
 from bridge.cli.exits import (
     EXIT_CONFIG,
     EXIT_INTERRUPTED,
@@ -34,6 +34,7 @@ COMMANDS = (
     tail.COMMAND,
     replay.COMMAND,
     rejected.COMMAND,
+    webhooks.COMMAND,
 )
 EPILOG = (
     "exit codes: 0 ok; 1 the command's verdict is negative (a check failed, IDaaS would disable the "

@@ -32,10 +32,9 @@ from typing import Final
 
 import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bridge.cli.command import Command
+from bridge.cli.display import progress_bar
 from bridge.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError
 from bridge.cli.kafka_client import ERRORS, quiet
 from bridge.config import Settings
@@ -57,19 +56,6 @@ METADATA_TIMEOUT_SECONDS: Final = 10.0
 BATCH_RECORDS: Final = 500
 #: A spool replay gives up when the drain made no progress for this long (Kafka unreachable).
 STALL_SECONDS: Final = 60.0
-
-
-def progress_bar(description: str) -> Progress:
-    console = Console(stderr=True)
-    return Progress(
-        TextColumn(f"[bold]{description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
 
 
 @contextmanager

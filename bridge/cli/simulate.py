@@ -25,11 +25,12 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from bridge import auth
-from bridge.cli.command import Command
+from bridge.cli.command import Command, positive
+from bridge.cli.display import progress_bar
 from bridge.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, from_os_error
 from bridge.config import (
     IDAAS_DEADLINE_SECONDS,
@@ -168,7 +169,7 @@ class Simulator:
         return delivery
 
     async def run(self, types: list[str], progress: Progress) -> list[Delivery]:
-        task = progress.add_task("delivering", total=len(types))
+        task = progress.add_task("", total=len(types))
         try:
             # The first delivery alone: when nothing answers at all, say so instead of counting failures.
             first = await self.deliver(types[0], 0)
@@ -265,16 +266,7 @@ def simulate(settings: Settings, args: argparse.Namespace) -> int:
     count = args.count if args.count is not None else len(types)
     destination = target(settings, args.webhook, args.url)
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=args.cafile)
-    console = Console(stderr=True)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
+    progress = progress_bar("delivering")
     started = time.monotonic()
     with progress:
         deliveries = asyncio.run(
@@ -288,16 +280,6 @@ def simulate(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_FAILED if summary["failed"] else EXIT_OK
 
 
-def _positive(kind: type[int] | type[float]) -> Any:
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-        return value
-
-    return parse
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
@@ -308,9 +290,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--type", action="append", default=[], metavar="TYPE", help="only this event type (repeatable)"
     )
-    parser.add_argument("--count", type=_positive(int), help="deliveries to send (default: one per type)")
+    parser.add_argument("--count", type=positive(int), help="deliveries to send (default: one per type)")
     parser.add_argument(
-        "--rate", type=_positive(float), default=10.0, help="new deliveries per second (default 10)"
+        "--rate", type=positive(float), default=10.0, help="new deliveries per second (default 10)"
     )
     parser.add_argument("--seed", type=int, help="seed of the event-type mix, for a repeatable run")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON line")

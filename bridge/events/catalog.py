@@ -213,6 +213,33 @@ EVENT_TYPES: Final[tuple[EventType, ...]] = (
 
 BY_NAME: Final[dict[str, EventType]] = {row.name: row for row in EVENT_TYPES}
 
+NO_EXAMPLE: Final = (
+    "Entrust publishes no example payload for it (each of the 16 rows above rests on one), so which field "
+    "names the affected user and which authenticator it is about would be guessed"
+)
+#: The webhook types of the Admin API spec (v5.46, `WebhookEvent.type`) without a row, and why. Their events
+#: are published to the unknown topic exactly as they arrived (nothing is lost), and the webhook watcher's
+#: IdaasBridgeWebhookUnknownEventTypes names them when a webhook subscribes to them. A row is added once a
+#: real payload of the type has been seen.
+UNMAPPED_SPEC_TYPES: Final[dict[str, str]] = {
+    "token.created": f"{NO_EXAMPLE}; a token is created unassigned or for a user, soft or hard (OTP or push)",
+    "token.activated": f"{NO_EXAMPLE}; OCSF would be MFA Factor Enable with a factor the payload must name",
+    "token.activated.online": f"{NO_EXAMPLE}; the online activation of a mobile soft token (token.activated)",
+    "token.seed.rotated": f"{NO_EXAMPLE}; no OCSF Account Change activity fits a seed rotation but 99 Other",
+    "hardware.token.assigned": f"{NO_EXAMPLE}; an assignment by an admin, whose subject is the admin",
+    "credential.create": (
+        f"{NO_EXAMPLE}; a smart credential (the spec's Smart Credentials: a certificate-based credential, "
+        "also a printed card) is issuance, the audit log's ISSUANCE category, not a sign-in factor change"
+    ),
+    "credential.update": f"{NO_EXAMPLE}; smart credential issuance (see credential.create)",
+    "credential.delete": f"{NO_EXAMPLE}; smart credential issuance (see credential.create)",
+    "credential.print": f"{NO_EXAMPLE}; printing a credential card has no IAM class in ECS, OCSF or the CIM",
+}
+
+#: Every webhook event type of the Admin API spec: what a webhook created with no event list receives ("all
+#: available events").
+SPEC_WEBHOOK_TYPES: Final = (*BY_NAME, *UNMAPPED_SPEC_TYPES)
+
 #: Metric label for every type not in the catalog, so that label cardinality stays bounded.
 UNKNOWN_TYPE_LABEL: Final = "unknown"
 

@@ -51,6 +51,8 @@ class BridgeProcess:
     overrides: dict[str, Any] = field(default_factory=dict)
     #: Settings of individual webhooks beyond their name, e.g. {"old": {"legacy_sha2_signature": True}}.
     webhook_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: More environment variables for the daemon and its CLI, e.g. the Admin API secret.
+    extra_environment: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     ops_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -127,7 +129,7 @@ class BridgeProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IDAAS_BRIDGE_")}
         for name, token in self.tokens.items():
             env[env_name(name)] = token
-        return env
+        return env | self.extra_environment
 
     def start(self, timeout: float = 30.0) -> None:
         config_path = self.write_config()
@@ -174,8 +176,7 @@ class BridgeProcess:
     def cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """Run `idaas-bridge <args> --config <this bridge's config>` as an operator would, with its tokens."""
         if not self.config_path.exists():
-            self.workdir.mkdir(parents=True, exist_ok=True)
-            self.config_path.write_text(yaml.safe_dump(self.config()))
+            self.write_config()
         return subprocess.run(
             [str(BRIDGE), *args, "--config", str(self.config_path)],
             capture_output=True,

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from confluent_kafka import Producer
 
 from bridge.config import load_settings
@@ -130,7 +129,7 @@ def test_check_config_connect_passes_and_fails_with_a_verdict_for_a_missing_topi
 
     missing = f"{topic_prefix}idaas.nobody-made-this"
     bridge.overrides = {"kafka.topics.user.name": missing}
-    bridge.config_path.write_text(yaml.safe_dump(bridge.config()))
+    bridge.write_config()
     code, checks = verdicts(bridge)
     assert code == 1
     verdict = checks[f"topic {missing}"]
@@ -240,7 +239,7 @@ def test_replay_publishes_the_spool_a_dead_pod_left(
     spool = dead.workdir / "spool"
     # The operator points a bridge configuration at the healthy Kafka and replays the dead pod's spool.
     operator = dead.restarted_with(kafka_bootstrap)
-    operator.config_path.write_text(yaml.safe_dump(operator.config()))
+    operator.write_config()
 
     dry = operator.cli("replay", "spool", str(spool), "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -255,3 +254,32 @@ def test_replay_publishes_the_spool_a_dead_pod_left(
     events = consume_all(kafka_bootstrap, dead.topics.values(), 5)
     ids = sorted(dict(m.headers() or [])["idaas-delivery-id"] for m in events)
     assert ids == [f"spooled-{number}".encode() for number in range(5)]
+
+
+def test_topics_create_then_describe(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> None:
+    bridge = BridgeProcess(
+        workdir=tmp_path / "topics", bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, tls=False
+    )
+    missing = bridge.cli("topics", "describe")
+    assert missing.returncode == 1
+    assert missing.stdout.count("does not exist") == 5
+    created = bridge.cli("topics", "create", "--partitions", "2", "--retention-ms", "259200000")
+    assert created.returncode == 0, created.stderr
+    assert "5 topic(s) created, all with a leader" in created.stdout
+    assert bridge.cli("topics").stdout.strip() == "all topics exist"  # create is the default, idempotent
+    described = bridge.cli("topics", "describe")
+    assert described.returncode == 0, described.stderr
+    for name in bridge.topics.values():
+        assert name in described.stdout
+    assert described.stdout.count("2 partition(s), replication 1") == 5
+    assert described.stdout.count("retention.ms 259200000") == 5
+
+
+def test_simulate_against_an_untrusted_certificate_is_one_line_and_a_runtime_failure(
+    bridge: BridgeProcess,
+) -> None:
+    result = bridge.cli("simulate", "--url", bridge.url(), "--count", "3")  # no --cafile: self-signed
+    assert result.returncode == 4
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "TLS certificate not trusted" in line and "--cafile" in line

@@ -167,7 +167,9 @@ PROMETHEUS_RULE_SCHEMA: Final = {
                                         "labels": {
                                             **LABELS,
                                             "required": ["severity"],
-                                            "properties": {"severity": {"enum": ["warning", "critical"]}},
+                                            "properties": {
+                                                "severity": {"enum": ["info", "warning", "critical"]}
+                                            },
                                         },
                                         "annotations": {
                                             **LABELS,
@@ -395,12 +397,34 @@ def test_all_on_renders_every_template(manifests: dict[str, list[dict[str, Any]]
             "terminationGracePeriodSeconds (25) must exceed",
         ),
         ([*REQUIRED, "--set", "spool.sizeLimit=1Gi"], "the spool volume (1Gi) is smaller"),
+        (
+            [*REQUIRED, "--set", "config.admin_api.hostname=acme.us.trustedauth.com"],
+            "config.admin_api.hostname is set: set secrets.adminApiSharedSecret",
+        ),
     ],
 )
 def test_bad_values_fail_with_the_value_to_fix(args: list[str], message: str) -> None:
     result = run_helm("template", "idaas", str(CHART), *args)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_the_admin_api_secret_goes_in_the_secret_and_the_rest_in_bridge_yaml() -> None:
+    docs = render(
+        *REQUIRED,
+        "--set",
+        "config.admin_api.hostname=acme.us.trustedauth.com",
+        "--set",
+        "config.admin_api.application_id=app-1",
+        "--set",
+        "secrets.adminApiSharedSecret=admin-secret-0123456789",
+    )
+    secret = next(doc for doc in docs if doc["kind"] == "Secret" and "data" in doc)
+    encoded = secret["data"]["IDAAS_BRIDGE_ADMIN_API_SHARED_SECRET"]
+    assert base64.b64decode(encoded).decode() == "admin-secret-0123456789"
+    config = yaml.safe_load(bridge_yaml(docs))
+    assert config["admin_api"]["hostname"] == "acme.us.trustedauth.com"
+    assert "admin-secret" not in bridge_yaml(docs)
 
 
 SSL: Final = "config.kafka.client_properties.security\\.protocol=SSL"
@@ -485,7 +509,8 @@ def test_rendered_bridge_yaml_sets_every_setting_the_bridge_has(
     )
     assert set(config) == set(effective)
     for section in set(effective) - {"webhooks", "kafka"}:
-        assert set(config[section]) == set(effective[section]), section
+        # The Admin API secret is in the chart's Secret (IDAAS_BRIDGE_ADMIN_API_SHARED_SECRET), never here.
+        assert set(config[section]) == set(effective[section]) - {"shared_secret"}, section
     assert set(config["kafka"]) == set(effective["kafka"])
     assert set(config["kafka"]["topics"]) == set(effective["kafka"]["topics"])
     for hook in config["webhooks"]:

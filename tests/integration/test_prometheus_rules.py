@@ -55,7 +55,7 @@ def test_unit_tests_cover_every_alert_firing_and_not_firing() -> None:
 
 def test_every_alert_has_a_severity_summary_description_and_runbook_url() -> None:
     for rule in _rules():
-        assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
+        assert rule["labels"]["severity"] in ("info", "warning", "critical"), rule["alert"]
         assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}, rule["alert"]
         # A summary that changes with the value makes every evaluation a new notification text.
         assert "$value" not in rule["annotations"]["summary"], rule["alert"]

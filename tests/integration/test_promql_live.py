@@ -23,7 +23,9 @@ import orjson
 import pytest
 import yaml
 
+from bridge.config import ADMIN_API_SECRET_ENV
 from tests.e2e.harness import BridgeProcess, free_port
+from tests.fake_admin_api import ServedFake
 from tests.kafka_broker import create_topics
 from tests.promql_exprs import PromQLExpr, alert_exprs, dashboard_exprs
 from tests.signing import idaas_headers
@@ -62,14 +64,33 @@ def send(
 RELEASES: Final = ("staging", "prod")
 
 
+def with_admin_api(bridge: BridgeProcess, fake: ServedFake) -> BridgeProcess:
+    """The bridge reads its webhook's state from the fake Admin API, where the webhook expires in 30 days
+    and subscribes to an event type the catalog lacks: every Admin API series then has data."""
+    admin = fake.settings()
+    bridge.extra_environment[ADMIN_API_SECRET_ENV] = admin.shared_secret
+    bridge.overrides["server.public_base_url"] = bridge.base_url  # the callback URL it is found by
+    bridge.overrides["admin_api"] = {
+        "hostname": admin.hostname,
+        "application_id": admin.application_id,
+        "ca_file": admin.ca_file,
+    }
+    expiry = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 30 * 86400))
+    fake.api.add_webhook(bridge.url("prod"), events=("user.created", "credential.print"), expiry_date=expiry)
+    return bridge
+
+
 @pytest.fixture
 def scraped_bridges(
-    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, fake_admin_api: ServedFake
 ) -> Iterator[tuple[dict[str, BridgeProcess], str]]:
     prometheus_binary = tool("prometheus", "deploy/tools/install-promtool.sh")
     bridges = {
-        namespace: BridgeProcess(
-            workdir=tmp_path / namespace, bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, tls=False
+        namespace: with_admin_api(
+            BridgeProcess(
+                workdir=tmp_path / namespace, bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, tls=False
+            ),
+            fake_admin_api,
         )
         for namespace in RELEASES
     }

@@ -10,7 +10,7 @@ from bridge.config import ADMIN_API_SECRET_ENV, ConfigError, describe, load_sett
 
 SECRET = "admin-api-secret-0123456789"
 ENV = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "dev-token-0123456789", ADMIN_API_SECRET_ENV: SECRET}
-BASE = "webhooks:\n  - name: dev\n"
+BASE = "server:\n  public_base_url: https://bridge.example.com\nwebhooks:\n  - name: dev\n"
 TENANT = "admin_api:\n  hostname: acme.us.trustedauth.com\n  application_id: a\n"
 
 
@@ -21,14 +21,15 @@ def load(tmp_path: Path, section: str, env: dict[str, str] = ENV):  # type: igno
 
 
 def test_the_feature_is_off_without_a_hostname_even_with_the_secret_set(tmp_path: Path) -> None:
-    assert load(tmp_path, "").admin_api is None
-    assert describe(load(tmp_path, "")).get("admin_api") is None
-    assert load(tmp_path, 'admin_api:\n  hostname: ""\n  webhook_poll_seconds: 60\n').admin_api is None
+    assert not load(tmp_path, "").admin_api.enabled
+    assert describe(load(tmp_path, ""))["admin_api"]["hostname"] == ""
+    off = load(tmp_path, 'admin_api:\n  hostname: ""\n  webhook_poll_seconds: 60\n').admin_api
+    assert not off.enabled and off.webhook_poll_seconds == 60
 
 
 def test_a_configured_section_reads_the_secret_from_the_environment_and_masks_it(tmp_path: Path) -> None:
     settings = load(tmp_path, TENANT + "  webhook_poll_seconds: 60\n")
-    assert settings.admin_api is not None
+    assert settings.admin_api.enabled
     assert settings.admin_api.shared_secret == SECRET
     assert settings.admin_api.hostname == "acme.us.trustedauth.com"
     assert settings.admin_api.webhook_poll_seconds == 60

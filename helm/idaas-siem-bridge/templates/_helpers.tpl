@@ -100,10 +100,13 @@ Checks that run before anything renders: fail fast with the value to fix.
 {{- end }}
 {{- $secrets := .Values.secrets }}
 {{- if $secrets.existingSecret }}
-{{- if or $secrets.webhookTokens $secrets.kafkaSaslPassword $secrets.kafkaClientProperties }}
-{{- fail "secrets.existingSecret is set: put the tokens and Kafka secrets in that Secret and leave secrets.webhookTokens, secrets.kafkaSaslPassword and secrets.kafkaClientProperties empty" }}
+{{- if or $secrets.webhookTokens $secrets.kafkaSaslPassword $secrets.kafkaClientProperties $secrets.adminApiSharedSecret }}
+{{- fail "secrets.existingSecret is set: put the tokens, Kafka and Admin API secrets in that Secret and leave secrets.webhookTokens, secrets.kafkaSaslPassword, secrets.kafkaClientProperties and secrets.adminApiSharedSecret empty" }}
 {{- end }}
 {{- else }}
+{{- if and $config.admin_api.hostname (not $secrets.adminApiSharedSecret) }}
+{{- fail "config.admin_api.hostname is set: set secrets.adminApiSharedSecret (the Administration API application's sharedSecret) or use secrets.existingSecret" }}
+{{- end }}
 {{- range $config.webhooks }}
 {{- if not (get $secrets.webhookTokens .name) }}
 {{- fail (printf "webhook %q has no token: set secrets.webhookTokens.%s (the token IDaaS showed for the webhook) or use secrets.existingSecret" .name .name) }}
@@ -232,6 +235,10 @@ spool:
   ack_mode: {{ $config.spool.ack_mode | toJson }}
 logging:
   level: {{ $config.logging.level | toJson }}
+admin_api:
+{{- range $key := list "hostname" "application_id" "ca_file" "request_timeout_seconds" "webhook_poll_seconds" "quiet_poll_seconds" "reenable" "reenable_test_wait_seconds" "reenable_max_per_hour" }}
+  {{ $key }}: {{ get $config.admin_api $key | toJson }}
+{{- end }}
 {{- end }}
 
 {{/* Secret data: environment variable name -> value, exactly as the bridge reads them. */}}
@@ -243,6 +250,9 @@ logging:
 {{- end }}
 {{- if .Values.secrets.kafkaSaslPassword }}
 {{- $_ := set $env "IDAAS_BRIDGE_KAFKA_CLIENT_SASL_PASSWORD" .Values.secrets.kafkaSaslPassword }}
+{{- end }}
+{{- if .Values.secrets.adminApiSharedSecret }}
+{{- $_ := set $env "IDAAS_BRIDGE_ADMIN_API_SHARED_SECRET" .Values.secrets.adminApiSharedSecret }}
 {{- end }}
 {{- range $property, $value := .Values.secrets.kafkaClientProperties }}
 {{- $_ := set $env (printf "IDAAS_BRIDGE_KAFKA_CLIENT_%s" ($property | replace "." "_" | upper)) (toString $value) }}
