@@ -14,6 +14,7 @@ import orjson
 
 from bridge.config import MAX_REASON_BYTES, KafkaSettings
 from bridge.errors import ReasonedError
+from bridge.events.fingerprint import FINGERPRINT_HEADER, fingerprint
 from bridge.events.model import Event
 from bridge.formats import get_format
 from bridge.formats.base import EventFormat, Header, rfc3339
@@ -72,6 +73,7 @@ class Router:
             ("idaas-delivery-id", event.id.encode()),
             ("content-type", event_format.content_type.encode()),
             ("schema", event_format.schema.encode()),
+            (FINGERPRINT_HEADER, fingerprint(event)),
         ]
         headers.extend(event_format.extra_headers(event))
         record = OutboundRecord(

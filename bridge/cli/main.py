@@ -14,7 +14,7 @@ from importlib import metadata
 
 from confluent_kafka import KafkaException
 
-from bridge.cli import check, rejected, replay, serve, simulate, tail, topics, webhooks
+from bridge.cli import backfill, check, rejected, replay, serve, simulate, tail, topics, webhooks
 from bridge.cli.exits import (
     EXIT_CONFIG,
     EXIT_INTERRUPTED,
@@ -35,6 +35,7 @@ COMMANDS = (
     replay.COMMAND,
     rejected.COMMAND,
     webhooks.COMMAND,
+    backfill.COMMAND,
 )
 EPILOG = (
     "exit codes: 0 ok; 1 the command's verdict is negative (a check failed, IDaaS would disable the "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -104,12 +105,15 @@ def test_each_of_the_16_types_and_an_unknown_one_lands_exactly_as_normalized(bri
             assert message.topic() == bridge.topics[EXPECTED_TOPIC[delivery["type"]]]
         expected_key = value["user"]["name"] or value["user"]["id"] or value["account_id"]
         assert message.key() == expected_key.encode()
-        assert dict(message.headers() or []) == {
+        headers = dict(message.headers() or [])
+        fingerprint = headers.pop("idaas-fingerprint")
+        assert headers == {
             "idaas-event-type": delivery["type"].encode(),
             "idaas-delivery-id": delivery["id"].encode(),
             "content-type": b"application/json",
             "schema": b"idaas.event/1",
         }
+        assert re.fullmatch(rb"[0-9a-f]{32}", fingerprint)
         assert_record_timestamp(message.timestamp()[1], delivery["eventTime"], received_at, sent_at)
 
     metrics = bridge.metrics()

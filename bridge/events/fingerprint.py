@@ -1,0 +1,30 @@
+"""The fingerprint of an event: what a delivered event and its reconstruction from the audit log share.
+
+IDaaS's webhook delivery id and its audit event id are not known to be equal, so the audit backfill cannot
+recognize an event the webhook already delivered by id. Both carry the same fields under the same names,
+though (docs/operations.md), so an event is identified by: its type, the tenant, its time to the second,
+who acted (`subject`) and what it acted on (`entityId`, else the source IP). Every record the bridge
+publishes carries it in the `idaas-fingerprint` header, so a backfill reads what is already in Kafka.
+
+What collapses: two events of one type, tenant and actor on the same entity (or from the same IP) within the
+same second are one fingerprint, so the backfill takes the second for a duplicate of the first (e.g. two
+failed sign-ins of one user from one IP in one second). Deliveries are never dropped for it: only the
+backfill consults fingerprints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC
+from typing import Final
+
+from bridge.events.model import Event
+
+FINGERPRINT_HEADER: Final = "idaas-fingerprint"
+
+
+def fingerprint(event: Event) -> bytes:
+    second = event.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    target = (event.entity.id if event.entity is not None else None) or event.source_ip or ""
+    parts = (event.type, event.account_id, second, event.subject.id or "", target)
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest().encode()
