@@ -174,6 +174,10 @@ SHUTDOWN_LEFT = Counter(
     "requests cut short, spooled records (drained by the next start), producer messages not acknowledged.",
     ["what"],
 )
+#: Every value of SHUTDOWN_LEFT's `what` label, exported as 0 from the start so "nothing left" reads as 0.
+SHUTDOWN_LEFT_KINDS: Final = ("requests", "spooled_records", "unacknowledged_messages")
+for _what in SHUTDOWN_LEFT_KINDS:
+    SHUTDOWN_LEFT.labels(what=_what)
 
 # --- durable spool ----------------------------------------------------------------------------------
 SPOOL_BYTES = Gauge("idaas_bridge_spool_bytes", "Bytes of records held in the local spool.")

@@ -40,6 +40,7 @@ class ShutdownBudget:
     def phase_done(self, phase: str, **left: int) -> None:
         """Log the end of `phase` with the budget left, and count what it left undone (`left`)."""
         now = time.monotonic()
+        assert set(left) <= set(metrics.SHUTDOWN_LEFT_KINDS), left
         for what, count in left.items():
             if count > 0:
                 metrics.SHUTDOWN_LEFT.labels(what=what).inc(count)

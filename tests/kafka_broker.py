@@ -7,8 +7,6 @@ with the same configuration; this module only adds readiness checks through a re
 from __future__ import annotations
 
 import os
-import random
-import socket
 import subprocess
 import time
 from collections.abc import Iterable
@@ -20,30 +18,12 @@ from confluent_kafka.admin import AdminClient
 
 from bridge.config import KafkaSettings
 from bridge.publish import topics as bridge_topics
+from tests.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
-#: Private brokers listen below Linux's ephemeral range (32768+): a port from that range can be taken by an
-#: outgoing connection while a fault test has the broker stopped, and the restart would then fail.
-PRIVATE_PORTS = range(20000, 32000)
 #: Attempts at starting a private broker: another session may take the ports between the check and the bind.
 START_ATTEMPTS = 3
-
-
-def free_ports(count: int) -> tuple[int, ...]:
-    """`count` distinct loopback ports nobody listens on now (from PRIVATE_PORTS)."""
-    ports: list[int] = []
-    while len(ports) < count:
-        port = random.choice(PRIVATE_PORTS)
-        if port in ports:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        ports.append(port)
-    return tuple(ports)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -23,17 +22,12 @@ from confluent_kafka import Consumer, Message
 from bridge.config import ADMIN_API_SECRET_ENV, env_name
 from tests.fake_admin_api import ServedFake
 from tests.kafka_broker import create_topics
+from tests.ports import free_port
 from tests.signing import idaas_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 BRIDGE = Path(sys.executable).parent / "idaas-bridge"
 TOPIC_KEYS = ("authentication", "user", "authenticator", "unknown", "deadletter")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def dev_certificate(directory: Path) -> tuple[Path, Path]:
