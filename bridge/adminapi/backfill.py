@@ -45,6 +45,7 @@ from bridge.events.envelope import parse_envelope
 from bridge.events.fingerprint import FINGERPRINT_HEADER
 from bridge.events.normalize import normalize
 from bridge.publish.kafka import KafkaPublisher, client_config
+from bridge.publish.spool import fsync_directory, private, write_and_sync
 from bridge.routing import OutboundRecord, Router
 
 log = logging.getLogger(__name__)
@@ -117,24 +118,15 @@ class CheckpointFile:
         """Atomically and durably: a crash leaves the old checkpoint or the new one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")
-        with temporary.open("wb") as handle:
-            handle.write(
-                orjson.dumps(
-                    {
-                        "window": checkpoint.window,
-                        "next_start": checkpoint.next_start,
-                        "done_at_start": checkpoint.done_at_start,
-                    }
-                )
-            )
-            handle.flush()
-            os.fsync(handle.fileno())
+        document = {
+            "window": checkpoint.window,
+            "next_start": checkpoint.next_start,
+            "done_at_start": checkpoint.done_at_start,
+        }
+        with open(temporary, "wb", opener=private) as handle:
+            write_and_sync(handle, orjson.dumps(document))
         os.replace(temporary, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_directory(self.path.parent)
 
 
 def fingerprints_in_kafka(settings: Settings, topics: Iterable[str], since: datetime) -> set[bytes]:
