@@ -110,6 +110,13 @@ def _field_schema(path: str, hint: Any) -> dict[str, Any]:
             "additionalProperties": SCALAR,
             "not": {"anyOf": [{"required": [name]} for name in owned]},
         }
+    if path == "server.workers":
+        return {
+            "oneOf": [
+                {"type": "integer", "minimum": 1, "maximum": model.MAX_WORKERS},
+                {"type": "string", "const": "auto"},
+            ]
+        }
     if path == "logging.level":
         return {"type": "string", "enum": [*LOG_LEVELS, *(level.lower() for level in LOG_LEVELS)]}
     if origin is types.UnionType and type(None) in args:
