@@ -318,6 +318,12 @@ def cross_value_rules() -> list[dict[str, Any]]:
     tls_on = at(("kafkaTls", "enabled"), {"const": True})
     return [
         rule(
+            "config.server.workers auto counts the CPU limit: without resources.limits.cpu it would start one "
+            "worker per CPU of the node; set the limit or a number of workers",
+            at(("config", "server", "workers"), {"const": "auto"}),
+            at(("resources", "limits", "cpu"), {"type": ["string", "number"]}),
+        ),
+        rule(
             "kafkaTls.enabled needs security.protocol SSL or SASL_SSL: without it the bridge talks PLAINTEXT",
             tls_on,
             at(protocol, {"enum": _any_case(TLS_PROTOCOLS)}),
