@@ -318,8 +318,8 @@ def cross_value_rules() -> list[dict[str, Any]]:
     tls_on = at(("kafkaTls", "enabled"), {"const": True})
     return [
         rule(
-            "config.server.workers auto counts the CPU limit: without resources.limits.cpu it would start one "
-            "worker per CPU of the node; set the limit or a number of workers",
+            "config.server.workers auto counts the CPU limit: without resources.limits.cpu it would start "
+            "one worker per CPU of the node; set the limit or a number of workers",
             at(("config", "server", "workers"), {"const": "auto"}),
             at(("resources", "limits", "cpu"), {"type": ["string", "number"]}),
         ),
