@@ -14,7 +14,7 @@ Edit this module, never the generated files (tests/unit/test_monitoring_generate
 Two releases (staging and prod, or two namespaces with the same release name) are never mixed: every
 aggregation keeps `namespace` and `job` (the chart's ServiceMonitor sets `job` to the release's full name).
 The IDaaS limits come from the bridge's own modules: the 3 s deadline (bridge.config) and the 100 failures
-after which IDaaS disables a webhook (bridge.guard).
+after which IDaaS disables a webhook (bridge.idaas_delivery).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ import yaml
 import tools
 from bridge.adminapi.watcher import EXPIRY_WARNING_DAYS
 from bridge.config import IDAAS_DEADLINE_SECONDS
-from bridge.guard import DISABLE_AFTER, STREAK_WARNING
+from bridge.guard import STREAK_WARNING
+from bridge.idaas_delivery import DISABLE_AFTER
 
 ROOT: Final = tools.ROOT
 ALERTS: Final = Path("deploy/prometheus/alerts.yaml")
@@ -1005,15 +1006,28 @@ def _panels() -> list[dict[str, Any]]:
         row("Process"),
         timeseries(
             "CPU",
-            "CPU seconds per second used by each bridge process.",
+            "CPU seconds per second used by each bridge pod (its workers and serving process together).",
             [(f"sum by {by('pod')} (rate({q('process_cpu_seconds_total')}{RATE}))", "{{pod}}")],
             "percentunit",
         ),
         timeseries(
             "Memory",
-            "Resident memory of each bridge process.",
+            "Resident memory of each bridge pod (its workers and serving process together).",
             [(f"sum by {by('pod')} ({q('process_resident_memory_bytes')})", "{{pod}}")],
             "bytes",
+        ),
+        timeseries(
+            "Workers",
+            "Worker processes serving webhooks in each pod (server.workers above 1), and the workers that "
+            "ended unasked and were started again.",
+            [
+                (f"sum by {by('pod')} ({q('idaas_bridge_workers')})", "{{pod}} workers"),
+                (
+                    f"sum by {by('pod')} (increase({q('idaas_bridge_worker_restarts_total')}{RATE}))",
+                    "{{pod}} restarts",
+                ),
+            ],
+            "short",
         ),
     ]
 

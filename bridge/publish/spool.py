@@ -61,8 +61,9 @@ SEGMENT_NAME: Final = re.compile(r"segment-(\d{12})\.log")
 CHECKPOINT_SUFFIX: Final = ".acked"
 CHECKPOINT_STAGING_SUFFIX: Final = ".tmp"
 QUARANTINE_PREFIX: Final = "quarantine-"
-#: Files other parts of the bridge keep in the spool directory (rejected.py), and a file system's own.
-OTHER_FILES: Final = re.compile(r"rejected\.(jsonl|lock|tmp)|lost\+found")
+#: Files other parts of the bridge keep in the spool directory (rejected.py), the workers' own spool
+#: directories (stranded.py) and their metric files (workers.py), and a file system's own.
+OTHER_FILES: Final = re.compile(r"rejected\.(jsonl|lock|tmp)|worker-\d+|\.metrics|lost\+found")
 #: The spool holds whole events (names, e-mail and IP addresses): for the bridge's user only.
 DIRECTORY_MODE: Final = 0o700
 FILE_MODE: Final = 0o600
