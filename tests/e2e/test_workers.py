@@ -6,6 +6,7 @@ across workers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -205,3 +206,23 @@ def test_the_failure_streak_counts_answers_of_every_worker(two_workers: BridgePr
             == 200
         )
     assert metric_value(bridge.metrics(), "idaas_bridge_failure_streak", webhook="prod") == 0
+
+
+def test_a_worker_that_cannot_start_ends_the_bridge_with_the_precise_error(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    # Its topics were never created: every worker's start-up check fails.
+    bridge = BridgeProcess(
+        workdir=tmp_path / "missing",
+        bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        tls=False,
+        overrides={"server.workers": 2},
+    )
+    with contextlib.suppress(RuntimeError):  # it may be gone before its /healthz first answers
+        bridge.start()
+    assert bridge.process is not None
+    assert bridge.process.wait(TIMEOUT) == 3
+    log = bridge.log_path.read_text()
+    assert "configuration error: Kafka topic(s)" in log and "do not exist" in log
+    assert "Traceback" not in log
