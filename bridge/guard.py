@@ -42,8 +42,9 @@ def idaas_retries(status_code: int) -> bool:
 class AutoDisableGuard:
     def __init__(self, webhooks: list[str], clock: Callable[[], float] = time.time) -> None:
         self.streaks = dict.fromkeys(webhooks, 0)
+        self.started_at = clock()
         #: Unix time of each webhook's last successful answer (the start time until there is one).
-        self.last_success = dict.fromkeys(webhooks, clock())
+        self.last_success = dict.fromkeys(webhooks, self.started_at)
         #: Called with the webhook's name when its streak reaches STREAK_WARNING (the watcher polls).
         self.on_warning: Callable[[str], None] | None = None
         self._clock = clock
@@ -61,6 +62,12 @@ class AutoDisableGuard:
             metrics.FAILURE_STREAK.labels(webhook=webhook).set(0)
         else:
             self._failed(webhook)
+
+    def delivered_at(self, webhook: str) -> float | None:
+        """When this process last answered a delivery to `webhook` 2xx (it was durable then); None when it
+        has not answered one yet."""
+        last = self.last_success[webhook]
+        return last if last > self.started_at else None
 
     def hang_up(self, webhook: str, well_formed: bool) -> None:
         """A client closed the connection before its answer: a failed attempt if IDaaS sent it."""
