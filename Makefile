@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 CACHE := .cache
 DEV_TOKEN ?= dev-token-change-me
 DEV_URL := https://127.0.0.1:8443/webhooks/dev
+#: More `idaas-bridge simulate` flags, e.g. SIMULATE_ARGS="--count 30 --disable-after 10" (docs/cli.md)
+SIMULATE_ARGS ?=
 
 .PHONY: help venv kafka-up kafka-down topics dev-cert run simulate tail lint typecheck test test-fast tools image bench \
 	clean monitoring chart-schema chart-docs metrics-doc config-reference generate
@@ -58,7 +60,7 @@ run: venv kafka-up topics dev-cert
 
 simulate: venv
 	IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS=$(DEV_TOKEN) $(BIN)/idaas-bridge simulate --config config/bridge.yaml \
-		--url $(DEV_URL) --webhook dev --cafile $(CACHE)/dev/dev-cert.pem
+		--url $(DEV_URL) --webhook dev --cafile $(CACHE)/dev/dev-cert.pem $(SIMULATE_ARGS)
 
 tail: venv
 	IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS=$(DEV_TOKEN) $(BIN)/idaas-bridge tail --config config/bridge.yaml --from-beginning

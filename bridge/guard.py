@@ -1,7 +1,9 @@
 """The auto-disable guard: count answers the way IDaaS does, so an alert fires long before 100.
 
-IDaaS disables a webhook after 100 consecutive failed attempts; a failure is any non-2xx answer or an answer
-slower than 3 s (which IDaaS never sees). The streak is exported per webhook with the last success time.
+IDaaS disables a webhook after DISABLE_AFTER consecutive failed deliveries (bridge/idaas_delivery.py); an
+attempt fails with any non-2xx answer or an answer slower than 3 s (which IDaaS never sees). The guard counts
+failed attempts: a retried delivery adds up to 3, so for the requests it answers its streak runs ahead of
+IDaaS's count and warns early. The streak is exported per webhook with the last success time.
 
 The streak counts only requests IDaaS itself could have sent, i.e. those carrying a well-formed IDaaS
 signature (`auth.AuthFailure.well_formed`; every request that got past the header check is one):
@@ -21,22 +23,11 @@ from collections.abc import Callable
 from typing import Final
 
 from bridge import metrics
-from bridge.config import IDAAS_DEADLINE_SECONDS
+from bridge.idaas_delivery import DISABLE_AFTER, idaas_success
 
-DISABLE_AFTER: Final = 100
 #: The streak at which the bridge warns (alert IdaasBridgeWebhookAutoDisableRisk) and, with the Admin API
 #: configured, reads the webhooks' state at once.
 STREAK_WARNING: Final = DISABLE_AFTER // 5
-
-
-def idaas_success(status_code: int, elapsed_seconds: float) -> bool:
-    """Whether IDaaS counts an answer as a successful attempt: a 2xx within its deadline."""
-    return 200 <= status_code < 300 and elapsed_seconds < IDAAS_DEADLINE_SECONDS
-
-
-def idaas_retries(status_code: int) -> bool:
-    """Whether IDaaS tries again after this answer: only after a 5xx (never a 4xx, a timeout or a 2xx)."""
-    return 500 <= status_code < 600
 
 
 class AutoDisableGuard:

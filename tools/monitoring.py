@@ -14,7 +14,7 @@ Edit this module, never the generated files (tests/unit/test_monitoring_generate
 Two releases (staging and prod, or two namespaces with the same release name) are never mixed: every
 aggregation keeps `namespace` and `job` (the chart's ServiceMonitor sets `job` to the release's full name).
 The IDaaS limits come from the bridge's own modules: the 3 s deadline (bridge.config) and the 100 failures
-after which IDaaS disables a webhook (bridge.guard).
+after which IDaaS disables a webhook (bridge.idaas_delivery).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ import yaml
 import tools
 from bridge.adminapi.watcher import EXPIRY_WARNING_DAYS
 from bridge.config import IDAAS_DEADLINE_SECONDS
-from bridge.guard import DISABLE_AFTER, STREAK_WARNING
+from bridge.guard import STREAK_WARNING
+from bridge.idaas_delivery import DISABLE_AFTER
 
 ROOT: Final = tools.ROOT
 ALERTS: Final = Path("deploy/prometheus/alerts.yaml")

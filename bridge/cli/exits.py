@@ -3,11 +3,13 @@
 Scripts and Kubernetes Jobs branch on the code, so each kind of failure has its own:
 
 - 0: done, every check passed;
-- 1: the command ran and its verdict is negative (a check failed, records still refused, IDaaS would
-  have disabled the webhook);
+- 1: the command ran and its verdict is negative (a check failed, records still refused, a simulated
+  delivery failed);
 - 2: usage: an unknown command or flag, a bad flag value;
 - 3: configuration: the config file or an `IDAAS_BRIDGE_*` variable is wrong;
 - 4: runtime: Kafka unreachable, authentication or TLS failed, connection refused;
+- 5: `simulate` only: IDaaS would have disabled the webhook (its streak of failed deliveries reached the
+  threshold); re-enable it and backfill;
 - 130: interrupted (Ctrl-C).
 """
 
@@ -23,6 +25,7 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_CONFIG: Final = 3
 EXIT_RUNTIME: Final = 4
+EXIT_WEBHOOK_DISABLED: Final = 5
 EXIT_INTERRUPTED: Final = 130
 
 #: librdkafka error codes that mean "could not get in", with what the operator should check.

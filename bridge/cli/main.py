@@ -38,9 +38,10 @@ COMMANDS = (
     backfill.COMMAND,
 )
 EPILOG = (
-    "exit codes: 0 ok; 1 the command's verdict is negative (a check failed, IDaaS would disable the "
-    "webhook, records still refused); 2 usage; 3 configuration; 4 runtime (Kafka unreachable, "
-    "authentication, TLS, connection refused); 130 interrupted. See docs/cli.md."
+    "exit codes: 0 ok; 1 the command's verdict is negative (a check failed, a simulated delivery failed, "
+    "records still refused); 2 usage; 3 configuration; 4 runtime (Kafka unreachable, authentication, TLS, "
+    "connection refused); 5 simulate: IDaaS would have disabled the webhook; 130 interrupted. "
+    "See docs/cli.md."
 )
 
 

@@ -1,7 +1,9 @@
 """An asyncio facade over confluent_kafka.Producer.
 
 librdkafka does its network I/O on its own threads; delivery reports only arrive through `poll()`, which
-blocks, so one daemon thread polls and hands each report to the event loop with `call_soon_threadsafe`.
+blocks, so one daemon thread polls and hands the reports to the event loop: it queues each one, and wakes
+the loop (`call_soon_threadsafe`) only when no wake-up is pending already, so one turn of the loop settles
+every report that arrived by then instead of one scheduled callback per record.
 `produce()` itself never blocks (a full queue raises BufferError, reported as a failed publish).
 """
 
@@ -11,6 +13,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -68,6 +71,8 @@ RECORD_REJECTED_CODES: Final = frozenset(
 MAX_RECORD_AGE_MS: Final = 24 * 3600 * 1000
 
 Headers = Sequence[tuple[str, bytes]]
+#: A delivery report as the poll thread queues it for the event loop: `KafkaPublisher._settle`'s arguments.
+_Report = tuple["asyncio.Future[Delivered]", str, float, KafkaError | None, Message]
 
 
 class PublishError(ReasonedError):
@@ -243,6 +248,12 @@ class KafkaPublisher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll_forever, name=f"kafka-poll-{name}", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Reports the poll thread queued and the event loop has not settled yet.
+        self._reports: deque[_Report] = deque()
+        #: Whether the event loop has been woken for the queued reports and not yet started settling them.
+        #: It is cleared before the queue is emptied, so a report queued meanwhile is either settled in that
+        #: turn or wakes the loop again: none waits for a later record's wake-up.
+        self._wake_pending = False
         #: Whether a broker connection was up at the last statistics report (written by the poll thread;
         #: tracked only with export_statistics).
         self.up = False
@@ -286,6 +297,22 @@ class KafkaPublisher:
             self._set_up(False)
         log.warning("kafka client error", extra={"kafka_error": str(error), "fatal": error.fatal()})
 
+    def _queue_report(self, report: _Report) -> None:
+        """Runs on the poll thread (inside `poll()`): hand one report to the event loop."""
+        self._reports.append(report)
+        if not self._wake_pending:
+            self._wake_pending = True
+            loop = self._loop
+            assert loop is not None
+            loop.call_soon_threadsafe(self._settle_reports)
+
+    def _settle_reports(self) -> None:
+        """Runs on the event loop: settle every report queued so far."""
+        self._wake_pending = False
+        reports = self._reports
+        while reports:
+            self._settle(*reports.popleft())
+
     def _settle(
         self,
         future: asyncio.Future[Delivered],
@@ -320,7 +347,7 @@ class KafkaPublisher:
         started = time.perf_counter()
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
-            loop.call_soon_threadsafe(self._settle, future, topic, started, error, message)
+            self._queue_report((future, topic, started, error, message))
 
         try:
             self._producer.produce(

@@ -11,11 +11,20 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from bridge.cli import EXIT_WEBHOOK_DISABLED
 from bridge.config import load_settings
 from bridge.events.samples import sample_deliveries
+from bridge.idaas_delivery import DISABLE_AFTER
 from bridge.publish.spool import unconfirmed_records
 from bridge.routing import Router
-from tests.e2e.harness import BridgeProcess, consume_all, offline_bridge, plain_bridge, signed_post
+from tests.e2e.harness import (
+    BridgeProcess,
+    consume_all,
+    metric_value,
+    offline_bridge,
+    plain_bridge,
+    signed_post,
+)
 from tests.kafka_broker import LocalKafka, create_topics, free_ports
 
 
@@ -42,7 +51,7 @@ def test_simulate_against_a_healthy_bridge_reports_no_retry_and_no_failure(bridg
     assert 0 < report["p50_ms"] <= report["p99_ms"] < 3000
 
 
-def test_simulate_against_a_bridge_without_kafka_and_a_full_spool_would_auto_disable(
+def test_simulate_against_a_bridge_without_kafka_and_a_full_spool_retries_503_until_the_webhook_is_disabled(
     tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     # Kafka unreachable and the smallest spool allowed (one 64 KiB segment): the first few dozen
@@ -59,10 +68,12 @@ def test_simulate_against_a_bridge_without_kafka_and_a_full_spool_would_auto_dis
         code, report = simulate(bridge, "--count", "170", "--rate", "60", timeout=180)
     finally:
         bridge.stop()
-    assert code == 1, report
-    assert report["would_auto_disable"] is True
-    assert report["max_consecutive_failures"] >= 100
+    assert code == EXIT_WEBHOOK_DISABLED, report
+    assert report["would_auto_disable"] is True and report["webhook_state"] == "disabled"
+    # Deliveries still under way when the 100th failure ended no longer count: IDaaS has disabled it.
+    assert report["max_consecutive_failures"] == report["streak"] == DISABLE_AFTER
     assert report["failed"] == report["sent"] - report["accepted"] >= 100
+    assert report["sent"] + report["not_delivered"] == report["events"] == 170
     # Spooled (202), never published (200): Kafka is down.
     assert report["accepted"] > 0 and report["statuses"]["202"] == report["accepted"]
     assert "200" not in report["statuses"]
@@ -72,6 +83,65 @@ def test_simulate_against_a_bridge_without_kafka_and_a_full_spool_would_auto_dis
     assert report["statuses"]["503"] >= report["retried"]
     assert report["statuses"]["503"] + report["errors"].get("timeout", 0) >= report["failed"]
     assert report["attempts"] <= report["accepted"] + 3 * report["failed"]
+
+
+def assert_disabled(report: dict[str, Any], threshold: int, events: int) -> None:
+    """The webhook went disabled at `threshold` failed deliveries, and nothing was sent after that (the
+    deliveries already under way when the last failure ended may have been sent, they no longer count)."""
+    assert report["webhook_state"] == "disabled" and report["would_auto_disable"] is True, report
+    assert report["streak"] == report["max_consecutive_failures"] == threshold == report["disable_after"]
+    assert report["accepted"] == 0 and report["failed"] == report["sent"] >= threshold
+    assert report["events"] == events == report["sent"] + report["not_delivered"]
+    assert report["not_delivered"] > 0
+
+
+def test_simulate_against_a_stopped_bridge_disables_the_webhook_at_the_threshold(
+    bridge: BridgeProcess,
+) -> None:
+    bridge.stop()  # the outage: connection refused, which IDaaS counts and never retries
+    code, report = simulate(bridge, "--disable-after", "5", "--count", "12", "--rate", "20")
+    assert code == EXIT_WEBHOOK_DISABLED
+    assert_disabled(report, 5, 12)
+    assert report["errors"] == {"connection refused": report["sent"]} and report["retried"] == 0
+
+    code, report = simulate(bridge, "--count", "110", "--rate", "100")  # IDaaS's own 100
+    assert code == EXIT_WEBHOOK_DISABLED
+    assert_disabled(report, DISABLE_AFTER, 110)
+
+
+def test_simulate_with_a_wrong_token_is_answered_401_until_the_webhook_is_disabled(
+    bridge: BridgeProcess,
+) -> None:
+    bridge.tokens["prod"] = "not-the-token-the-bridge-has"  # the CLI signs with this one, the daemon not
+    code, report = simulate(bridge, "--disable-after", "4", "--count", "10", "--rate", "20")
+    assert code == EXIT_WEBHOOK_DISABLED
+    assert_disabled(report, 4, 10)
+    assert report["statuses"] == {"401": report["sent"]} and report["retried"] == 0  # a 4xx: no retry
+    first = report["sent"]
+
+    result = bridge.cli(
+        "simulate",
+        "--url",
+        bridge.url(),
+        "--cafile",
+        str(bridge.workdir / "tls" / "dev-cert.pem"),
+        "--count",
+        "108",
+        "--rate",
+        "100",
+    )  # the summary table, IDaaS's own 100
+    assert result.returncode == EXIT_WEBHOOK_DISABLED, result.stdout + result.stderr
+    assert "webhook prod" in result.stdout and "disabled" in result.stdout
+    message = result.stderr.strip().splitlines()[-1]
+    assert (
+        f"IDaaS would have disabled webhook 'prod' after {DISABLE_AFTER} consecutive failed deliveries"
+        in (message)
+    )
+    assert "HTTP 401:" in message and "were not delivered (webhook disabled)" in message
+    assert "re-enable the webhook" in message and "idaas-bridge backfill" in message
+    # The daemon's own guard saw every signed attempt fail the same way: its streak is the sum of both runs.
+    streak = metric_value(bridge.metrics(), "idaas_bridge_failure_streak", webhook="prod")
+    assert streak >= first + DISABLE_AFTER
 
 
 def test_tail_shows_what_simulate_sent_in_every_format(

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bridge.guard import DISABLE_AFTER
+from bridge.idaas_delivery import DISABLE_AFTER
 from tests.e2e.harness import (
     BridgeProcess,
     consume_all,

@@ -53,3 +53,37 @@ def test_publish_fails_with_ack_timeout_at_its_deadline_when_no_broker_answers()
     assert raised.value.reason == "ack_timeout"
     assert 0.3 <= time.monotonic() - started < 5
     assert _timeouts(topic) == before + 1
+
+
+def test_every_publish_of_a_burst_gets_its_own_acknowledgement(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """Reports reach the event loop in batches (one wake-up for all that arrived by then): in a burst of
+    waves, each publish still resolves, with its own offset, and none waits for a later record's report."""
+    topic = f"{topic_prefix}burst"
+    create_topics(kafka_bootstrap, [topic], partitions=1)
+    publisher = KafkaPublisher(
+        dataclasses.replace(KafkaSettings(), bootstrap_servers=kafka_bootstrap), 10, "t"
+    )
+
+    async def waves() -> list[object]:
+        publisher.start()
+        delivered: list[object] = []
+        try:
+            for wave in range(20):
+                # Waves of different sizes, so reports keep arriving while earlier ones are being settled;
+                # the last wave alone must not need a later record to wake the loop.
+                delivered += await asyncio.gather(
+                    *(
+                        publisher.publish(topic, b"k", b"%d" % i, [], int(time.time() * 1000), 10)
+                        for i in range(1 + 37 * wave % 150)
+                    )
+                )
+        finally:
+            publisher.close(1.0)
+        return delivered
+
+    delivered = asyncio.run(waves())
+    offsets = [record.offset for record in delivered]  # type: ignore[attr-defined]
+    assert sorted(offsets) == list(range(len(delivered)))
+    assert _timeouts(topic) == 0

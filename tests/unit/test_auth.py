@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge import auth
 from tests.signing import idaas_headers
@@ -261,3 +264,88 @@ def test_legacy_signature_needs_the_body_unless_it_cannot_be_a_hex_hmac() -> Non
         refused = headers_only({"x-sha2-signature": junk}, legacy=True)
         assert isinstance(refused, auth.AuthFailure), junk
         assert refused.reason == "legacy_signature_mismatch" and not refused.well_formed
+
+
+# --- the IDaaS-shape fast path reads what the RFC 8941 parser reads ------------------------------------
+
+SIGNED = idaas_headers(TOKEN, URL, BODY, created=NOW)
+#: Characters the mutations draw from: every one that is structural in the three headers, and some that
+#: no header may carry.
+MUTATION_ALPHABET = [*'sig=()"@:;,?*-.1aZ/+ \\\t\x00é09AQrcdelmotuw', "sha-512", "created", ";alg"]
+
+
+def three_headers(headers: dict[str, str]) -> tuple[str, str, str]:
+    return headers["Content-Digest"], headers["Signature-Input"], headers["Signature"]
+
+
+@pytest.mark.parametrize("digest", ["sha-256", "sha-512"])
+def test_deliveries_signed_as_idaas_signs_take_the_fast_path_and_read_the_same(digest: str) -> None:
+    headers = three_headers(idaas_headers(TOKEN, URL, BODY, created=NOW, digest=digest))
+    fast = auth._read_idaas_shape(*headers)
+    assert fast is not None
+    assert fast == auth._read_any_shape(*headers)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        SIGNED | {"Signature-Input": SIGNED["Signature-Input"].replace(';alg="hmac-sha256"', "")},
+        SIGNED | {"Signature-Input": SIGNED["Signature-Input"].replace('"hmac-sha256"', "hmac-sha256")},
+        SIGNED | {"Signature": SIGNED["Signature"].rstrip("=:") + ":"},  # unpadded base64
+        SIGNED | {"Content-Digest": " " + SIGNED["Content-Digest"]},
+        SIGNED | {"Content-Digest": SIGNED["Content-Digest"] + ", " + auth.content_digest(BODY, "sha-512")},
+        SIGNED | {"Signature": SIGNED["Signature"] + ";keyid=1"},
+    ],
+)
+def test_other_valid_shapes_take_the_parser(headers: dict[str, str]) -> None:
+    assert auth._read_idaas_shape(*three_headers(headers)) is None
+    assert not isinstance(auth._read_any_shape(*three_headers(headers)), auth.AuthFailure)
+
+
+@st.composite
+def mutated(draw: st.DrawFn, text: str) -> str:
+    """`text` with a few characters replaced, inserted or deleted."""
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(text)))
+        piece = draw(st.sampled_from(MUTATION_ALPHABET))
+        edit = draw(st.sampled_from(["replace", "insert", "delete"]))
+        if edit == "replace":
+            text = text[:at] + piece + text[at + 1 :]
+        elif edit == "insert":
+            text = text[:at] + piece + text[at:]
+        else:
+            text = text[:at] + text[at + 1 :]
+    return text
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    content_digest=st.one_of(
+        mutated(SIGNED["Content-Digest"]),
+        mutated(auth.content_digest(BODY, "sha-512")),
+        st.builds(lambda data: f"sha-256=:{base64.b64encode(data).decode()}:", st.binary(max_size=70)),
+    ),
+    signature_input=st.one_of(
+        mutated(SIGNED["Signature-Input"]),
+        st.builds(
+            lambda created: (
+                f'sig=("@method" "@target-uri" "content-digest");created={created};alg="hmac-sha256"'
+            ),
+            st.from_regex(r"-?[0-9]{0,17}", fullmatch=True),
+        ),
+    ),
+    signature=mutated(SIGNED["Signature"]),
+    now=st.sampled_from([NOW, NOW + 400, NOW - 400]),
+)
+def test_the_fast_path_never_changes_a_verdict(
+    content_digest: str, signature_input: str, signature: str, now: int
+) -> None:
+    """Differential: whenever the patterns accept headers, the parser reads exactly the same from them,
+    and verification ends the same with and without the fast path (verdict, reason, detail, well_formed)."""
+    fast = auth._read_idaas_shape(content_digest, signature_input, signature)
+    if fast is not None:
+        assert fast == auth._read_any_shape(content_digest, signature_input, signature)
+    signed = auth.SignedHeaders("POST", URL, content_digest, signature_input, signature)
+    outcome = auth.verify_headers(signed, [TOKEN], now=now, window=300)
+    with mock.patch.object(auth, "_read_idaas_shape", return_value=None):
+        assert auth.verify_headers(signed, [TOKEN], now=now, window=300) == outcome

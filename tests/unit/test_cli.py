@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import confluent_kafka
 import pytest
 
-from bridge.cli import EXIT_CONFIG, EXIT_RUNTIME, EXIT_USAGE, main
+from bridge.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_RUNTIME, EXIT_USAGE, EXIT_WEBHOOK_DISABLED, main
 from bridge.cli.main import COMMANDS
 
 BRIDGE = Path(sys.executable).parent / "idaas-bridge"
@@ -40,7 +41,7 @@ def test_usage_and_configuration_errors_have_distinct_codes(
     capsys.readouterr()
     assert main(["check-config", "--config", str(tmp_path / "absent.yaml")]) == EXIT_CONFIG
     assert "configuration error: config file" in capsys.readouterr().err
-    assert len({EXIT_USAGE, EXIT_CONFIG, EXIT_RUNTIME}) == 3
+    assert len({EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG, EXIT_RUNTIME, EXIT_WEBHOOK_DISABLED}) == 5
 
 
 def test_unreachable_kafka_is_one_line_with_the_fix_and_no_traceback(tmp_path: Path) -> None:
@@ -57,7 +58,8 @@ def test_unreachable_kafka_is_one_line_with_the_fix_and_no_traceback(tmp_path: P
     assert "check kafka.bootstrap_servers" in line
 
 
-def test_simulate_with_nothing_listening_is_one_line_and_a_runtime_failure(tmp_path: Path) -> None:
+def simulate_nothing_listening(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """`idaas-bridge simulate --json` against a loopback port nobody listens on (a bridge that is down)."""
     from tests.e2e.harness import free_port
 
     config = tmp_path / "bridge.yaml"
@@ -65,12 +67,57 @@ def test_simulate_with_nothing_listening_is_one_line_and_a_runtime_failure(tmp_p
     url = f"http://127.0.0.1:{free_port()}/webhooks/dev"
     env = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": TOKEN, "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [str(BRIDGE), "simulate", "--url", url, "--config", str(config)],
+        [str(BRIDGE), "simulate", "--url", url, "--config", str(config), "--json", *args],
         capture_output=True,
         text=True,
         env=env,
         timeout=60,
     )
-    assert result.returncode == EXIT_RUNTIME
-    (line,) = result.stderr.strip().splitlines()
-    assert "connection refused" in line and url in line and "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    return result, url
+
+
+def test_simulate_with_nothing_listening_counts_refused_connections_until_idaas_disables_the_webhook(
+    tmp_path: Path,
+) -> None:
+    result, url = simulate_nothing_listening(tmp_path, "--disable-after", "3", "--count", "7", "--rate", "50")
+    assert result.returncode == EXIT_WEBHOOK_DISABLED == 5
+    report = json.loads(result.stdout.splitlines()[-1])
+    # A delivery already under way when the third failure ended is sent too, but no longer counts.
+    sent = report["sent"]
+    assert report["failed"] == sent >= 3 and report["not_delivered"] == 7 - sent > 0
+    assert report["accepted"] == 0 and report["retried"] == 0  # refused: no retry
+    assert report["errors"] == {"connection refused": sent} and report["attempts"] == sent
+    assert report["webhook"] == "dev" and report["webhook_state"] == "disabled"
+    assert report["would_auto_disable"] is True and report["disable_after"] == 3
+    assert report["streak"] == report["max_consecutive_failures"] == 3
+    refused, disabled = result.stderr.strip().splitlines()
+    assert f"{url}: connection refused (is the bridge running?)" in refused
+    assert "IDaaS would have disabled webhook 'dev' after 3 consecutive failed deliveries" in disabled
+    assert "IDaaS's is 100" in disabled and f"connection refused: {sent}" in disabled
+    assert f"the {7 - sent} event(s) after that were not delivered (webhook disabled)" in disabled
+    assert "re-enable the webhook in the IDaaS admin portal" in disabled and "admin_api.reenable" in disabled
+    assert "idaas-bridge backfill --from" in disabled
+
+
+def test_simulate_without_auto_disable_keeps_delivering_and_keeps_the_verdict(tmp_path: Path) -> None:
+    result, _ = simulate_nothing_listening(
+        tmp_path, "--disable-after", "3", "--count", "6", "--rate", "50", "--no-auto-disable"
+    )
+    assert result.returncode == EXIT_WEBHOOK_DISABLED
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["sent"] == report["failed"] == 6 and report["not_delivered"] == 0
+    assert report["webhook_state"] == "enabled" and report["auto_disable"] is False
+    assert (
+        report["would_auto_disable"] is True and report["streak"] == report["max_consecutive_failures"] == 6
+    )
+    assert "--no-auto-disable kept delivering" in result.stderr
+
+
+def test_simulate_below_the_threshold_is_a_failed_verdict_not_a_disable(tmp_path: Path) -> None:
+    result, _ = simulate_nothing_listening(tmp_path, "--count", "4", "--rate", "50")
+    assert result.returncode == EXIT_FAILED
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["failed"] == 4 and report["webhook_state"] == "enabled"
+    assert report["would_auto_disable"] is False and report["disable_after"] == 100
+    assert "would have disabled" not in result.stderr
