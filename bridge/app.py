@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from confluent_kafka import KafkaException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -24,12 +25,13 @@ from bridge.adminapi.reenable import ReEnabler
 from bridge.adminapi.watcher import WebhookWatcher
 from bridge.config import ConfigError, Settings
 from bridge.dedup import DeliveryDedup
-from bridge.guard import AutoDisableGuard
+from bridge.guard import AutoDisableGuard, GuardState
 from bridge.publish.delivery import REPORT_MARGIN_SECONDS, DurableDelivery
 from bridge.publish.drainer import Drainer
 from bridge.publish.kafka import KafkaPublisher, retention_problem, size_problem, topic_limits
 from bridge.publish.rejected import RejectedRecords
 from bridge.publish.spool import Spool
+from bridge.publish.stranded import spool_directory, take_over
 from bridge.receiver import Answer, WebhookReceiver
 from bridge.routing import Router
 from bridge.shutdown import ShutdownBudget
@@ -38,18 +40,42 @@ log = logging.getLogger(__name__)
 
 #: How long the drainer's producer keeps retrying one spooled record before the drainer backs off.
 DRAIN_MESSAGE_TIMEOUT_SECONDS: Final = 30.0
+#: How often a worker reports its readiness to the serving process.
+READINESS_REPORT_SECONDS: Final = 0.2
+
+
+@dataclass(frozen=True)
+class WorkerRole:
+    """What a worker process (server.workers above 1) gets from the serving process: its number, the
+    count, the failure streaks every worker counts together, and where to report its readiness."""
+
+    index: int
+    count: int
+    guard: GuardState
+    report_readiness: Callable[[int, Mapping[str, Any]], None]
 
 
 class Bridge:
-    """Everything a running bridge holds, built once from the settings."""
+    """Everything a running bridge holds, built once from the settings; `worker` for one of several
+    worker processes (None: the single process)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker: WorkerRole | None = None) -> None:
         self.settings = settings
+        self.worker = worker
+        #: This process's worker number (None: the single process) and how many serve the listener.
+        self.worker_index = worker.index if worker else None
+        self.worker_count = worker.count if worker else 1
         kafka = settings.kafka
         self.publisher = KafkaPublisher(kafka, kafka.ack_deadline_seconds, "receiver", export_statistics=True)
         self.drain_publisher = KafkaPublisher(kafka, DRAIN_MESSAGE_TIMEOUT_SECONDS, "drainer")
-        self.spool = Spool(Path(settings.spool.path), settings.spool.max_bytes, settings.spool.segment_bytes)
-        self.rejected = RejectedRecords(Path(settings.spool.path))
+        root = Path(settings.spool.path)
+        #: Workers share spool.max_bytes (the volume is sized for it), each in its own directory.
+        self.spool = Spool(
+            spool_directory(root, self.worker_index),
+            settings.spool.max_bytes // self.worker_count,
+            settings.spool.segment_bytes,
+        )
+        self.rejected = RejectedRecords(root)
         self.drainer = Drainer(
             self.spool,
             self.drain_publisher,
@@ -62,7 +88,9 @@ class Bridge:
             for result in metrics.KAFKA_RESULTS:
                 metrics.KAFKA_MESSAGES.labels(topic=topic.name, result=result)
             metrics.SPOOL_REJECTED.labels(topic=topic.name)
-        self.guard = AutoDisableGuard([hook.name for hook in settings.webhooks])
+        self.guard = AutoDisableGuard(
+            [hook.name for hook in settings.webhooks], state=worker.guard if worker else None
+        )
         self.receiver = WebhookReceiver(
             settings,
             self.router,
@@ -72,8 +100,9 @@ class Bridge:
         )
         #: The automatic backfill after a recovery (admin_api.backfill_automatic); set by _watcher.
         self.recovery: AutoBackfill | None = None
-        #: Off (None) unless admin_api is configured; reads the webhooks' state from IDaaS.
-        self.watcher = None if not settings.admin_api.enabled else self._watcher(settings)
+        #: Off (None) unless admin_api is configured; reads the webhooks' state from IDaaS (one worker does).
+        watching = settings.admin_api.enabled and (worker is None or worker.index == 0)
+        self.watcher = self._watcher(settings) if watching else None
         self._background: list[asyncio.Task[None]] = []
         self.shutting_down = False
         self.shutdown = ShutdownBudget(settings.server.shutdown_grace_seconds)
@@ -138,17 +167,25 @@ class Bridge:
         state only (librdkafka's statistics, the spool's counters): a probe never waits for Kafka or for
         the spool's disk, so a flood of probes cannot slow a delivery.
         """
+        body = self.readiness()
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+    def readiness(self) -> dict[str, Any]:
         kafka_up = self.publisher.up
         spool_room = not self.spool.full
-        ready = not self.shutting_down and (kafka_up or spool_room)
-        body = {
-            "ready": ready,
+        return {
+            "ready": not self.shutting_down and (kafka_up or spool_room),
             "shutting_down": self.shutting_down,
             "kafka_reachable": kafka_up,
             "spool_has_room": spool_room,
             "spooled_records": self.spool.pending_records,
         }
-        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def _report_readiness(self, worker: WorkerRole) -> None:
+        """A worker's readiness, for the serving process's /readyz (cached state, as /readyz reads it)."""
+        while True:
+            worker.report_readiness(worker.index, self.readiness())
+            await asyncio.sleep(READINESS_REPORT_SECONDS)
 
     async def metrics(self, request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -157,6 +194,11 @@ class Bridge:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self.publisher.start()
         self.drain_publisher.start()
+        worker = self.worker
+        root = Path(self.settings.spool.path)
+        await asyncio.to_thread(
+            take_over, root, worker.count if worker else 1, worker.index if worker else None
+        )
         await self.spool.open()
         self.rejected.publish_gauge()
         self.drainer.start()
@@ -165,6 +207,10 @@ class Bridge:
             self._background.append(asyncio.create_task(self.recovery.run(), name="auto-backfill"))
         if self.watcher is not None:
             self._background.append(asyncio.create_task(self.watcher.run(), name="webhook-watcher"))
+        if self.watcher is not None and worker is not None:
+            self._background.append(asyncio.create_task(self.guard.relay_warnings(), name="warning-relay"))
+        if worker is not None:
+            self._background.append(asyncio.create_task(self._report_readiness(worker), name="readiness"))
         log.info(
             "bridge started",
             extra={
@@ -182,6 +228,8 @@ class Bridge:
         and waits for in-flight requests, within the same budget)."""
         self.shutting_down = True
         self.shutdown.start()
+        if self.worker is not None:
+            self.worker.report_readiness(self.worker.index, self.readiness())
 
     async def _shut_down(self) -> None:
         """The lifespan's phases, in order, within what the in-flight requests left of the budget. The

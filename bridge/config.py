@@ -111,6 +111,9 @@ MIN_HEADER_FIELDS: Final = 16
 MAX_HEADER_FIELDS: Final = 1000
 #: The smallest kafka.max_record_bytes accepted.
 MIN_RECORD_BYTES: Final = 64 * 1024
+#: The most server.workers accepted: each worker holds two Kafka producers and a spool, and the per-worker
+#: share of spool.max_bytes must still hold a segment.
+MAX_WORKERS: Final = 64
 
 
 class ConfigError(ValueError):
@@ -138,6 +141,9 @@ class ServerSettings:
     unauthenticated_limit_concurrency: int = 16
     unauthenticated_body_timeout_seconds: float = 2.0
     shutdown_grace_seconds: float = 20.0
+    #: Processes serving the webhook listener: a number, or "auto" for one per CPU of the container's
+    #: limit (bridge/cpus.py). 1 is the single-process bridge, no fork.
+    workers: int | Literal["auto"] = 1
 
     @property
     def tls(self) -> bool:
@@ -398,6 +404,7 @@ def _server(section: _Section) -> ServerSettings:
         shutdown_grace_seconds=section.number(
             "shutdown_grace_seconds", ServerSettings.shutdown_grace_seconds, 0
         ),
+        workers=_workers(section),
     )
     section.done()
     if settings.ops_port == settings.port:
@@ -421,6 +428,19 @@ def _server(section: _Section) -> ServerSettings:
         if path and not Path(path).is_file():
             raise ConfigError(f"server.{key} = {path!r}: no such file")
     return settings
+
+
+def _workers(section: _Section) -> int | Literal["auto"]:
+    value = section._take("workers", ServerSettings.workers)
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
+        raise section._fail(
+            "workers",
+            value,
+            f"expected a whole number from 1 to {MAX_WORKERS}, or auto (one per CPU of the CPU limit)",
+        )
+    return value
 
 
 def env_name(webhook: str) -> str:

@@ -14,13 +14,23 @@ signature (`auth.AuthFailure.well_formed`; every request that got past the heade
   mid-body (IDaaS only hangs up once it has given up on the attempt);
 - junk without a plausible signature (no signature headers, unparseable ones, a legacy value that is not
   64 hex digits) does not move it: anyone on the internet can send that, and IDaaS never sees those answers.
+
+With `server.workers` above 1, IDaaS's attempts are spread over the workers, so the count must be one for
+the pod: the streak, the last success and the warnings raised live in shared memory the serving process
+creates before it forks (`GuardState.shared`), and every change of a streak happens under one lock, with
+the exported gauge set inside it (its `mostrecent` mode then shows the value of the last change).
 """
 
 from __future__ import annotations
 
+import array
+import asyncio
+import contextlib
+import multiprocessing
 import time
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Callable, Iterator, Mapping, MutableSequence, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Final, Generic, TypeVar, cast
 
 from bridge import metrics
 from bridge.idaas_delivery import DISABLE_AFTER, idaas_success
@@ -30,35 +40,89 @@ from bridge.idaas_delivery import DISABLE_AFTER, idaas_success
 STREAK_WARNING: Final = DISABLE_AFTER // 5
 
 
+#: How often the worker that runs the Admin API watcher looks for warnings raised in other workers.
+WARNING_RELAY_SECONDS: Final = 0.5
+
+Value = TypeVar("Value", int, float)
+
+
+class GuardState:
+    """Per webhook: the failure streak, the last success time and the warnings raised, with the lock
+    every streak change takes. Private to the process, or (`shared`) in memory forked workers share."""
+
+    def __init__(self, webhooks: Sequence[str], start: float, shared: bool = False) -> None:
+        self.webhooks = tuple(webhooks)
+        #: When the bridge started: each webhook's last success until it has one.
+        self.start = start
+        self.index = {name: i for i, name in enumerate(self.webhooks)}
+        self.shared = shared
+        count = len(self.webhooks)
+        self.lock: AbstractContextManager[Any]
+        if shared:
+            fork = multiprocessing.get_context("fork")
+            self.streaks = cast(MutableSequence[int], fork.RawArray("q", count))
+            self.warnings = cast(MutableSequence[int], fork.RawArray("q", count))
+            self.last_success = cast(MutableSequence[float], fork.RawArray("d", [start] * count))
+            self.lock = fork.Lock()
+        else:
+            self.streaks = array.array("q", [0] * count)
+            self.warnings = array.array("q", [0] * count)
+            self.last_success = array.array("d", [start] * count)
+            self.lock = contextlib.nullcontext()
+
+
+class _Column(Mapping[str, Value], Generic[Value]):
+    """One of GuardState's columns read by webhook name (the watcher and the tests read it as a dict)."""
+
+    def __init__(self, index: Mapping[str, int], column: Sequence[Value]) -> None:
+        self._index = index
+        self._column: Sequence[Value] = column
+
+    def __getitem__(self, webhook: str) -> Value:
+        return self._column[self._index[webhook]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
 class AutoDisableGuard:
-    def __init__(self, webhooks: list[str], clock: Callable[[], float] = time.time) -> None:
-        self.streaks = dict.fromkeys(webhooks, 0)
-        self.started_at = clock()
+    def __init__(
+        self, webhooks: list[str], clock: Callable[[], float] = time.time, state: GuardState | None = None
+    ) -> None:
+        self._state = state = state or GuardState(webhooks, clock())
+        self.streaks: Mapping[str, int] = _Column(state.index, state.streaks)
         #: Unix time of each webhook's last successful answer (the start time until there is one).
-        self.last_success = dict.fromkeys(webhooks, self.started_at)
+        self.last_success: Mapping[str, float] = _Column(state.index, state.last_success)
         #: Called with the webhook's name when its streak reaches STREAK_WARNING (the watcher polls).
         self.on_warning: Callable[[str], None] | None = None
         self._clock = clock
-        for name in webhooks:
-            metrics.FAILURE_STREAK.labels(webhook=name).set(0)
+        for name, index in state.index.items():  # a restarted worker exports the pod's streak, not 0
+            metrics.FAILURE_STREAK.labels(webhook=name).set(state.streaks[index])
 
     def record(self, webhook: str, status_code: int, elapsed_seconds: float, well_formed: bool) -> None:
         """Count one answer; `well_formed` is whether the request carried an IDaaS-shaped signature."""
         if not well_formed:
             return
         if idaas_success(status_code, elapsed_seconds):
-            self.streaks[webhook] = 0
-            self.last_success[webhook] = now = self._clock()
+            state = self._state
+            index = state.index[webhook]
+            if state.streaks[index]:
+                with state.lock:
+                    state.streaks[index] = 0
+                    metrics.FAILURE_STREAK.labels(webhook=webhook).set(0)
+            state.last_success[index] = now = self._clock()
             metrics.LAST_SUCCESS.labels(webhook=webhook).set(now)
-            metrics.FAILURE_STREAK.labels(webhook=webhook).set(0)
         else:
             self._failed(webhook)
 
     def delivered_at(self, webhook: str) -> float | None:
-        """When this process last answered a delivery to `webhook` 2xx (it was durable then); None when it
-        has not answered one yet."""
+        """When the bridge (any worker) last answered a delivery to `webhook` 2xx (it was durable then);
+        None when it has not answered one since it started."""
         last = self.last_success[webhook]
-        return last if last > self.started_at else None
+        return last if last > self._state.start else None
 
     def hang_up(self, webhook: str, well_formed: bool) -> None:
         """A client closed the connection before its answer: a failed attempt if IDaaS sent it."""
@@ -66,7 +130,24 @@ class AutoDisableGuard:
             self._failed(webhook)
 
     def _failed(self, webhook: str) -> None:
-        self.streaks[webhook] += 1
-        metrics.FAILURE_STREAK.labels(webhook=webhook).set(self.streaks[webhook])
-        if self.streaks[webhook] == STREAK_WARNING and self.on_warning is not None:
+        state = self._state
+        index = state.index[webhook]
+        with state.lock:
+            state.streaks[index] = streak = state.streaks[index] + 1
+            metrics.FAILURE_STREAK.labels(webhook=webhook).set(streak)
+            if streak == STREAK_WARNING:
+                state.warnings[index] += 1
+        if streak == STREAK_WARNING and not state.shared and self.on_warning is not None:
             self.on_warning(webhook)
+
+    async def relay_warnings(self) -> None:
+        """Call on_warning for warnings raised in any worker (shared state), until cancelled: the Admin
+        API watcher runs in one worker, the streak reaches its warning level in whichever answered."""
+        state = self._state
+        seen = list(state.warnings)
+        while True:
+            await asyncio.sleep(WARNING_RELAY_SECONDS)
+            for index, raised in enumerate(list(state.warnings)):
+                if raised != seen[index] and self.on_warning is not None:
+                    self.on_warning(state.webhooks[index])
+                seen[index] = raised

@@ -4,13 +4,24 @@ Names follow prometheus/client_python conventions: the `idaas_bridge_` prefix, b
 `_total` on counters. Labels are bounded: webhook (≤ 20 per tenant), event_type (the catalog plus
 "unknown"), topic, status, reason, code, resource (a fixed set). Never a per-user or per-delivery label, and
 never text taken from a payload.
+
+With `server.workers` above 1 every worker counts in its own files and the parent's /metrics adds them up
+under the same names (prometheus-client's multiprocess mode, `use_worker_files`). Each gauge's
+`multiprocess_mode` says how: `livesum` for what each worker holds (spool, queues, dedup entries), `livemax`
+for an age or a round-trip time, `livemin` for Kafka up (0 while any worker's producer is cut off),
+`max` for a last-success time, `mostrecent` for a value that is one fact for the whole pod (the failure
+streak, which the workers count together, and the Admin API's view, read by one worker). A dead worker's
+`live*` values go with it; its counters stay in the sums.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Final, Self
 
 import prometheus_client
+from prometheus_client import values
 
 
 class _RememberedChildren:
@@ -119,6 +130,7 @@ DEADLETTERS = Counter(
 DEDUP_ENTRIES = Gauge(
     "idaas_bridge_dedup_cache_entries",
     "Delivery ids remembered for duplicate suppression.",
+    multiprocess_mode="livesum",
 )
 
 # --- auto-disable guard -----------------------------------------------------------------------------
@@ -127,11 +139,13 @@ FAILURE_STREAK = Gauge(
     "Consecutive failed answers per webhook to requests carrying an IDaaS-shaped signature, as IDaaS counts "
     "them (non-2xx or slower than 3 s); IDaaS disables the webhook at 100. Unsigned junk does not count.",
     ["webhook"],
+    multiprocess_mode="mostrecent",
 )
 LAST_SUCCESS = Gauge(
     "idaas_bridge_last_success_timestamp_seconds",
     "Unix time of the last 2xx answer per webhook.",
     ["webhook"],
+    multiprocess_mode="max",
 )
 
 # --- Kafka publishing -------------------------------------------------------------------------------
@@ -151,20 +165,24 @@ PUBLISH_DURATION = Histogram(
 KAFKA_QUEUE_MESSAGES = Gauge(
     "idaas_bridge_kafka_producer_queue_messages",
     "Messages waiting in the librdkafka producer queue (librdkafka statistics msg_cnt).",
+    multiprocess_mode="livesum",
 )
 KAFKA_QUEUE_BYTES = Gauge(
     "idaas_bridge_kafka_producer_queue_bytes",
     "Bytes waiting in the librdkafka producer queue (librdkafka statistics msg_size).",
+    multiprocess_mode="livesum",
 )
 KAFKA_BROKER_RTT = Gauge(
     "idaas_bridge_kafka_broker_rtt_seconds",
     "Average broker round-trip time over the last statistics interval (librdkafka rtt.avg).",
     ["broker"],
+    multiprocess_mode="livemax",
 )
 KAFKA_UP = Gauge(
     "idaas_bridge_kafka_up",
     "1 while the receiver's producer holds a connection to a Kafka broker (from librdkafka's statistics "
     "every kafka.statistics_interval_seconds; 0 as soon as librdkafka reports all brokers down).",
+    multiprocess_mode="livemin",
 )
 
 # --- shutdown ---------------------------------------------------------------------------------------
@@ -176,16 +194,26 @@ SHUTDOWN_LEFT = Counter(
 )
 #: Every value of SHUTDOWN_LEFT's `what` label, exported as 0 from the start so "nothing left" reads as 0.
 SHUTDOWN_LEFT_KINDS: Final = ("requests", "spooled_records", "unacknowledged_messages")
-for _what in SHUTDOWN_LEFT_KINDS:
-    SHUTDOWN_LEFT.labels(what=_what)
+
 
 # --- durable spool ----------------------------------------------------------------------------------
-SPOOL_BYTES = Gauge("idaas_bridge_spool_bytes", "Bytes of records held in the local spool.")
-SPOOL_RECORDS = Gauge("idaas_bridge_spool_records", "Records in the local spool not yet confirmed by Kafka.")
-SPOOL_CAPACITY = Gauge("idaas_bridge_spool_max_bytes", "The configured spool size limit (spool.max_bytes).")
+SPOOL_BYTES = Gauge(
+    "idaas_bridge_spool_bytes", "Bytes of records held in the local spool.", multiprocess_mode="livesum"
+)
+SPOOL_RECORDS = Gauge(
+    "idaas_bridge_spool_records",
+    "Records in the local spool not yet confirmed by Kafka.",
+    multiprocess_mode="livesum",
+)
+SPOOL_CAPACITY = Gauge(
+    "idaas_bridge_spool_max_bytes",
+    "The configured spool size limit (spool.max_bytes).",
+    multiprocess_mode="livesum",
+)
 SPOOL_OLDEST_AGE = Gauge(
     "idaas_bridge_spool_oldest_record_age_seconds",
     "Age of the oldest record still waiting in the spool; 0 when the spool is empty.",
+    multiprocess_mode="livemax",
 )
 SPOOL_APPENDS = Counter(
     "idaas_bridge_spool_appends_total", "Records written (and fsync'd) to the spool.", ["topic"]
@@ -203,6 +231,7 @@ REJECTED_RECORDS = Gauge(
     "idaas_bridge_rejected_records",
     "Records in the spool's rejected.jsonl waiting for an operator: fix the topic, then `idaas-bridge "
     "rejected --replay`.",
+    multiprocess_mode="livemax",
 )
 SPOOL_TORN_RECORDS = Counter(
     "idaas_bridge_spool_torn_records_total",
@@ -235,26 +264,33 @@ WEBHOOK_REGISTERED = Gauge(
     "1 when an IDaaS webhook has this configured webhook's public callback URL, 0 when none has (deleted, "
     "or its URL changed): read through the Admin API.",
     ["webhook"],
+    multiprocess_mode="mostrecent",
 )
 WEBHOOK_ENABLED = Gauge(
     "idaas_bridge_webhook_enabled",
     "1 when IDaaS has the webhook enabled; 0 when it is disabled (auto-disabled after 100 failures, by an "
     "admin, or expired) or not registered at all: IDaaS sends it no events.",
     ["webhook"],
+    multiprocess_mode="mostrecent",
 )
 WEBHOOK_EXPIRED = Gauge(
-    "idaas_bridge_webhook_expired", "1 when IDaaS reports the webhook past its expiry date.", ["webhook"]
+    "idaas_bridge_webhook_expired",
+    "1 when IDaaS reports the webhook past its expiry date.",
+    ["webhook"],
+    multiprocess_mode="mostrecent",
 )
 WEBHOOK_EXPIRY = Gauge(
     "idaas_bridge_webhook_expiry_timestamp_seconds",
     "Unix time at which IDaaS expires (and disables) the webhook; 0 when it never expires.",
     ["webhook"],
+    multiprocess_mode="mostrecent",
 )
 WEBHOOK_UNKNOWN_TYPES = Gauge(
     "idaas_bridge_webhook_unknown_event_types",
     "Event types the webhook subscribes to that the bridge's catalog does not know (they go to the "
     "unknown topic); a webhook with no event list gets all types.",
     ["webhook"],
+    multiprocess_mode="mostrecent",
 )
 WEBHOOK_CHECKS = Counter(
     "idaas_bridge_webhook_checks_total",
@@ -265,6 +301,7 @@ WEBHOOK_CHECKS = Counter(
 WEBHOOK_LAST_CHECK = Gauge(
     "idaas_bridge_webhook_last_check_timestamp_seconds",
     "Unix time of the last successful read of the webhooks' state.",
+    multiprocess_mode="max",
 )
 WEBHOOK_REENABLES = Counter(
     "idaas_bridge_webhook_reenables_total",
@@ -294,4 +331,52 @@ BACKFILL_GAP = Gauge(
     "before the webhook went down to its recovery, widened by admin_api.backfill_margin_seconds on both "
     "sides and capped at admin_api.backfill_max_gap_seconds.",
     ["webhook"],
+    multiprocess_mode="mostrecent",
 )
+
+# --- workers (server.workers above 1) ---------------------------------------------------------------
+WORKER_RESTARTS = Counter(
+    "idaas_bridge_worker_restarts_total",
+    "Worker processes that ended without being asked and were started again by the serving process "
+    "(server.workers above 1); each is logged with its exit status.",
+)
+WORKERS = Gauge(
+    "idaas_bridge_workers",
+    "Worker processes serving the webhook listener now (server.workers above 1; absent with one process).",
+    multiprocess_mode="max",
+)
+
+#: prometheus-client's own variable: where a process in multiprocess mode keeps its values.
+MULTIPROCESS_DIRECTORY_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _defined() -> list[Counter | Gauge | Histogram]:
+    return [value for value in globals().values() if isinstance(value, Counter | Gauge | Histogram)]
+
+
+def _precreate() -> None:
+    """Children exported from the start, so that "none yet" reads as 0."""
+    for what in SHUTDOWN_LEFT_KINDS:
+        SHUTDOWN_LEFT.labels(what=what)
+
+
+def use_worker_files(directory: Path) -> None:
+    """Keep every metric's values in per-process files under `directory` (empty, created by the caller),
+    from now on and in every process forked later, for the parent's MultiProcessCollector to add up.
+
+    prometheus-client chooses its value class once, at import, from MULTIPROCESS_DIRECTORY_ENV; the
+    bridge's metrics exist long before the settings say how many workers there are. So the class is
+    switched here and the values made so far (all zero: nothing has been served yet) are made again.
+    """
+    os.environ[MULTIPROCESS_DIRECTORY_ENV] = str(directory)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    for metric in _defined():
+        if metric._labelnames:
+            metric._metrics.clear()
+            metric._remembered.clear()
+        else:
+            metric._metric_init()
+    _precreate()
+
+
+_precreate()

@@ -18,16 +18,69 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from bridge.app import Bridge
-from bridge.config import ConfigError
+from bridge.config import ConfigError, ServerSettings
+from bridge.http_protocol import protocol_class
 
 log = logging.getLogger(__name__)
+
+#: Modern AEAD suites only for TLS 1.2 (TLS 1.3 suites are fixed by OpenSSL).
+TLS12_CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS"
+#: Connections the operations listener holds at once: a few probes and scrapers, never a crowd.
+OPS_CONNECTION_LIMIT: Final = 64
+
+
+def _common(server: ServerSettings) -> dict[str, Any]:
+    return {
+        # uvicorn annotates its timeouts as int but uses them as asyncio delays: fractions work, and int()
+        # would cut them (0.5 s of keep-alive became 0: none at all).
+        "timeout_keep_alive": server.keep_alive_timeout_seconds,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "http": protocol_class(server),
+        "ws": "none",
+        "proxy_headers": False,
+    }
+
+
+def public_config(app: ASGIApp, server: ServerSettings) -> uvicorn.Config:
+    """The webhook listener's uvicorn configuration (loaded: TLS set up)."""
+    public = uvicorn.Config(
+        app,
+        ssl_certfile=server.tls_cert_file or None,
+        ssl_keyfile=server.tls_key_file or None,
+        ssl_ciphers=TLS12_CIPHERS,
+        # The receiver answers 503 + Retry-After past limit_concurrency requests; this is the backstop
+        # for connections (uvicorn answers a bare 503 past it).
+        limit_concurrency=2 * server.limit_concurrency,
+        # The in-flight phase of the shutdown budget: it starts at SIGTERM, with the whole budget left.
+        timeout_graceful_shutdown=cast(int, server.shutdown_grace_seconds),
+        **_common(server),
+    )
+    public.load()
+    if public.ssl is not None:
+        public.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    return public
+
+
+def ops_config(app: ASGIApp, server: ServerSettings) -> uvicorn.Config:
+    """The operations listener's uvicorn configuration."""
+    return uvicorn.Config(
+        app,
+        lifespan="off",
+        limit_concurrency=OPS_CONNECTION_LIMIT,
+        timeout_graceful_shutdown=1,
+        **_common(server),
+    )
 
 
 def bind(host: str, port: int, setting: str) -> socket.socket:
@@ -82,7 +135,8 @@ class PublicServer(Listener):
     """The webhook listener. It tells the bridge the moment SIGTERM arrives, so /readyz turns false at once
     and the shutdown budget starts (uvicorn then stops accepting, lets in-flight requests finish and runs
     the lifespan shutdown, all within that budget), and keeps the operations listener up until all of that
-    is done; the operations listener then gets what is left of the budget, at most its own 1 s."""
+    is done; the operations listener then gets what is left of the budget, at most its own 1 s. A worker
+    (server.workers above 1) has no operations listener: the serving process runs it."""
 
     def __init__(
         self,
@@ -90,7 +144,7 @@ class PublicServer(Listener):
         sock: socket.socket,
         tls_handshake_timeout: float,
         bridge: Bridge,
-        ops: OpsServer,
+        ops: OpsServer | None,
     ) -> None:
         super().__init__(config, sock, tls_handshake_timeout)
         self.bridge = bridge
@@ -103,10 +157,13 @@ class PublicServer(Listener):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        self._ops_task = asyncio.create_task(self.ops.serve())
+        if self.ops is not None:
+            self._ops_task = asyncio.create_task(self.ops.serve())
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)
+        if self.ops is None:
+            return
         ops = self.ops.config
         left = min(ops.timeout_graceful_shutdown or 0, self.bridge.shutdown.remaining())
         ops.timeout_graceful_shutdown = cast(int, left)  # an asyncio delay: fractions work (see cli/serve.py)

@@ -1062,15 +1062,28 @@ def _panels() -> list[dict[str, Any]]:
         row("Process"),
         timeseries(
             "CPU",
-            "CPU seconds per second used by each bridge process.",
+            "CPU seconds per second used by each bridge pod (its workers and serving process together).",
             [(f"sum by {by('pod')} (rate({q('process_cpu_seconds_total')}{RATE}))", "{{pod}}")],
             "percentunit",
         ),
         timeseries(
             "Memory",
-            "Resident memory of each bridge process.",
+            "Resident memory of each bridge pod (its workers and serving process together).",
             [(f"sum by {by('pod')} ({q('process_resident_memory_bytes')})", "{{pod}}")],
             "bytes",
+        ),
+        timeseries(
+            "Workers",
+            "Worker processes serving webhooks in each pod (server.workers above 1), and the workers that "
+            "ended unasked and were started again.",
+            [
+                (f"sum by {by('pod')} ({q('idaas_bridge_workers')})", "{{pod}} workers"),
+                (
+                    f"sum by {by('pod')} (increase({q('idaas_bridge_worker_restarts_total')}{RATE}))",
+                    "{{pod}} restarts",
+                ),
+            ],
+            "short",
         ),
     ]
 

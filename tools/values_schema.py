@@ -113,6 +113,13 @@ def _field_schema(path: str, hint: Any) -> dict[str, Any]:
             "additionalProperties": SCALAR,
             "not": {"anyOf": [{"required": [name]} for name in owned]},
         }
+    if path == "server.workers":
+        return {
+            "oneOf": [
+                {"type": "integer", "minimum": 1, "maximum": model.MAX_WORKERS},
+                {"type": "string", "const": "auto"},
+            ]
+        }
     if path == "logging.level":
         return {"type": "string", "enum": [*LOG_LEVELS, *(level.lower() for level in LOG_LEVELS)]}
     if origin is types.UnionType and type(None) in args:
@@ -313,6 +320,12 @@ def cross_value_rules() -> list[dict[str, Any]]:
     protocol = (*CLIENT, "security.protocol")
     tls_on = at(("kafkaTls", "enabled"), {"const": True})
     return [
+        rule(
+            "config.server.workers auto counts the CPU limit: without resources.limits.cpu it would start "
+            "one worker per CPU of the node; set the limit or a number of workers",
+            at(("config", "server", "workers"), {"const": "auto"}),
+            at(("resources", "limits", "cpu"), {"type": ["string", "number"]}),
+        ),
         rule(
             "kafkaTls.enabled needs security.protocol SSL or SASL_SSL: without it the bridge talks PLAINTEXT",
             tls_on,

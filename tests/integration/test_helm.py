@@ -465,6 +465,8 @@ CLIENT: Final = "config.kafka.client_properties."
          "/httpRoute/enabled"),
         (["httpRoute.enabled=true"], "/httpRoute/parentRefs"),
         (["service.loadBalancerSourceRanges[0]=203.0.113.0/24"], "/service/type"),
+        (["resources.limits.cpu=null"], "missing property 'cpu'"),  # workers: auto counts the CPU limit
+        (["config.server.workers=0"], "/config/server/workers"),
     ],
 )  # fmt: skip
 def test_helm_lint_fails_on_an_unknown_or_inconsistent_value(settings: list[str], complaint: str) -> None:
@@ -483,6 +485,7 @@ def test_helm_lint_fails_on_an_unknown_or_inconsistent_value(settings: list[str]
         [SASL_SSL, CLIENT + "sasl\\.mechanisms=OAUTHBEARER"],
         ["kafkaTls.enabled=true", "kafkaTls.caCert=pem", CLIENT + "security\\.protocol=ssl"],
         ["service.type=LoadBalancer", "service.loadBalancerSourceRanges[0]=203.0.113.0/24"],
+        ["resources.limits.cpu=null", "config.server.workers=1"],
     ],
 )  # fmt: skip
 def test_consistent_kafka_security_and_exposure_settings_pass_lint(settings: list[str]) -> None:
@@ -661,6 +664,13 @@ def test_bridge_container_probes_drain_and_command(
     assert secret_refs[0] == (
         "bridge-env" if scenario == "existing-secrets" else workload(docs)["metadata"]["name"]
     )
+
+
+def test_one_worker_per_cpu_of_the_limit_by_default(manifests: dict[str, list[dict[str, Any]]]) -> None:
+    docs = manifests["minimal"]
+    container = bridge_container(workload(docs)["spec"]["template"]["spec"])
+    assert yaml.safe_load(bridge_yaml(docs))["server"]["workers"] == "auto"
+    assert container["resources"]["limits"]["cpu"] == "2"  # cgroup cpu.max 200000 100000: two workers
 
 
 def test_spool_is_a_size_limited_empty_dir_by_default(manifests: dict[str, list[dict[str, Any]]]) -> None:

@@ -205,6 +205,7 @@ server:
   unauthenticated_limit_concurrency: {{ $config.server.unauthenticated_limit_concurrency | toJson }}
   unauthenticated_body_timeout_seconds: {{ $config.server.unauthenticated_body_timeout_seconds | toJson }}
   shutdown_grace_seconds: {{ $config.server.shutdown_grace_seconds | toJson }}
+  workers: {{ $config.server.workers | toJson }}
 signature:
   created_window_seconds: {{ $config.signature.created_window_seconds | toJson }}
 webhooks:

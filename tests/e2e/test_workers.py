@@ -1,0 +1,207 @@
+"""server.workers = 2 against the real broker: deliveries spread over both workers, every 2xx in Kafka once,
+/metrics adds the workers up under the usual names, a killed worker is replaced without losing a 2xx'd
+event, SIGTERM stops them all; spools stranded by a smaller worker count drain; the failure streak counts
+across workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from tests.e2e.harness import BridgeProcess, consume_all, metric_value, plain_bridge
+from tests.e2e.hostile import delivery, signed_headers
+from tests.e2e.load import LoadResult, run_load
+
+pytestmark = pytest.mark.kafka
+
+#: Scheduling slack on two cores shared with the broker and the test itself.
+TIMEOUT = 30.0
+
+
+def workers_of(bridge: BridgeProcess) -> list[int]:
+    """The pids of the serving process's children (its workers)."""
+    assert bridge.process is not None
+    pid = bridge.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sorted(int(child) for child in children)
+
+
+def wait_until(condition: Callable[[], bool], what: str, bridge: BridgeProcess) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not within {TIMEOUT} s:\n{bridge.log_tail()}"
+        time.sleep(0.1)
+
+
+def ready(bridge: BridgeProcess) -> bool:
+    with bridge.ops_client() as client:
+        try:
+            return client.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+
+def per_worker(bridge: BridgeProcess, pid: int, name: str) -> float:
+    """A counter's total as one worker counted it, from that worker's own metrics file."""
+    path = bridge.workdir / "spool" / ".metrics" / f"counter_{pid}.db"
+    if not path.exists():
+        return 0.0
+    return sum(
+        sample.value
+        for family in MultiProcessCollector.merge([str(path)], accumulate=False)
+        for sample in family.samples
+        if sample.name == f"{name}_total"
+    )
+
+
+def total(bridge: BridgeProcess, name: str, **labels: str) -> float:
+    """Every sample of a counter on /metrics whose labels include `labels`, added up."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(bridge.metrics())
+        for sample in family.samples
+        if sample.name == f"{name}_total" and labels.items() <= sample.labels.items()
+    )
+
+
+def load(bridge: BridgeProcess, count: int, connections: int) -> LoadResult:
+    return asyncio.run(run_load(bridge.base_url, bridge.tokens["prod"], count, connections))
+
+
+def delivered_ids(bridge: BridgeProcess, kafka_bootstrap: str, expected: int) -> Counter[str]:
+    messages = consume_all(kafka_bootstrap, bridge.topics.values(), expected, timeout=TIMEOUT)
+    return Counter(dict(m.headers() or [])["idaas-delivery-id"].decode() for m in messages)
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> Iterator[BridgeProcess]:
+    bridge = plain_bridge(tmp_path, kafka_bootstrap, topic_prefix, **{"server.workers": 2})
+    bridge.start()
+    wait_until(lambda: ready(bridge), "ready", bridge)
+    yield bridge
+    bridge.stop()
+
+
+def test_two_workers_share_the_deliveries_each_in_kafka_once_and_metrics_add_up(
+    two_workers: BridgeProcess, kafka_bootstrap: str
+) -> None:
+    bridge = two_workers
+    pids = workers_of(bridge)
+    assert len(pids) == 2
+    result = load(bridge, 300, 16)
+    accepted = result.accepted
+    assert len(accepted) == 300, Counter(a.status for a in result.answers)
+    # Both workers answered deliveries (each counts in its own file).
+    served = {pid: per_worker(bridge, pid, "idaas_bridge_deliveries") for pid in pids}
+    assert all(count > 0 for count in served.values()) and sum(served.values()) == 300, served
+    # /metrics: the usual names, the workers added up; gauges of both workers, process metrics of the tree.
+    assert total(bridge, "idaas_bridge_deliveries", status="published") == 300
+    assert total(bridge, "idaas_bridge_http_responses", code="200") == 300
+    text = bridge.metrics()
+    assert metric_value(text, "idaas_bridge_kafka_up") == 1
+    assert metric_value(text, "idaas_bridge_workers") == 2
+    assert metric_value(text, "process_resident_memory_bytes") > bridge.rss_bytes()
+    ids = delivered_ids(bridge, kafka_bootstrap, len(accepted))
+    assert set(ids) == accepted and max(ids.values()) == 1
+    # SIGTERM to the serving process stops every worker, and it exits 0.
+    assert bridge.stop(timeout=TIMEOUT) == 0
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def test_a_killed_worker_is_replaced_and_no_accepted_delivery_is_lost(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    # spool_first: every 2xx is a record in the worker's spool, so the replacement must drain it.
+    bridge = plain_bridge(
+        tmp_path, kafka_bootstrap, topic_prefix, **{"server.workers": 2, "spool.ack_mode": "spool_first"}
+    )
+    bridge.start()
+    try:
+        wait_until(lambda: ready(bridge), "ready", bridge)
+        victim = workers_of(bridge)[0]
+
+        async def load_and_kill() -> LoadResult:
+            sending = asyncio.create_task(
+                run_load(bridge.base_url, bridge.tokens["prod"], 400, 8, rate=200.0)
+            )
+            await asyncio.sleep(0.7)
+            os.kill(victim, signal.SIGKILL)
+            return await sending
+
+        result = asyncio.run(load_and_kill())
+        wait_until(
+            lambda: len(workers_of(bridge)) == 2 and victim not in workers_of(bridge), "replaced", bridge
+        )
+        wait_until(lambda: ready(bridge), "ready again", bridge)
+        assert metric_value(bridge.metrics(), "idaas_bridge_worker_restarts_total") == 1
+        accepted = result.accepted
+        assert len(accepted) > 200, Counter(a.status for a in result.answers)
+        ids = delivered_ids(bridge, kafka_bootstrap, len(accepted))
+        assert accepted <= set(ids), f"{len(accepted - set(ids))} accepted deliveries missing"
+        assert "worker ended unasked; starting it again" in bridge.log_path.read_text()
+    finally:
+        assert bridge.stop(timeout=TIMEOUT) == 0
+
+
+def test_spools_of_two_workers_drain_after_going_back_to_one(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    offline = plain_bridge(
+        tmp_path,
+        kafka_bootstrap,
+        topic_prefix,
+        "127.0.0.1:1",
+        **{"server.workers": 2, "spool.ack_mode": "spool_first"},
+    )
+    offline.start()
+    try:
+        wait_until(lambda: ready(offline), "ready", offline)
+        pids = workers_of(offline)
+        result = load(offline, 60, 8)
+        assert len(result.accepted) == 60
+        assert all(per_worker(offline, pid, "idaas_bridge_spool_appends") > 0 for pid in pids)
+    finally:
+        assert offline.stop(timeout=TIMEOUT) == 0
+    spool = offline.workdir / "spool"
+    assert sorted(path.name for path in spool.glob("worker-*")) == ["worker-0", "worker-1"]
+    single = offline.restarted_with(kafka_bootstrap)
+    single.start()
+    try:
+        ids = delivered_ids(single, kafka_bootstrap, 60)
+        assert set(ids) == result.accepted
+        wait_until(lambda: not list(spool.glob("worker-*")), "stranded directories removed", single)
+        assert metric_value(single.metrics(), "idaas_bridge_spool_records") == 0
+    finally:
+        single.stop()
+
+
+def test_the_failure_streak_counts_answers_of_every_worker(two_workers: BridgeProcess) -> None:
+    bridge = two_workers
+    pids = workers_of(bridge)
+    wrong = BridgeProcess(workdir=bridge.workdir, bootstrap="", topic_prefix="", tokens={"prod": "w" * 32})
+    wrong.port, wrong.tls = bridge.port, False
+    for _ in range(30):  # a new connection each: the kernel spreads them over the workers
+        body = delivery()
+        with bridge.client() as client:
+            answer = client.post("/webhooks/prod", content=body, headers=signed_headers(wrong, body))
+        assert answer.status_code == 401
+    assert all(per_worker(bridge, pid, "idaas_bridge_auth_failures") > 0 for pid in pids)
+    assert metric_value(bridge.metrics(), "idaas_bridge_failure_streak", webhook="prod") == 30
+    body = delivery()
+    with bridge.client() as client:
+        assert (
+            client.post("/webhooks/prod", content=body, headers=signed_headers(bridge, body)).status_code
+            == 200
+        )
+    assert metric_value(bridge.metrics(), "idaas_bridge_failure_streak", webhook="prod") == 0
