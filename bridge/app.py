@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge import metrics
 from bridge.adminapi.client import AdminApiClient
+from bridge.adminapi.recovery import AutoBackfill
 from bridge.adminapi.reenable import ReEnabler
 from bridge.adminapi.watcher import WebhookWatcher
 from bridge.config import ConfigError, Settings
@@ -30,7 +31,7 @@ from bridge.publish.drainer import Drainer
 from bridge.publish.kafka import KafkaPublisher, retention_problem, size_problem, topic_limits
 from bridge.publish.rejected import RejectedRecords
 from bridge.publish.spool import Spool
-from bridge.publish.stranded import spool_directory, take_over
+from bridge.publish.stranded import hold, spool_directory, take_over
 from bridge.receiver import Answer, WebhookReceiver
 from bridge.routing import Router
 from bridge.shutdown import ShutdownBudget
@@ -97,6 +98,8 @@ class Bridge:
             DeliveryDedup[Answer](settings.dedup.ttl_seconds, settings.dedup.max_entries),
             self.guard,
         )
+        #: The automatic backfill after a recovery (admin_api.backfill_automatic); set by _watcher.
+        self.recovery: AutoBackfill | None = None
         #: Off (None) unless admin_api is configured; reads the webhooks' state from IDaaS (one worker does).
         watching = settings.admin_api.enabled and (worker is None or worker.index == 0)
         self.watcher = self._watcher(settings) if watching else None
@@ -111,7 +114,14 @@ class Bridge:
             if settings.admin_api.reenable
             else None
         )
-        return WebhookWatcher(settings, client, self.guard, reenabler=reenabler)
+        # Backfills publish through the drainer's producer: it retries for longer than the receiver's, and
+        # its queue is not the one deliveries wait on.
+        self.recovery = (
+            AutoBackfill(settings, client, self.drain_publisher, self.guard)
+            if settings.admin_api.backfill_automatic
+            else None
+        )
+        return WebhookWatcher(settings, client, self.guard, reenabler=reenabler, recovery=self.recovery)
 
     def healthy(self) -> bool:
         """Whether deliveries are made durable now the normal way: Kafka answers and the spool has room
@@ -126,9 +136,7 @@ class Bridge:
         except KafkaException as exc:
             log.warning("kafka not reachable at start-up; continuing", extra={"error": str(exc)})
             return
-        missing = sorted(
-            topic.name for topic in self.settings.kafka.topics.values() if topic.name not in existing
-        )
+        missing = sorted(name for name in self.settings.topic_names() if name not in existing)
         if missing:
             raise ConfigError(
                 f"Kafka topic(s) {', '.join(missing)} do not exist on "
@@ -188,12 +196,15 @@ class Bridge:
         self.drain_publisher.start()
         worker = self.worker
         root = Path(self.settings.spool.path)
-        await asyncio.to_thread(
-            take_over, root, worker.count if worker else 1, worker.index if worker else None
-        )
+        if worker is not None:  # no other process takes this worker's records while it lives
+            await asyncio.to_thread(hold, self.spool.directory)
+        await asyncio.to_thread(take_over, root, self.worker_count, self.worker_index)
         await self.spool.open()
         self.rejected.publish_gauge()
         self.drainer.start()
+        if self.recovery is not None:
+            await self.recovery.load()  # before the watcher's first poll: it may report a recovery
+            self._background.append(asyncio.create_task(self.recovery.run(), name="auto-backfill"))
         if self.watcher is not None:
             self._background.append(asyncio.create_task(self.watcher.run(), name="webhook-watcher"))
         if self.watcher is not None and worker is not None:

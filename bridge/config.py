@@ -230,6 +230,19 @@ class AdminApiSettings:
     #: the test).
     reenable_test_wait_seconds: float = 60.0
     reenable_max_per_hour: int = 3
+    #: Backfill the gap automatically once a webhook IDaaS reported not enabled is enabled again (re-enabled
+    #: by the bridge or by an admin). On by default: it only reads the audit log (REPORTS:VIEW), publishes
+    #: only what is not in Kafka already, marked as backfilled; without it the gap's events are lost.
+    backfill_automatic: bool = True
+    #: The longest gap backfilled automatically (the part nearest the recovery); longer ones are logged.
+    backfill_max_gap_seconds: float = 3 * 24 * 3600.0
+    #: Widens the gap on both sides: IDaaS's clock against the bridge's, and its delivery delay.
+    backfill_margin_seconds: float = 60.0
+    #: How far the audit log may lag behind events: a backfill reads up to this long before now at the latest,
+    #: and the automatic one waits this long after the gap's end before reading it.
+    backfill_audit_lag_seconds: float = 120.0
+    #: Also publish the raw audit records a backfill reads to this topic; empty = off.
+    audit_topic: str = ""
 
     @property
     def enabled(self) -> bool:
@@ -250,6 +263,13 @@ class Settings:
 
     def webhook(self, name: str) -> WebhookSettings | None:
         return next((hook for hook in self.webhooks if hook.name == name), None)
+
+    def topic_names(self) -> list[str]:
+        """Every topic the bridge produces to: the configured ones, and the raw audit topic when set."""
+        names = [topic.name for topic in self.kafka.topics.values()]
+        if self.admin_api.enabled and self.admin_api.audit_topic:
+            names.append(self.admin_api.audit_topic)
+        return list(dict.fromkeys(names))
 
     def callback_url(self, hook: WebhookSettings) -> str:
         """The URL IDaaS calls for `hook` (its public_url, else server.public_base_url + /webhooks/<name>);
@@ -579,6 +599,17 @@ def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSetting
             "reenable_test_wait_seconds", defaults.reenable_test_wait_seconds, -1
         ),
         reenable_max_per_hour=section.integer("reenable_max_per_hour", defaults.reenable_max_per_hour, 1, 60),
+        backfill_automatic=section.boolean("backfill_automatic", defaults.backfill_automatic),
+        backfill_max_gap_seconds=section.number(
+            "backfill_max_gap_seconds", defaults.backfill_max_gap_seconds, 0
+        ),
+        backfill_margin_seconds=section.number(
+            "backfill_margin_seconds", defaults.backfill_margin_seconds, -1
+        ),
+        backfill_audit_lag_seconds=section.number(
+            "backfill_audit_lag_seconds", defaults.backfill_audit_lag_seconds, -1
+        ),
+        audit_topic=section.string("audit_topic", defaults.audit_topic),
     )
     section.done()
     if settings.webhook_poll_seconds < MIN_WEBHOOK_POLL_SECONDS:
@@ -592,6 +623,9 @@ def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSetting
             f"admin_api.reenable_test_wait_seconds = {settings.reenable_test_wait_seconds:g}: must be 0 "
             "(re-enable without a test delivery) or more"
         )
+    for key in ("backfill_margin_seconds", "backfill_audit_lag_seconds"):
+        if getattr(settings, key) < 0:
+            raise ConfigError(f"admin_api.{key} = {getattr(settings, key):g}: must be 0 or more")
     if not hostname:
         if application_id:
             raise ConfigError(
@@ -703,6 +737,13 @@ def load_settings(
     for section in (root, signature, dedup, logging_section):
         section.done()
     _check_deadletter_fits(settings)
+    audit_topic = settings.admin_api.audit_topic
+    taken = {topic.name: key for key, topic in settings.kafka.topics.items()}
+    if audit_topic in taken:
+        raise ConfigError(
+            f"admin_api.audit_topic = {audit_topic!r} is also kafka.topics.{taken[audit_topic]}.name: raw "
+            "audit records need a topic of their own (e.g. idaas.audit)"
+        )
     if settings.admin_api.enabled:
         for index, hook in enumerate(settings.webhooks):
             if not settings.callback_url(hook):

@@ -52,6 +52,8 @@ class GuardState:
 
     def __init__(self, webhooks: Sequence[str], start: float, shared: bool = False) -> None:
         self.webhooks = tuple(webhooks)
+        #: When the bridge started: each webhook's last success until it has one.
+        self.start = start
         self.index = {name: i for i, name in enumerate(self.webhooks)}
         self.shared = shared
         count = len(self.webhooks)
@@ -115,6 +117,12 @@ class AutoDisableGuard:
             metrics.LAST_SUCCESS.labels(webhook=webhook).set(now)
         else:
             self._failed(webhook)
+
+    def delivered_at(self, webhook: str) -> float | None:
+        """When the bridge (any worker) last answered a delivery to `webhook` 2xx (it was durable then);
+        None when it has not answered one since it started."""
+        last = self.last_success[webhook]
+        return last if last > self._state.start else None
 
     def hang_up(self, webhook: str, well_formed: bool) -> None:
         """A client closed the connection before its answer: a failed attempt if IDaaS sent it."""

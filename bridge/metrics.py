@@ -310,6 +310,29 @@ WEBHOOK_REENABLES = Counter(
     "incomplete, failed.",
     ["webhook", "result"],
 )
+#: Every value of BACKFILL_RUNS's `result` label, exported as 0 per webhook from the start.
+BACKFILL_RUN_RESULTS: Final = ("completed", "failed")
+BACKFILL_RUNS = Counter(
+    "idaas_bridge_backfill_runs_total",
+    "Automatic backfills of the gap after a webhook recovered (admin_api.backfill_automatic), by result: "
+    "completed, or failed (the Admin API or Kafka failed; retried from its checkpoint).",
+    ["webhook", "result"],
+)
+BACKFILL_EVENTS = Counter(
+    "idaas_bridge_backfill_events_total",
+    "Audit records read by automatic backfills, by webhook type (`unknown` for records no trusted mapping "
+    "covers) and result: published, duplicate (its fingerprint was in Kafka already), unmapped, "
+    "unsubscribed (a type the webhook does not subscribe to).",
+    ["webhook", "event_type", "result"],
+)
+BACKFILL_GAP = Gauge(
+    "idaas_bridge_backfill_gap_seconds",
+    "Length of the last gap an automatic backfill was scheduled for, per webhook: from the last delivery "
+    "before the webhook went down to its recovery, widened by admin_api.backfill_margin_seconds on both "
+    "sides and capped at admin_api.backfill_max_gap_seconds.",
+    ["webhook"],
+    multiprocess_mode="mostrecent",
+)
 
 # --- workers (server.workers above 1) ---------------------------------------------------------------
 WORKER_RESTARTS = Counter(
@@ -319,7 +342,8 @@ WORKER_RESTARTS = Counter(
 )
 WORKERS = Gauge(
     "idaas_bridge_workers",
-    "Worker processes serving the webhook listener now (server.workers above 1; absent with one process).",
+    "Processes serving the webhook listener now: the workers alive (server.workers above 1), or 1 for a "
+    "bridge that runs as one process.",
     multiprocess_mode="max",
 )
 

@@ -81,6 +81,8 @@ class FakeAdminApi:
     tests_sent: list[str] = field(default_factory=list)
     #: Bodies of the PUTs received, to check what a client sent.
     updates: list[dict[str, Any]] = field(default_factory=list)
+    #: Bodies of the audit page requests received (SearchParms), in order.
+    searches: list[dict[str, Any]] = field(default_factory=list)
     _cursors: dict[str, tuple[str, str | None, int, int]] = field(default_factory=dict)
 
     # --- the test's controls ----------------------------------------------------------------------
@@ -269,6 +271,7 @@ class FakeAdminApi:
             search = await self._body(request, "SearchParms")
         except (ValueError, jsonschema.ValidationError):
             return self._error(400, "Bad Request")
+        self.searches.append(search)
         limit = search.get("limit", 100)
         if "cursor" in search:
             if search["cursor"] not in self._cursors:

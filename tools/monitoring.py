@@ -104,6 +104,7 @@ def by(*labels: str) -> str:
     return f"({', '.join((*RELEASE_LABELS, *labels))})"
 
 
+FAILED: Final = 'result="failed"'
 NOT_ACKED: Final = 'result=~"failed|timeout"'
 NOT_DELIVERED: Final = 'result!="delivered"'
 DELIVERED: Final = 'result="delivered"'
@@ -199,6 +200,18 @@ def alert_rules(target: Target) -> list[dict[str, Any]]:
             f"{WEBHOOK} subscribes to event types the bridge does not know",
             "{{ $value }} event type(s) the webhook subscribes to have no row in the bridge's catalog. Their "
             "events are published to the unknown topic, not normalized. `idaas-bridge webhooks` names them.",
+        ),
+        # The run counters exist per webhook from the start (at 0), so the first failure is an increase.
+        rule(
+            "IdaasBridgeBackfillFailed",
+            f"sum by {by('webhook')} (increase({s('idaas_bridge_backfill_runs_total', FAILED)}[1h])) > 0",
+            None,
+            "warning",
+            f"The automatic backfill of {WEBHOOK[0].lower()}{WEBHOOK[1:]} fails",
+            "{{ $value }} automatic backfill run(s) of the webhook's gap failed in the last hour (the IDaaS "
+            "Administration API or Kafka failed). Each is retried from its checkpoint with back-off, also "
+            "after a restart; until one completes, the events IDaaS never delivered during the gap are not "
+            "in Kafka.",
         ),
         rule(
             "IdaasBridgeKafkaPublishFailing",
@@ -704,6 +717,49 @@ def _panels() -> list[dict[str, Any]]:
                         streak,
                     ),
                     "{{webhook}} {{result}}",
+                )
+            ],
+        ),
+        timeseries(
+            "Automatic backfills (admin_api.backfill_automatic)",
+            "Backfills of a webhook's gap after it recovered, per webhook by result (completed, failed: "
+            "retried from its checkpoint; alert IdaasBridgeBackfillFailed), and the length of the last gap "
+            "(right axis).",
+            [
+                (
+                    zero_when_idle(
+                        f"sum by {by('webhook', 'result')} "
+                        f"(increase({q('idaas_bridge_backfill_runs_total', WEBHOOKS)}{RATE}))",
+                        by("webhook"),
+                        streak,
+                    ),
+                    "{{webhook}} {{result}}",
+                ),
+                (
+                    zero_when_idle(
+                        f"max by {by('webhook')} ({q('idaas_bridge_backfill_gap_seconds', WEBHOOKS)})",
+                        by("webhook"),
+                        streak,
+                    ),
+                    "{{webhook}} gap",
+                ),
+            ],
+            overrides=[override("B", {**RIGHT_AXIS, "unit": "s"})],
+        ),
+        timeseries(
+            "Backfilled audit records by type and result",
+            "Audit records the automatic backfills read, by webhook type and result: published (IDaaS had "
+            "not delivered it), duplicate (its fingerprint was in Kafka), unmapped (no trusted mapping: type "
+            "`unknown`), unsubscribed (a type the webhook does not subscribe to).",
+            [
+                (
+                    zero_when_idle(
+                        f"sum by {by('event_type', 'result')} "
+                        f"(increase({q('idaas_bridge_backfill_events_total', WEBHOOKS)}{RATE}))",
+                        by(),
+                        f"sum by {by()} ({streak})",
+                    ),
+                    "{{event_type}} {{result}}",
                 )
             ],
         ),

@@ -79,6 +79,9 @@ BOUNDS: Final[dict[str, dict[str, float]]] = {
     "admin_api.quiet_poll_seconds": {"exclusiveMinimum": 0},
     "admin_api.reenable_test_wait_seconds": {"minimum": 0},
     "admin_api.reenable_max_per_hour": {"minimum": 1, "maximum": 60},
+    "admin_api.backfill_max_gap_seconds": {"exclusiveMinimum": 0},
+    "admin_api.backfill_margin_seconds": {"minimum": 0},
+    "admin_api.backfill_audit_lag_seconds": {"minimum": 0},
 }
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: librdkafka properties are strings to the bridge; YAML may give them as numbers or booleans.

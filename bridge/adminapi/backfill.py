@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -45,7 +44,7 @@ from bridge.events.envelope import parse_envelope
 from bridge.events.fingerprint import FINGERPRINT_HEADER
 from bridge.events.normalize import normalize
 from bridge.publish.kafka import KafkaPublisher, client_config
-from bridge.publish.spool import fsync_directory, private, write_and_sync
+from bridge.publish.spool import replace_durably
 from bridge.routing import OutboundRecord, Router
 
 log = logging.getLogger(__name__)
@@ -54,11 +53,11 @@ PAGE_LIMIT: Final = 100
 #: Records already in Kafka are read from this long before the window (a delivery's record is stamped
 #: with its event time, which may lie a little outside the audit window).
 FINGERPRINT_MARGIN: Final = timedelta(minutes=5)
-#: The audit log may lag behind events; the window ends this long before now at the latest (its ingest lag
-#: is not documented: to be measured on a real tenant).
-AUDIT_LAG: Final = timedelta(minutes=2)
+#: The manual command's checkpoint; an automatic backfill has one per webhook (bridge/adminapi/recovery.py).
 CHECKPOINT_FILE: Final = "backfill-checkpoint.json"
 KAFKA_TIMEOUT_SECONDS: Final = 10.0
+#: Every result a record of the audit log can have in a backfill.
+RESULTS: Final = ("published", "duplicate", "unmapped", "unsubscribed")
 
 
 def iso(moment: datetime) -> str:
@@ -68,7 +67,11 @@ def iso(moment: datetime) -> str:
 
 @dataclass
 class BackfillReport:
-    #: (webhook type, or the audit label of an unmapped record) -> result -> count
+    """Filled as the run goes, so a run that fails still tells what it did. A record counts as published
+    once Kafka confirmed it; `unsubscribed`: a type the webhook does not subscribe to (IDaaS would not
+    have sent it)."""
+
+    #: (webhook type, or the audit label of an unmapped record), result -> count
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     pages: int = 0
 
@@ -116,17 +119,12 @@ class CheckpointFile:
 
     def save(self, checkpoint: Checkpoint) -> None:
         """Atomically and durably: a crash leaves the old checkpoint or the new one."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
         document = {
             "window": checkpoint.window,
             "next_start": checkpoint.next_start,
             "done_at_start": checkpoint.done_at_start,
         }
-        with open(temporary, "wb", opener=private) as handle:
-            write_and_sync(handle, orjson.dumps(document))
-        os.replace(temporary, self.path)
-        fsync_directory(self.path.parent)
+        replace_durably(self.path, orjson.dumps(document))
 
 
 def fingerprints_in_kafka(settings: Settings, topics: Iterable[str], since: datetime) -> set[bytes]:
@@ -172,35 +170,48 @@ def fingerprints_in_kafka(settings: Settings, topics: Iterable[str], since: date
 
 
 class Backfill:
+    """One window of the audit log, published as `webhook`'s events (default: the first configured one),
+    only of `types` (default: every mapped type), checkpointed in the spool directory's `checkpoint`."""
+
     def __init__(
         self,
         settings: Settings,
         client: AdminApiClient,
         publisher: KafkaPublisher | None,
         page_limit: int = PAGE_LIMIT,
+        webhook: str | None = None,
+        types: Iterable[str] | None = None,
+        checkpoint: str = CHECKPOINT_FILE,
     ) -> None:
         self._settings = settings
         self._client = client
         self._publisher = publisher
         self._router = Router(settings.kafka)
         self._page_limit = page_limit
-        self.checkpoints = CheckpointFile(Path(settings.spool.path) / CHECKPOINT_FILE)
+        self._webhook = webhook or settings.webhooks[0].name
+        self._types = None if types is None else frozenset(types)
+        self._audit_topic = settings.admin_api.audit_topic
+        self.checkpoints = CheckpointFile(Path(settings.spool.path) / checkpoint)
 
     def topics(self) -> list[str]:
         """The topics the mapped types are published to (where their fingerprints are looked for)."""
         keys = {BY_NAME[kind].topic for kind in MAPPING.values()}
         return sorted(self._settings.kafka.topics[key].name for key in keys)
 
-    async def run(self, start: datetime, end: datetime, dry_run: bool = False) -> BackfillReport:
-        """Backfill [start, min(end, now - AUDIT_LAG)]; raises AdminApiError/PublishError/TimeoutError with
-        the checkpoint at the last page Kafka confirmed."""
-        end = min(end, datetime.now(UTC) - AUDIT_LAG)
+    async def run(
+        self, start: datetime, end: datetime, dry_run: bool = False, report: BackfillReport | None = None
+    ) -> BackfillReport:
+        """Backfill [start, min(end, now - admin_api.backfill_audit_lag_seconds)] into `report` (a new one by
+        default); raises AdminApiError/PublishError/TimeoutError with the checkpoint at the last page Kafka
+        confirmed. Blocking work (Kafka's fingerprints, the checkpoint's fsync) runs in threads."""
+        lag = timedelta(seconds=self._settings.admin_api.backfill_audit_lag_seconds)
+        end = min(end, datetime.now(UTC) - lag)
         window = (iso(start), iso(end))
-        checkpoint = self.checkpoints.load(window)
+        checkpoint = await asyncio.to_thread(self.checkpoints.load, window)
         seen = await asyncio.to_thread(
             fingerprints_in_kafka, self._settings, self.topics(), start - FINGERPRINT_MARGIN
         )
-        report = BackfillReport()
+        report = BackfillReport() if report is None else report
         search: dict[str, Any] = {
             "limit": self._page_limit,
             "searchByAttributes": [
@@ -214,50 +225,72 @@ class Backfill:
             report.pages += 1
             results = [audit for audit in page["results"] if audit.get("id") not in skip]
             records = self._records(results, seen, report)
-            if records and not dry_run:
-                assert self._publisher is not None
-                await asyncio.gather(
-                    *(
-                        self._publisher.produce(r.topic, r.key, r.value, r.headers, r.timestamp_ms)
-                        for r in records
-                    )
-                )
-            if results and not dry_run:
+            if dry_run:
+                report.counts.update((kind, "published") for kind, _ in records)
+            elif results:
+                await self._publish([record for _, record in records] + self._raw(results))
+                report.counts.update((kind, "published") for kind, _ in records)
                 checkpoint = self._advance(checkpoint, results)
-                self.checkpoints.save(checkpoint)
+                await asyncio.to_thread(self.checkpoints.save, checkpoint)
                 skip = set(checkpoint.done_at_start)
             cursor = (page.get("paging") or {}).get("nextCursor")
             if not cursor:
                 if not dry_run:  # done: a later run of the window reads it all again (and finds duplicates)
-                    self.checkpoints.clear()
+                    await asyncio.to_thread(self.checkpoints.clear)
                 return report
             search = {"cursor": cursor}
 
+    async def _publish(self, records: list[OutboundRecord]) -> None:
+        """Through the bridge's producer (acks=all); returns once Kafka confirmed every record."""
+        assert self._publisher is not None
+        await asyncio.gather(
+            *(self._publisher.produce(r.topic, r.key, r.value, r.headers, r.timestamp_ms) for r in records)
+        )
+
+    def _raw(self, results: list[dict[str, Any]]) -> list[OutboundRecord]:
+        """The page's audit records as they came, for admin_api.audit_topic (none when it is empty), keyed by
+        audit id: a page published again after a crash repeats records under the same key."""
+        if not self._audit_topic:
+            return []
+        headers = [(SOURCE_HEADER, BACKFILL_SOURCE.encode())]
+        return [
+            OutboundRecord(
+                topic=self._audit_topic,
+                key=str(audit.get("id", "")).encode(),
+                value=orjson.dumps(audit),
+                headers=[*headers, (AUDIT_ID_HEADER, str(audit.get("id", "")).encode())],
+                timestamp_ms=int(parse_time(str(audit["eventTime"])).timestamp() * 1000),
+            )
+            for audit in results
+        ]
+
     def _records(
         self, results: list[dict[str, Any]], seen: set[bytes], report: BackfillReport
-    ) -> list[OutboundRecord]:
+    ) -> list[tuple[str, OutboundRecord]]:
+        """(type, record) of each audit record to publish; the others are counted in `report` here."""
         records = []
         received = datetime.now(UTC)
-        webhook = self._settings.webhooks[0].name
         for audit in results:
             kind = webhook_type(audit)
             if kind is None:
                 report.add(audit_label(audit), "unmapped")
                 continue
-            event = normalize(parse_envelope(reconstruct(audit, kind)), webhook, received)
+            if self._types is not None and kind not in self._types:
+                report.add(kind, "unsubscribed")
+                continue
+            event = normalize(parse_envelope(reconstruct(audit, kind)), self._webhook, received)
             record = self._router.route(event)
             mark = dict(record.headers)[FINGERPRINT_HEADER]
             if mark in seen:
                 report.add(kind, "duplicate")
                 continue
             seen.add(mark)
-            report.add(kind, "published")
             headers = [
                 *record.headers,
                 (SOURCE_HEADER, BACKFILL_SOURCE.encode()),
                 (AUDIT_ID_HEADER, str(audit["id"]).encode()),
             ]
-            records.append(replace(record, headers=headers))
+            records.append((kind, replace(record, headers=headers)))
         return records
 
     @staticmethod

@@ -6,7 +6,9 @@ Each configured webhook is matched to the IDaaS webhook whose `callbackUrl` is i
 trailing slash. The state is read every `admin_api.webhook_poll_seconds`, and at once when the bridge's own
 failure streak reaches its warning level or a webhook has had no successful delivery for
 `admin_api.quiet_poll_seconds`. Nothing is changed in IDaaS here; with `admin_api.reenable` a disabled
-webhook is handed to the guarded re-enable (bridge/adminapi/reenable.py).
+webhook is handed to the guarded re-enable (bridge/adminapi/reenable.py), and with
+`admin_api.backfill_automatic` every webhook that comes back enabled has its gap backfilled
+(bridge/adminapi/recovery.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from urllib.parse import urlsplit
 
 from bridge import metrics
 from bridge.adminapi.client import AdminApiClient, AdminApiError, parse_time
+from bridge.adminapi.recovery import AutoBackfill
 from bridge.adminapi.reenable import ReEnabler
 from bridge.config import Settings
 from bridge.events.catalog import BY_NAME, SPEC_WEBHOOK_TYPES
@@ -131,9 +134,13 @@ class WebhookWatcher:
         guard: AutoDisableGuard,
         clock: Callable[[], float] = time.time,
         reenabler: ReEnabler | None = None,
+        recovery: AutoBackfill | None = None,
     ) -> None:
         self._settings = settings
         self._reenabler = reenabler
+        self._recovery = recovery
+        if reenabler is not None and recovery is not None:
+            reenabler.on_reenabled = self._reenabled
         self._admin = settings.admin_api
         self._client = client
         self._guard = guard
@@ -175,6 +182,9 @@ class WebhookWatcher:
                     },
                 )
         self.states = states
+        if self._recovery is not None:
+            for state in states:
+                self._recovery.observed(state.name, state.status == "enabled", state.subscribed_types)
         if self._reenabler is not None:
             for state in states:
                 if state.status == "disabled" and state.remote is not None:
@@ -182,6 +192,12 @@ class WebhookWatcher:
                     if result == "reenabled":  # confirmed by IDaaS's answer to the PUT
                         metrics.WEBHOOK_ENABLED.labels(webhook=state.name).set(1)
         return states
+
+    def _reenabled(self, webhook: str, at: float) -> None:
+        """The re-enable step turned `webhook` on at `at`: its gap is backfilled."""
+        assert self._recovery is not None
+        state = next(state for state in self.states if state.name == webhook)
+        self._recovery.recovered(webhook, at, state.subscribed_types)
 
     def seconds_until_due(self) -> float:
         """Until the next regular read, or until a webhook crosses the quiet threshold (whichever first)."""

@@ -23,7 +23,7 @@ DEFAULT_RETENTION_MS: Final = 7 * 24 * 3600 * 1000
 def create_topics(settings: Settings, partitions: int, replication: int, retention_ms: int) -> int:
     """Create the configured topics that do not exist; return once every one can be produced to."""
     config = {**topics.new_topic_config(settings.kafka), "retention.ms": str(retention_ms)}
-    wanted = [topic.name for topic in settings.kafka.topics.values()]
+    wanted = settings.topic_names()
     try:
         created = topics.create_topics(cli_admin(settings.kafka), wanted, partitions, replication, config)
     except TimeoutError as exc:

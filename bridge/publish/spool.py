@@ -30,6 +30,7 @@ import math
 import os
 import re
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -61,9 +62,12 @@ SEGMENT_NAME: Final = re.compile(r"segment-(\d{12})\.log")
 CHECKPOINT_SUFFIX: Final = ".acked"
 CHECKPOINT_STAGING_SUFFIX: Final = ".tmp"
 QUARANTINE_PREFIX: Final = "quarantine-"
-#: Files other parts of the bridge keep in the spool directory (rejected.py), the workers' own spool
-#: directories (stranded.py) and their metric files (workers.py), and a file system's own.
-OTHER_FILES: Final = re.compile(r"rejected\.(jsonl|lock|tmp)|worker-\d+|\.metrics|lost\+found")
+#: Files other parts of the bridge keep in the spool directory (rejected.py; the backfill's checkpoints,
+#: state and locks, bridge/adminapi), the workers' own spool directories (stranded.py) and their metric
+#: files (workers.py), and a file system's own.
+OTHER_FILES: Final = re.compile(
+    r"rejected\.(jsonl|lock|tmp)|backfill-[A-Za-z0-9_.-]+\.(json|lock|tmp)|worker-\d+|\.metrics|lost\+found"
+)
 #: The spool holds whole events (names, e-mail and IP addresses): for the bridge's user only.
 DIRECTORY_MODE: Final = 0o700
 FILE_MODE: Final = 0o600
@@ -593,6 +597,17 @@ def write_and_sync(file: BinaryIO, data: bytes) -> None:
     file.write(data)
     file.flush()
     os.fsync(file.fileno())
+
+
+def replace_durably(path: Path, data: bytes) -> None:
+    """Write `path` atomically and durably: after a crash it holds the old content or `data`, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One staging file per writing thread: two writers never share one.
+    staging = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}{CHECKPOINT_STAGING_SUFFIX}")
+    with open(staging, "wb", opener=private) as handle:
+        write_and_sync(handle, data)
+    os.replace(staging, path)
+    fsync_directory(path.parent)
 
 
 def fsync_directory(directory: Path) -> None:

@@ -1,12 +1,16 @@
 """The whole story (issue 15) against the real broker and the fake Admin API: the bridge goes down, IDaaS
 disables the webhook after 100 failed deliveries, the restarted bridge's watcher sees it at its first poll
-and its opt-in re-enable restores it, the backfill publishes what IDaaS never delivered, and every event is
-in Kafka exactly once, marked as delivered or backfilled."""
+and its opt-in re-enable restores it, the bridge then backfills the gap by itself, and every event is in
+Kafka exactly once, marked as delivered or backfilled. Also: an automatic backfill that fails mid-window
+and crashes resumes at the next start, and the raw audit topic. (The manual `backfill` command is
+tested in test_backfill_e2e.py.)"""
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -27,6 +31,9 @@ from tests.idaas_simulator import IdaasSimulator
 pytestmark = pytest.mark.kafka
 
 KINDS = ("user.created", "user.updated", "user.deleted")
+#: Small margins so the automatic backfill starts within seconds of the re-enable.
+QUICK_BACKFILL = {"backfill_margin_seconds": 1, "backfill_audit_lag_seconds": 1}
+MISSED = DISABLE_AFTER + 3
 
 
 def wait_for_log(bridge: BridgeProcess, text: str, timeout: float = 20.0) -> None:
@@ -36,60 +43,139 @@ def wait_for_log(bridge: BridgeProcess, text: str, timeout: float = 20.0) -> Non
         time.sleep(0.2)
 
 
-def test_outage_auto_disable_reenable_and_backfill_leave_every_event_in_kafka_exactly_once(
-    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, fake_admin_api: ServedFake
-) -> None:
-    bridge = watched_bridge(
-        tmp_path, kafka_bootstrap, topic_prefix, fake_admin_api, reenable=True, reenable_test_wait_seconds=20
-    )
-    api = fake_admin_api.api
-    hook = api.add_webhook(bridge.url("prod"), events=KINDS)
-    api.on_test = lambda _hook: signed_post(bridge, b'{"id": "idaas-test-1", "type": "webhook.test"}')
-    bridge.start()  # writes the dev certificate the simulator trusts
-    idaas = IdaasSimulator(api, hook, bridge.tokens["prod"], bridge.workdir / "tls" / "dev-cert.pem")
-    # Events "happened" a while ago: the backfill reads the audit log up to a margin before now.
-    clock = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
+class Story:
+    """A watched bridge, its webhook in the fake IDaaS, and IDaaS's side of it (the simulator)."""
 
-    def emit(count: int) -> None:
-        nonlocal clock
+    def __init__(
+        self, tmp_path: Path, bootstrap: str, prefix: str, fake: ServedFake, **admin: object
+    ) -> None:
+        self.bridge = watched_bridge(
+            tmp_path, bootstrap, prefix, fake, reenable=True, reenable_test_wait_seconds=20, **admin
+        )
+        self.api = fake.api
+        self.hook = self.api.add_webhook(self.bridge.url("prod"), events=KINDS)
+        self.api.on_test = lambda _hook: signed_post(
+            self.bridge, b'{"id": "idaas-test-1", "type": "webhook.test"}'
+        )
+        # `topics` creates the configured topics that are missing: the raw audit topic, when it is set.
+        self.created = self.bridge.cli("topics")
+        assert self.created.returncode == 0, self.created.stdout + self.created.stderr
+        self.bridge.start()  # writes the dev certificate the simulator trusts
+        self.idaas = IdaasSimulator(
+            self.api, self.hook, self.bridge.tokens["prod"], self.bridge.workdir / "tls" / "dev-cert.pem"
+        )
+
+    def emit(self, count: int) -> None:
+        """`count` user lifecycle events, happening now (the gap is computed from real delivery times)."""
         for index in range(count):
-            idaas.emit(KINDS[index % 3], clock)
-            clock += timedelta(seconds=1)
+            self.idaas.emit(KINDS[index % 3], datetime.now(UTC))
 
+    def outage_until_reenabled(self) -> None:
+        """Deliveries, the outage, IDaaS's auto-disable, events only in the audit log, and the restart
+        whose first poll re-enables the webhook."""
+        self.emit(5)
+        assert self.idaas.delivered == 5
+        self.bridge.stop()  # the outage
+        self.emit(DISABLE_AFTER)
+        assert self.hook["enabled"] is False and self.idaas.streak == DISABLE_AFTER
+        self.emit(3)  # while disabled: only in the audit log
+        self.bridge.start()  # recovered: the first poll sees the disabled webhook and re-enables it
+        wait_for_log(self.bridge, "webhook prod is disabled in IDaaS")
+        wait_for_metric(
+            self.bridge, "idaas_bridge_webhook_reenables_total", 1, webhook="prod", result="reenabled"
+        )
+        assert self.hook["enabled"] is True and self.api.updates[0]["callbackUrl"] == self.bridge.url("prod")
+        wait_for_log(self.bridge, "webhook prod recovered; its gap will be backfilled")
+
+    def backfilled(self, result: str) -> float:
+        return metric_value(
+            self.bridge.metrics(), "idaas_bridge_backfill_runs_total", webhook="prod", result=result
+        )
+
+
+@contextmanager
+def story(tmp_path: Path, bootstrap: str, prefix: str, fake: ServedFake, **admin: object) -> Iterator[Story]:
+    told = Story(tmp_path, bootstrap, prefix, fake, **QUICK_BACKFILL, **admin)
     try:
-        emit(5)
-        assert idaas.delivered == 5
-        bridge.stop()  # the outage
-        emit(DISABLE_AFTER)
-        assert hook["enabled"] is False and idaas.streak == DISABLE_AFTER
-        emit(3)  # while disabled: only in the audit log
-        outage_end = clock
-
-        bridge.start()  # recovered: the watcher's first poll sees the disabled webhook and re-enables it
-        wait_for_log(bridge, "webhook prod is disabled in IDaaS")
-        wait_for_metric(bridge, "idaas_bridge_webhook_reenables_total", 1, webhook="prod", result="reenabled")
-        assert hook["enabled"] is True and api.updates[0]["callbackUrl"] == bridge.url("prod")
-        assert metric_value(bridge.metrics(), "idaas_bridge_webhook_enabled", webhook="prod") == 1
-        emit(3)
-        assert idaas.delivered == 8
+        yield told
     finally:
-        bridge.stop()
+        told.bridge.stop()
 
-    start = (outage_end - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    end = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    result = bridge.cli("backfill", "--from", start, "--to", end)
-    assert result.returncode == 0, result.stdout + result.stderr
 
-    total = 5 + DISABLE_AFTER + 3 + 3
-    messages = consume_all(kafka_bootstrap, [bridge.topics["user"]], expected=total, timeout=60)
+def assert_exactly_once(bootstrap: str, told: Story, delivered: int) -> None:
+    """Every audited event in Kafka once by fingerprint; the missed ones marked as backfilled."""
+    total = delivered + MISSED
+    messages = consume_all(bootstrap, [told.bridge.topics["user"]], expected=total, timeout=60)
     headers = [dict(message.headers() or []) for message in messages]
     assert len(messages) == total == len({h["idaas-fingerprint"] for h in headers})
     backfilled = [h for h in headers if h.get("idaas-source") == b"audit-backfill"]
-    assert len(backfilled) == DISABLE_AFTER + 3 and all(h["idaas-audit-id"] for h in backfilled)
-    delivered = [
+    assert len(backfilled) == MISSED and all(h["idaas-audit-id"] for h in backfilled)
+    live = [
         orjson.loads(m.value()) for m, h in zip(messages, headers, strict=True) if "idaas-source" not in h
     ]
-    assert len(delivered) == 8 and not any("idaasBridgeBackfill" in value["data"] for value in delivered)
-    audited = {event["entityId"] for event in api.audit_events}
-    in_kafka = {orjson.loads(message.value())["data"]["entityId"] for message in messages}
-    assert in_kafka == audited
+    assert len(live) == delivered and not any("idaasBridgeBackfill" in value["data"] for value in live)
+    audited = {event["entityId"] for event in told.api.audit_events}
+    assert {orjson.loads(message.value())["data"]["entityId"] for message in messages} == audited
+
+
+def test_outage_auto_disable_reenable_and_automatic_backfill_leave_every_event_in_kafka_exactly_once(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, fake_admin_api: ServedFake
+) -> None:
+    with story(tmp_path, kafka_bootstrap, topic_prefix, fake_admin_api) as told:
+        told.outage_until_reenabled()
+        assert metric_value(told.bridge.metrics(), "idaas_bridge_webhook_enabled", webhook="prod") == 1
+        # Nobody runs `backfill`: the bridge backfills the gap itself once the audit log's lag has passed.
+        wait_for_metric(
+            told.bridge, "idaas_bridge_backfill_runs_total", 1, webhook="prod", result="completed"
+        )
+        text = told.bridge.metrics()
+        published = sum(
+            metric_value(
+                text,
+                "idaas_bridge_backfill_events_total",
+                webhook="prod",
+                event_type=kind,
+                result="published",
+            )
+            for kind in KINDS
+        )
+        assert published == MISSED
+        assert told.backfilled("failed") == 0
+        assert metric_value(text, "idaas_bridge_backfill_gap_seconds", webhook="prod") > 0
+        told.emit(3)  # delivered live again
+        assert told.idaas.delivered == 8
+    assert_exactly_once(kafka_bootstrap, told, delivered=8)
+
+
+def test_an_automatic_backfill_that_fails_mid_window_and_crashes_resumes_at_the_next_start(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, fake_admin_api: ServedFake
+) -> None:
+    audit_topic = f"{topic_prefix}idaas.audit"
+    with story(tmp_path, kafka_bootstrap, topic_prefix, fake_admin_api, audit_topic=audit_topic) as told:
+        assert f"created topic {audit_topic}" in told.created.stdout, told.created.stdout
+        # The first audit page (100 records) is published; the second fails for good (4 attempts).
+        told.api.inject("audit_events", 0)
+        told.api.inject("audit_events", 503, times=4)
+        told.outage_until_reenabled()
+        wait_for_metric(told.bridge, "idaas_bridge_backfill_runs_total", 1, webhook="prod", result="failed")
+        told.bridge.kill()  # a crash, long before the retry
+        told.api.injected.clear()
+        searched = len(told.api.searches)
+
+        told.bridge.start()  # the pending window is in the state file: resumed from the checkpoint
+        wait_for_metric(
+            told.bridge, "idaas_bridge_backfill_runs_total", 1, webhook="prod", result="completed"
+        )
+    first_page = told.api.searches[0]
+    resumed = told.api.searches[searched]
+    start = {item["name"]: item["value"] for item in resumed["searchByAttributes"]}["startTime"]
+    window_start = {item["name"]: item["value"] for item in first_page["searchByAttributes"]}["startTime"]
+    assert start > window_start  # it went on after the confirmed page instead of starting again
+    assert_exactly_once(kafka_bootstrap, told, delivered=5)
+
+    # The raw audit records of the window, keyed by audit id (a page published again repeats its keys).
+    raw = consume_all(kafka_bootstrap, [audit_topic], expected=MISSED, timeout=30)
+    keys = {message.key().decode() for message in raw if message.key() is not None}
+    missed_ids = {event["id"] for event in told.api.audit_events[5:]}
+    assert missed_ids <= keys
+    assert all(orjson.loads(message.value())["id"] == message.key().decode() for message in raw)

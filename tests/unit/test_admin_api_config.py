@@ -72,6 +72,21 @@ def test_a_configured_section_reads_the_secret_from_the_environment_and_masks_it
             ENV,
             "admin_api: unknown setting(s) poll",
         ),
+        (
+            TENANT + "  backfill_margin_seconds: -0.5\n",
+            ENV,
+            "admin_api.backfill_margin_seconds = -0.5: must be 0 or more",
+        ),
+        (
+            TENANT + "  backfill_max_gap_seconds: 0\n",
+            ENV,
+            "admin_api.backfill_max_gap_seconds = 0: must be above 0",
+        ),
+        (
+            TENANT + "  audit_topic: idaas.user\n",
+            ENV,
+            "admin_api.audit_topic = 'idaas.user' is also kafka.topics.user.name",
+        ),
     ],
 )
 def test_wrong_settings_are_refused_at_start_up_with_what_to_do(
@@ -88,3 +103,13 @@ def test_a_secret_put_in_a_section_override_is_refused_without_showing_it(tmp_pa
     with pytest.raises(ConfigError) as error:
         load(tmp_path, TENANT, env)
     assert ADMIN_API_SECRET_ENV in str(error.value) and "override-secret-value" not in str(error.value)
+
+
+def test_the_automatic_backfill_is_on_by_default_and_the_audit_topic_is_produced_to_only_when_set(
+    tmp_path: Path,
+) -> None:
+    default = load(tmp_path, TENANT)
+    assert default.admin_api.backfill_automatic and "idaas.audit" not in default.topic_names()
+    configured = load(tmp_path, TENANT + "  backfill_automatic: false\n  audit_topic: idaas.audit\n")
+    assert not configured.admin_api.backfill_automatic
+    assert configured.topic_names()[-1] == "idaas.audit" and len(configured.topic_names()) == 6
