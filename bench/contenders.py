@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import httpx
 import yaml
@@ -24,6 +24,7 @@ from bench import toolchain
 from bench.deliveries import Request, otlp_deliveries, signed_deliveries
 from bench.hostile import SinglePortBridge
 from bridge.config import KafkaSettings
+from bridge.cpus import cpu_limit
 from tests.e2e.harness import BRIDGE, BridgeProcess, free_port
 from tests.kafka_broker import create_topics
 
@@ -55,7 +56,6 @@ class Contender:
     #: Requests per second to pre-build for, before the first run measures the real figure.
     expected_rate: int
     prepare: Callable[[Path, str], Launch]
-    workers: int = 1
     writes_kafka: bool = True
 
 
@@ -210,8 +210,11 @@ def otel_peer(binary: Path) -> Contender:
     return Contender("peer", "OpenTelemetry Collector 0.165", 15_000, prepare)
 
 
-def bridge(ack_mode: str, tls: bool, workers: int = 1, source: Path | None = None) -> Contender:
-    """The bridge of this checkout, or with `source` the bridge package of another one (a baseline)."""
+def bridge(
+    ack_mode: str, tls: bool, workers: int | Literal["auto"] = 1, source: Path | None = None
+) -> Contender:
+    """The bridge of this checkout, or with `source` the bridge package of another one (a baseline);
+    `workers` is its server.workers (auto: one per core)."""
     scheme = "https" if tls else "http"
 
     def prepare(workdir: Path, bootstrap: str) -> Launch:
@@ -248,18 +251,15 @@ def bridge(ack_mode: str, tls: bool, workers: int = 1, source: Path | None = Non
             lambda client: client.get(f"{process.ops_url}/readyz").status_code == 200,
         )
 
-    suffix = "" if workers == 1 else f", {workers} workers"
-    key = f"bridge-{ack_mode.replace('_', '-')}-{scheme}" + ("" if workers == 1 else f"-w{workers}")
+    count = cpu_limit() if workers == "auto" else workers
+    suffix = {1: "", "auto": ", one worker per core"}.get(workers, f", {workers} workers")
+    key = f"bridge-{ack_mode.replace('_', '-')}-{scheme}" + {1: "", "auto": "-auto"}.get(
+        workers, f"-w{workers}"
+    )
     label = f"bridge {ack_mode}, {scheme.upper()}{suffix}"
     if source is not None:
         key, label = f"{key}-baseline", f"{label} (baseline: {source.name})"
-    return Contender(
-        key,
-        label,
-        4_000 * workers,
-        prepare,
-        workers=workers,
-    )
+    return Contender(key, label, 4_000 * count, prepare)
 
 
 def all_contenders(baseline: Path | None) -> list[Contender]:
@@ -271,6 +271,9 @@ def all_contenders(baseline: Path | None) -> list[Contender]:
         otel_peer(toolchain.peer()),
         *([bridge("kafka_first", tls=False, source=baseline)] if baseline is not None else []),
         bridge("kafka_first", tls=False),
+        bridge("kafka_first", tls=False, workers="auto"),
         bridge("kafka_first", tls=True),
+        bridge("kafka_first", tls=True, workers="auto"),
         bridge("spool_first", tls=False),
+        bridge("spool_first", tls=False, workers="auto"),
     ]

@@ -342,7 +342,8 @@ WORKER_RESTARTS = Counter(
 )
 WORKERS = Gauge(
     "idaas_bridge_workers",
-    "Worker processes serving the webhook listener now (server.workers above 1; absent with one process).",
+    "Processes serving the webhook listener now: the workers alive (server.workers above 1), or 1 for a "
+    "bridge that runs as one process.",
     multiprocess_mode="max",
 )
 

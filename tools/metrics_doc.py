@@ -32,7 +32,7 @@ ACROSS_WORKERS: Final = {
     "livesum": "the workers' values added up",
     "livemax": "the largest of the live workers' values",
     "livemin": "the smallest of the live workers' values",
-    "max": "the largest value any worker set",
+    "max": "the largest value any of its processes set",
     "mostrecent": "the value set last, by whichever worker",
 }
 #: The sample name a PromQL expression uses, from the metric's family name and type.

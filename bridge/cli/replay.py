@@ -46,6 +46,7 @@ from bridge.publish.drainer import Drainer
 from bridge.publish.kafka import KafkaPublisher, PublishError, client_config
 from bridge.publish.rejected import RejectedRecord, RejectedRecords
 from bridge.publish.spool import Spool, unconfirmed_records
+from bridge.publish.stranded import stranded_directories, take_over
 from bridge.routing import DEADLETTER_SCHEMA, OutboundRecord, Router
 
 #: How long the replay's producer keeps retrying one record before it reports a failure.
@@ -247,11 +248,14 @@ async def replay_rejected(settings: Settings, dry_run: bool) -> int:
 async def replay_spool(settings: Settings, directory: Path, dry_run: bool) -> int:
     if not directory.is_dir():
         raise CommandError(f"{directory} is not a directory", "give the spool directory the dead pod left")
-    waiting = list(unconfirmed_records(directory))
+    # A pod with server.workers above 1 spooled in worker-<i> directories under its spool.path.
+    workers = stranded_directories(directory, 1, None)
+    waiting = [record for place in (directory, *workers) for record in unconfirmed_records(place)]
     if dry_run or not waiting:
         verb = "would publish" if dry_run else "published"
         print(f"{verb} {len(waiting)} spooled record(s) from {directory} ({_counts(waiting) or 'none'})")
         return EXIT_OK
+    await asyncio.to_thread(take_over, directory, 1, None)
     spool = Spool(directory, settings.spool.max_bytes, settings.spool.segment_bytes)
     rejected = RejectedRecords(directory)
     rejected_before = len(rejected.read())

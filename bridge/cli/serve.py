@@ -11,7 +11,7 @@ from bridge.config import Settings
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
-    from bridge import heap, logs
+    from bridge import heap, logs, metrics
     from bridge.app import Bridge, create_app, create_ops_app
     from bridge.servers import OpsServer, PublicServer, bind, ops_config, public_config
     from bridge.workers import run_workers, worker_count
@@ -25,6 +25,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         return run_workers(settings, workers, public_socket, ops_socket)
     bridge = Bridge(settings)
     bridge.check_topics()
+    metrics.WORKERS.set(1)
     handshake = server.tls_handshake_timeout_seconds
     ops_server = OpsServer(ops_config(create_ops_app(bridge), server), ops_socket, handshake)
     heap.settle_after_startup()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -296,16 +297,25 @@ def test_replay_moves_fixed_dead_letters_back_exactly_once(
     assert {m.topic() for m in events} == {bridge.topics["authentication"], bridge.topics["user"]}
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_replay_publishes_the_spool_a_dead_pod_left(
-    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, workers: int
 ) -> None:
     dead = offline_bridge(tmp_path, kafka_bootstrap, topic_prefix)
+    dead.overrides["server.workers"] = workers  # 2: the records are in spool/worker-0 and worker-1
     dead.start()
+    assert dead.process is not None
+    children = Path(f"/proc/{dead.process.pid}/task/{dead.process.pid}/children")
     sent = list(sample_deliveries())[:5]
     for number, sample in enumerate(sent):
         answer = signed_post(dead, json.dumps(dict(sample, id=f"spooled-{number}")).encode())
         assert answer.json()["status"] == "spooled"
-    dead.kill()  # the pod died with its spool full
+    worker_pids = [Path(f"/proc/{pid}") for pid in children.read_text().split()]
+    dead.kill()  # the pod died with its spool full (its workers stop on their own: they outlive nothing)
+    deadline = time.monotonic() + 30
+    while any(pid.exists() for pid in worker_pids):
+        assert time.monotonic() < deadline, "workers outlived their serving process"
+        time.sleep(0.1)
     spool = dead.workdir / "spool"
     # The operator points a bridge configuration at the healthy Kafka and replays the dead pod's spool.
     operator = dead.restarted_with(kafka_bootstrap)

@@ -80,3 +80,15 @@ def test_server_workers_accepts_a_count_or_auto(value: str | None, expected: obj
     if value is not None:
         environ["IDAAS_BRIDGE_SERVER__WORKERS"] = value
     assert load_settings(str(config), environ).server.workers == expected
+
+
+def test_workers_must_each_get_a_segment_of_the_spool(tmp_path: Path) -> None:
+    from bridge.workers import worker_count
+
+    config = tmp_path / "bridge.yaml"
+    config.write_text("webhooks: [{name: prod}]\nspool: {max_bytes: 1048576, segment_bytes: 524288}\n")
+    environ = {"IDAAS_BRIDGE_WEBHOOK_PROD_TOKENS": "t" * 32, "IDAAS_BRIDGE_SERVER__WORKERS": "2"}
+    assert worker_count(load_settings(str(config), environ)) == 2
+    environ["IDAAS_BRIDGE_SERVER__WORKERS"] = "3"
+    with pytest.raises(ConfigError, match=r"spool.max_bytes = 1048576: the 3 workers .* 349525 bytes each"):
+        worker_count(load_settings(str(config), environ))

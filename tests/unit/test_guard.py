@@ -33,3 +33,26 @@ def test_junk_without_a_plausible_signature_never_moves_the_streak() -> None:
             guard.record("prod", status, 0.01, well_formed=False)
     guard.hang_up("prod", well_formed=False)
     assert guard.streaks == {"prod": 1, "other": 0} and streak() == 1
+
+
+def test_shared_state_counts_the_failures_of_every_process_in_order() -> None:
+    import multiprocessing
+
+    from bridge.guard import GuardState
+
+    state = GuardState(["prod"], 0.0, shared=True)
+    guard = AutoDisableGuard(["prod"], state=state)
+    guard.record("prod", 503, 0.1, well_formed=True)
+
+    def other_worker() -> None:
+        worker = AutoDisableGuard(["prod"], state=state)
+        for _ in range(3):
+            worker.record("prod", 401, 0.01, well_formed=True)
+
+    child = multiprocessing.get_context("fork").Process(target=other_worker)
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert guard.streaks["prod"] == 4  # 1 here + 3 in the other process
+    guard.record("prod", 200, 0.1, well_formed=True)
+    assert guard.streaks["prod"] == 0 and streak() == 0
