@@ -26,14 +26,16 @@ TOP: Final = 25
 
 
 #: Native frames of a thread that waits (a lock, a condition, the GIL, epoll): py-spy cannot tell those
-#: threads idle when it reads native stacks, so their samples are dropped here.
+#: threads idle when it reads native stacks, so their samples are dropped here. Only the wait itself:
+#: libuv's `uv__io_poll` also runs every I/O callback (reading and parsing each request), so a frame
+#: below it is busy unless it is the `epoll_pwait` call.
 WAITING: Final = (
     "pthread_cond_timedwait",
     "pthread_cond_wait",
     "PyThread_acquire_lock_timed",
     "take_gil",
     "epoll_wait",
-    "uv__io_poll",
+    "epoll_pwait",
 )
 
 

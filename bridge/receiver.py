@@ -286,11 +286,14 @@ class WebhookReceiver:
             answer = await asyncio.shield(claim.pending)
             metrics.DELIVERIES.labels(webhook=webhook, event_type=type_label, status="duplicate").inc()
             return answer
-        answer = unavailable({"id": envelope.id, "error": "unavailable", "reason": "interrupted"})
         try:
             answer = await self._make_durable(webhook, body, envelope, type_label, received_at)
-        finally:
-            self._dedup.settle(envelope.id, answer, durable=answer.status < 300)
+        except BaseException:
+            # Cancelled or failed: copies waiting for this one get a 503 that IDaaS retries.
+            interrupted = unavailable({"id": envelope.id, "error": "unavailable", "reason": "interrupted"})
+            self._dedup.settle(envelope.id, interrupted, durable=False)
+            raise
+        self._dedup.settle(envelope.id, answer, durable=answer.status < 300)
         return answer
 
     async def _make_durable(

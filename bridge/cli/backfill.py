@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bridge.adminapi.backfill import PAGE_LIMIT, Backfill, BackfillReport
 from bridge.adminapi.client import AdminApiClient, AdminApiError
+from bridge.adminapi.recovery import lock_name, try_lock
 from bridge.cli.command import Command
 from bridge.cli.exits import EXIT_OK, CommandError
 from bridge.cli.replay import publisher
 from bridge.config import ConfigError, Settings
 from bridge.publish.kafka import PublishError
+from bridge.publish.spool import DIRECTORY_MODE
 
 
 def moment(text: str) -> datetime:
@@ -42,6 +46,7 @@ def backfill(settings: Settings, start: datetime, end: datetime, dry_run: bool, 
         )
     if end <= start:
         raise CommandError(f"--to {end.isoformat()} is not after --from {start.isoformat()}", "swap them")
+    lock = None if dry_run else hold_webhook_lock(settings)
     client = AdminApiClient(settings.admin_api)
 
     async def run() -> BackfillReport:
@@ -62,8 +67,26 @@ def backfill(settings: Settings, start: datetime, end: datetime, dry_run: bool, 
             f"Kafka: {exc}",
             "run the same backfill again once Kafka is healthy: it resumes after the last confirmed page",
         ) from None
+    finally:
+        if lock is not None:
+            os.close(lock)
     print_report(report, dry_run)
     return EXIT_OK
+
+
+def hold_webhook_lock(settings: Settings) -> int:
+    """The lock the bridge's automatic backfill of the first webhook holds (the command publishes as that
+    webhook): two backfills reading Kafka's fingerprints at once would both publish what neither found."""
+    webhook = settings.webhooks[0].name
+    directory = Path(settings.spool.path)
+    directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+    lock = try_lock(directory / lock_name(webhook))
+    if lock is None:
+        raise CommandError(
+            f"an automatic backfill of webhook {webhook} is running in the bridge that uses {directory}",
+            f'run the command again once the bridge logged "backfill of webhook {webhook}\'s gap completed"',
+        )
+    return lock
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -47,11 +47,12 @@ class Story:
     """A watched bridge, its webhook in the fake IDaaS, and IDaaS's side of it (the simulator)."""
 
     def __init__(
-        self, tmp_path: Path, bootstrap: str, prefix: str, fake: ServedFake, **admin: object
+        self, tmp_path: Path, bootstrap: str, prefix: str, fake: ServedFake, workers: int, **admin: object
     ) -> None:
         self.bridge = watched_bridge(
             tmp_path, bootstrap, prefix, fake, reenable=True, reenable_test_wait_seconds=20, **admin
         )
+        self.bridge.overrides["server.workers"] = workers
         self.api = fake.api
         self.hook = self.api.add_webhook(self.bridge.url("prod"), events=KINDS)
         self.api.on_test = lambda _hook: signed_post(
@@ -94,8 +95,10 @@ class Story:
 
 
 @contextmanager
-def story(tmp_path: Path, bootstrap: str, prefix: str, fake: ServedFake, **admin: object) -> Iterator[Story]:
-    told = Story(tmp_path, bootstrap, prefix, fake, **QUICK_BACKFILL, **admin)
+def story(
+    tmp_path: Path, bootstrap: str, prefix: str, fake: ServedFake, workers: int = 1, **admin: object
+) -> Iterator[Story]:
+    told = Story(tmp_path, bootstrap, prefix, fake, workers, **QUICK_BACKFILL, **admin)
     try:
         yield told
     finally:
@@ -118,10 +121,11 @@ def assert_exactly_once(bootstrap: str, told: Story, delivered: int) -> None:
     assert {orjson.loads(message.value())["data"]["entityId"] for message in messages} == audited
 
 
+@pytest.mark.parametrize("workers", [1, 2])  # with 2, worker 0 watches and backfills; both deliver
 def test_outage_auto_disable_reenable_and_automatic_backfill_leave_every_event_in_kafka_exactly_once(
-    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, fake_admin_api: ServedFake
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, fake_admin_api: ServedFake, workers: int
 ) -> None:
-    with story(tmp_path, kafka_bootstrap, topic_prefix, fake_admin_api) as told:
+    with story(tmp_path, kafka_bootstrap, topic_prefix, fake_admin_api, workers) as told:
         told.outage_until_reenabled()
         assert metric_value(told.bridge.metrics(), "idaas_bridge_webhook_enabled", webhook="prod") == 1
         # Nobody runs `backfill`: the bridge backfills the gap itself once the audit log's lag has passed.

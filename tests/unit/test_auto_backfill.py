@@ -5,8 +5,10 @@ replaced by a recording runner here; tests/e2e/test_never_blind_e2e.py runs the 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,9 @@ from prometheus_client import REGISTRY
 from bridge.adminapi import recovery
 from bridge.adminapi.backfill import BackfillReport
 from bridge.adminapi.client import AdminApiClient, AdminApiError
-from bridge.adminapi.recovery import AutoBackfill, Window, gap_window
+from bridge.adminapi.recovery import AutoBackfill, Window, gap_window, lock_name, try_lock
+from bridge.cli.backfill import backfill
+from bridge.cli.exits import CommandError
 from bridge.config import AdminApiSettings, Settings, load_settings
 from bridge.guard import AutoDisableGuard
 
@@ -238,3 +242,20 @@ def test_the_audit_log_is_read_only_once_its_lag_after_the_gaps_end_has_passed(t
 
     ready_at = asyncio.run(asyncio.wait_for(scenario(), 30))
     assert ran_at and ran_at[0] >= ready_at
+
+
+def test_the_manual_command_refuses_while_the_bridge_backfills_the_same_webhook(tmp_path: Path) -> None:
+    tenant = AdminApiSettings(hostname="acme.us.trustedauth.com", application_id="a", shared_secret="s")
+    config = replace(settings(tmp_path), admin_api=tenant)
+    held = try_lock(Path(config.spool.path) / lock_name("prod"))  # the bridge's worker holds it
+    assert held is not None
+    try:
+        start = datetime(2027, 3, 1, 8, tzinfo=UTC)
+        with pytest.raises(CommandError) as refused:
+            backfill(config, start, start + timedelta(hours=1), dry_run=False, page_size=100)
+        assert "an automatic backfill of webhook prod is running" in str(refused.value)
+    finally:
+        os.close(held)
+    free = try_lock(Path(config.spool.path) / lock_name("prod"))  # once the bridge is done
+    assert free is not None
+    os.close(free)

@@ -56,3 +56,27 @@ def test_shared_state_counts_the_failures_of_every_process_in_order() -> None:
     assert guard.streaks["prod"] == 4  # 1 here + 3 in the other process
     guard.record("prod", 200, 0.1, well_formed=True)
     assert guard.streaks["prod"] == 0 and streak() == 0
+
+
+def test_the_last_durable_delivery_is_any_workers_and_none_before_the_first() -> None:
+    """What the automatic backfill's gap starts from (bridge/adminapi/recovery.py)."""
+    import multiprocessing
+
+    from bridge.guard import GuardState
+
+    state = GuardState(["prod"], 1000.0, shared=True)
+    watching = AutoDisableGuard(["prod"], clock=lambda: 1000.0, state=state)  # worker 0 runs the watcher
+    assert watching.delivered_at("prod") is None  # the start time is no delivery
+    watching.record("prod", 503, 0.1, well_formed=True)
+    assert watching.delivered_at("prod") is None
+
+    def other_worker() -> None:
+        AutoDisableGuard(["prod"], clock=lambda: 1234.5, state=state).record(
+            "prod", 200, 0.1, well_formed=True
+        )
+
+    child = multiprocessing.get_context("fork").Process(target=other_worker)
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert watching.delivered_at("prod") == 1234.5
