@@ -15,7 +15,7 @@ from uvicorn.server import ServerState
 
 from bridge.auth import MAX_SIGNATURE_HEADER_BYTES
 from bridge.config import ServerSettings
-from bridge.http_protocol import GuardedHttpProtocol, protocol_class
+from bridge.http_protocol import BODY_EXTENSION, GuardedHttpProtocol, protocol_class
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -289,3 +289,32 @@ def test_junk_refused_and_slow_heads_are_logged_at_debug_with_the_peer_only(
         (logging.DEBUG, 408, "127.0.0.1:40000"),
     ]
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+def test_the_scope_tells_whether_the_whole_body_has_arrived() -> None:
+    """The receiver reads a body that arrived whole without a deadline; one still arriving gets its own."""
+    seen: list[bool] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        arrived = scope["extensions"][BODY_EXTENSION]["arrived"]
+        seen.append(arrived())
+        while (await receive()).get("more_body"):
+            seen.append(arrived())
+        seen.append(arrived())
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def scenario() -> None:
+        protocol, transport, _ = connect(app)  # type: ignore[arg-type]
+        protocol.data_received(HEAD + b"Content-Length: 2\r\n\r\n{}")
+        await settle()
+        assert seen == [True, True] and transport.text.startswith("HTTP/1.1 200")
+        seen.clear()
+        protocol.data_received(HEAD + b"Content-Length: 2\r\n\r\n{")
+        await settle()
+        assert seen == [False, False]
+        protocol.data_received(b"}")
+        await settle()
+        assert seen == [False, False, True] and transport.text.count("HTTP/1.1 200") == 2
+
+    run(scenario)
