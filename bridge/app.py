@@ -98,7 +98,7 @@ class Bridge:
             DeliveryDedup[Answer](settings.dedup.ttl_seconds, settings.dedup.max_entries),
             self.guard,
         )
-        #: The automatic backfill after a recovery (admin_api.backfill_automatic); set by _watcher.
+        #: The automatic backfill after a recovery and of the bridge's own downtime; set by _watcher.
         self.recovery: AutoBackfill | None = None
         #: Off (None) unless admin_api is configured; reads the webhooks' state from IDaaS (one worker does).
         watching = settings.admin_api.enabled and (worker is None or worker.index == 0)
@@ -228,6 +228,8 @@ class Bridge:
         and waits for in-flight requests, within the same budget)."""
         self.shutting_down = True
         self.shutdown.start()
+        if self.recovery is not None:  # the last moment known serving: the next start backfills from it
+            self.recovery.stopping()
         if self.worker is not None:
             self.worker.report_readiness(self.worker.index, self.readiness())
 

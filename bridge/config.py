@@ -234,6 +234,11 @@ class AdminApiSettings:
     #: by the bridge or by an admin). On by default: it only reads the audit log (REPORTS:VIEW), publishes
     #: only what is not in Kafka already, marked as backfilled; without it the gap's events are lost.
     backfill_automatic: bool = True
+    #: Also backfill the bridge's own downtime at start-up: IDaaS retries no refused connection or timeout,
+    #: so a crash or restart loses what IDaaS sent meanwhile even when the webhook stays enabled. Takes
+    #: effect only with backfill_automatic (it runs in that machinery), so on by default wherever that is:
+    #: the same cost and risk (reads the audit log, publishes only what Kafka lacks).
+    backfill_downtime: bool = True
     #: The longest gap backfilled automatically (the part nearest the recovery); longer ones are logged.
     backfill_max_gap_seconds: float = 3 * 24 * 3600.0
     #: Widens the gap on both sides: IDaaS's clock against the bridge's, and its delivery delay.
@@ -600,6 +605,7 @@ def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSetting
         ),
         reenable_max_per_hour=section.integer("reenable_max_per_hour", defaults.reenable_max_per_hour, 1, 60),
         backfill_automatic=section.boolean("backfill_automatic", defaults.backfill_automatic),
+        backfill_downtime=section.boolean("backfill_downtime", defaults.backfill_downtime),
         backfill_max_gap_seconds=section.number(
             "backfill_max_gap_seconds", defaults.backfill_max_gap_seconds, 0
         ),

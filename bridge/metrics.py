@@ -314,7 +314,8 @@ WEBHOOK_REENABLES = Counter(
 BACKFILL_RUN_RESULTS: Final = ("completed", "failed")
 BACKFILL_RUNS = Counter(
     "idaas_bridge_backfill_runs_total",
-    "Automatic backfills of the gap after a webhook recovered (admin_api.backfill_automatic), by result: "
+    "Automatic backfills of the gap after a webhook recovered (admin_api.backfill_automatic) or of the "
+    "bridge's own downtime before a start (admin_api.backfill_downtime), by result: "
     "completed, or failed (the Admin API or Kafka failed; retried from its checkpoint).",
     ["webhook", "result"],
 )
@@ -328,7 +329,8 @@ BACKFILL_EVENTS = Counter(
 BACKFILL_GAP = Gauge(
     "idaas_bridge_backfill_gap_seconds",
     "Length of the last gap an automatic backfill was scheduled for, per webhook: from the last delivery "
-    "before the webhook went down to its recovery, widened by admin_api.backfill_margin_seconds on both "
+    "before the webhook went down to its recovery, or from the bridge's last heartbeat before a restart to "
+    "the start, widened by admin_api.backfill_margin_seconds on both "
     "sides and capped at admin_api.backfill_max_gap_seconds.",
     ["webhook"],
     multiprocess_mode="mostrecent",

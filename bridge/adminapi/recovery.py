@@ -1,4 +1,5 @@
-"""Automatic backfill of the gap after a webhook recovered (`admin_api.backfill_automatic`).
+"""Automatic backfill of the gap after a webhook recovered (`admin_api.backfill_automatic`), and of the
+bridge's own downtime (`admin_api.backfill_downtime`).
 
 A webhook IDaaS does not call (disabled, expired, deleted) loses every event until it is enabled again.
 When the watcher sees a webhook come back enabled (after the bridge's guarded re-enable, or an admin's),
@@ -20,7 +21,20 @@ resumes it at the next start from the backfill's checkpoint (one per webhook). E
 that runs its windows one after another, and holds a lock file while it runs, so two backfills of one
 webhook never overlap, not even from two processes sharing the spool directory. The worker waits until
 `backfill_audit_lag_seconds` after the window's end before reading it, and retries a failed run with
-back-off. Nothing here blocks the event loop or a delivery's answer: file work runs in threads, the Admin
+back-off.
+
+The bridge's own downtime is a gap too: IDaaS retries only 5xx, so a delivery refused or timed out while
+the bridge was down (a crash, a restart, a lost node) is lost even when the webhook stays enabled. So the
+state file also holds a heartbeat, when this bridge was last known serving: written with the periodic write
+(hence at most FLUSH_SECONDS stale after a crash, which only widens the gap) and, at a clean shutdown, the
+moment the shutdown began. At start the heartbeat becomes each webhook's `unserved_since`; the watcher's
+first look at the webhook then schedules the window from it to this start through the same workers,
+locks and checkpoints as a recovery (or, when IDaaS reports the webhook down, leaves it to the recovery,
+whose gap starts earlier). `unserved_since` is kept in the file until then, so a start that crashes before
+its first look keeps the earlier downtime. A webhook without a heartbeat (the first start, or a webhook new
+in the configuration) was not served before: nothing to backfill.
+
+Nothing here blocks the event loop or a delivery's answer: file work runs in threads, the Admin
 API client and Kafka's consumer too, and the backfill publishes through the drainer's producer.
 """
 
@@ -99,6 +113,10 @@ class WebhookState:
     down_last_delivery: float | None = None
     #: Windows still to backfill, oldest first.
     pending: list[Window] = field(default_factory=list)
+    #: Heartbeat: when this bridge was last known serving the webhook.
+    serving_at: float | None = None
+    #: The last heartbeat of an earlier run, until its downtime is scheduled (the watcher's first look).
+    unserved_since: float | None = None
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> WebhookState:
@@ -107,6 +125,8 @@ class WebhookState:
             raw.get("down_since"),
             raw.get("down_last_delivery"),
             [Window(w["start"], w["end"], tuple(w["types"])) for w in raw.get("pending", [])],
+            raw.get("serving_at"),
+            raw.get("unserved_since"),
         )
 
 
@@ -168,21 +188,45 @@ class AutoBackfill:
         self.states = {name: WebhookState() for name in self._names}
         self._wake = {name: asyncio.Event() for name in self._names}
         self._dirty = asyncio.Event()
+        #: When this run started serving (load), and when its shutdown began (stopping); None: not yet.
+        self._started_at: float | None = None
+        self._stopped_at: float | None = None
         for name in self._names:
             for result in metrics.BACKFILL_RUN_RESULTS:
                 metrics.BACKFILL_RUNS.labels(webhook=name, result=result)
             metrics.BACKFILL_GAP.labels(webhook=name)
 
     async def load(self) -> None:
-        """Read the state file (before the watcher's first poll)."""
+        """Read the state file (before the watcher's first poll), and note the downtime since the last
+        heartbeat of the earlier run."""
         self.states = await asyncio.to_thread(load_state, self._directory / STATE_FILE, self._names)
+        self._started_at = self._clock()
+        unknown = []
         for name, state in self.states.items():
+            if not self._admin.backfill_downtime:
+                state.unserved_since = None
+            elif state.unserved_since is None:  # else a start that crashed before its first look left it
+                state.unserved_since = state.serving_at
+                if state.unserved_since is None:
+                    unknown.append(name)
+            state.serving_at = self._started_at
             if state.pending:
                 log.warning(
                     "backfill windows left by an earlier run; resuming",
                     extra={"webhook": name, "windows": len(state.pending)},
                 )
                 self._wake[name].set()
+        if unknown:
+            log.info(
+                "no earlier run known (no heartbeat in the backfill state): no downtime to backfill",
+                extra={"webhooks": unknown},
+            )
+        self._dirty.set()
+
+    def stopping(self) -> None:
+        """The shutdown began (SIGTERM): the last moment this bridge is known serving, for the next start."""
+        if self._stopped_at is None:
+            self._stopped_at = self._clock()
 
     # --- what the watcher and the re-enable report ---------------------------------------------------
 
@@ -194,6 +238,14 @@ class AutoBackfill:
         """The watcher read `webhook`'s state: not enabled marks it down (once); enabled after that is a
         recovery."""
         state = self.states[webhook]
+        unserved_since, state.unserved_since = state.unserved_since, None
+        if unserved_since is not None:
+            self._dirty.set()
+            if enabled and state.down_since is None:
+                assert self._started_at is not None  # load() set unserved_since
+                self._schedule(webhook, unserved_since, self._started_at, types, downtime=True)
+                return
+            # Down, or already marked down: the recovery's gap, from the last delivery, covers the downtime.
         if not enabled:
             if state.down_since is None:
                 state.down_since, state.down_last_delivery = self._clock(), self.last_delivery(webhook)
@@ -206,18 +258,28 @@ class AutoBackfill:
         """`webhook` is enabled again since `at`: schedule the backfill of its gap."""
         state = self.states[webhook]
         last = state.down_last_delivery if state.down_since is not None else self.last_delivery(webhook)
-        start, end, cut = gap_window(last, at, self._admin)
-        mapped = tuple(sorted(kind for kind in types if kind in BY_NAME))
         state.down_since = state.down_last_delivery = None
-        state.pending.append(Window(start, end, mapped))
+        self._schedule(webhook, last, at, types, downtime=False)
+
+    def _schedule(
+        self, webhook: str, since: float | None, until: float, types: Sequence[str], downtime: bool
+    ) -> None:
+        """Queue the backfill of `webhook`'s gap from `since` (None: unknown) to `until`, for its mapped
+        subscribed `types`."""
+        start, end, cut = gap_window(since, until, self._admin)
+        mapped = tuple(sorted(kind for kind in types if kind in BY_NAME))
+        self.states[webhook].pending.append(Window(start, end, mapped))
         metrics.BACKFILL_GAP.labels(webhook=webhook).set(end - start)
         log.warning(
-            f"webhook {webhook} recovered; its gap will be backfilled from the audit log",
+            f"webhook {webhook} was not served while the bridge was down; that downtime will be backfilled "
+            "from the audit log"
+            if downtime
+            else f"webhook {webhook} recovered; its gap will be backfilled from the audit log",
             extra={
                 "webhook": webhook,
                 "gap_start": iso(datetime.fromtimestamp(start, UTC)),
                 "gap_end": iso(datetime.fromtimestamp(end, UTC)),
-                "last_delivery_known": last is not None,
+                "gap_start_known": since is not None,
                 "gap_cut_to_max_seconds": self._admin.backfill_max_gap_seconds if cut else None,
             },
         )
@@ -233,13 +295,22 @@ class AutoBackfill:
         try:
             while True:
                 self._note_deliveries()
+                self._heartbeat()
                 await asyncio.sleep(FLUSH_SECONDS)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._note_deliveries()
-            await self._save()  # the last deliveries, for the next start
+            self._heartbeat()
+            await self._save()  # the last deliveries and heartbeat, for the next start
+
+    def _heartbeat(self) -> None:
+        """This bridge is serving now (or was until its shutdown began)."""
+        now = self._clock() if self._stopped_at is None else self._stopped_at
+        for state in self.states.values():
+            state.serving_at = now
+        self._dirty.set()
 
     def _note_deliveries(self) -> None:
         for name, state in self.states.items():

@@ -7,8 +7,8 @@ trailing slash. The state is read every `admin_api.webhook_poll_seconds`, and at
 failure streak reaches its warning level or a webhook has had no successful delivery for
 `admin_api.quiet_poll_seconds`. Nothing is changed in IDaaS here; with `admin_api.reenable` a disabled
 webhook is handed to the guarded re-enable (bridge/adminapi/reenable.py), and with
-`admin_api.backfill_automatic` every webhook that comes back enabled has its gap backfilled
-(bridge/adminapi/recovery.py).
+`admin_api.backfill_automatic` every webhook that comes back enabled has its gap backfilled, and the first
+read after a start schedules the backfill of the bridge's own downtime (bridge/adminapi/recovery.py).
 """
 
 from __future__ import annotations

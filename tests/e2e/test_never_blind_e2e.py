@@ -2,8 +2,9 @@
 disables the webhook after 100 failed deliveries, the restarted bridge's watcher sees it at its first poll
 and its opt-in re-enable restores it, the bridge then backfills the gap by itself, and every event is in
 Kafka exactly once, marked as delivered or backfilled. Also: an automatic backfill that fails mid-window
-and crashes resumes at the next start, and the raw audit topic. (The manual `backfill` command is
-tested in test_backfill_e2e.py.)"""
+and crashes resumes at the next start, and the raw audit topic; and the bridge's own downtime (a crash, a
+clean restart) with the webhook still enabled is backfilled at the next start. (The manual `backfill`
+command is tested in test_backfill_e2e.py.)"""
 
 from __future__ import annotations
 
@@ -105,14 +106,14 @@ def story(
         told.bridge.stop()
 
 
-def assert_exactly_once(bootstrap: str, told: Story, delivered: int) -> None:
+def assert_exactly_once(bootstrap: str, told: Story, delivered: int, missed: int = MISSED) -> None:
     """Every audited event in Kafka once by fingerprint; the missed ones marked as backfilled."""
-    total = delivered + MISSED
+    total = delivered + missed
     messages = consume_all(bootstrap, [told.bridge.topics["user"]], expected=total, timeout=60)
     headers = [dict(message.headers() or []) for message in messages]
     assert len(messages) == total == len({h["idaas-fingerprint"] for h in headers})
     backfilled = [h for h in headers if h.get("idaas-source") == b"audit-backfill"]
-    assert len(backfilled) == MISSED and all(h["idaas-audit-id"] for h in backfilled)
+    assert len(backfilled) == missed and all(h["idaas-audit-id"] for h in backfilled)
     live = [
         orjson.loads(m.value()) for m, h in zip(messages, headers, strict=True) if "idaas-source" not in h
     ]
@@ -167,8 +168,9 @@ def test_an_automatic_backfill_that_fails_mid_window_and_crashes_resumes_at_the_
         searched = len(told.api.searches)
 
         told.bridge.start()  # the pending window is in the state file: resumed from the checkpoint
+        # Then the crash's own downtime (the webhook stayed enabled): duplicates only.
         wait_for_metric(
-            told.bridge, "idaas_bridge_backfill_runs_total", 1, webhook="prod", result="completed"
+            told.bridge, "idaas_bridge_backfill_runs_total", 2, webhook="prod", result="completed"
         )
     first_page = told.api.searches[0]
     resumed = told.api.searches[searched]
@@ -183,3 +185,54 @@ def test_an_automatic_backfill_that_fails_mid_window_and_crashes_resumes_at_the_
     missed_ids = {event["id"] for event in told.api.audit_events[5:]}
     assert missed_ids <= keys
     assert all(orjson.loads(message.value())["id"] == message.key().decode() for message in raw)
+
+
+def downtime_backfilled(told: Story, restarts: int) -> float:
+    """Wait for this start's downtime backfill (the `restarts`th in the log); the events it published."""
+    deadline = time.monotonic() + 20
+    scheduled = "webhook prod was not served while the bridge was down"
+    while told.bridge.log_path.read_text(errors="replace").count(scheduled) < restarts:
+        assert time.monotonic() < deadline, told.bridge.log_tail()
+        time.sleep(0.2)
+    wait_for_metric(told.bridge, "idaas_bridge_backfill_runs_total", 1, webhook="prod", result="completed")
+    text = told.bridge.metrics()
+    assert told.backfilled("failed") == 0
+    return sum(
+        metric_value(
+            text, "idaas_bridge_backfill_events_total", webhook="prod", event_type=kind, result="published"
+        )
+        for kind in KINDS
+    )
+
+
+def test_the_bridges_own_downtime_is_backfilled_at_the_next_start_after_a_crash_and_a_clean_stop(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, fake_admin_api: ServedFake
+) -> None:
+    """IDaaS retries no refused connection: what it sent while the bridge was down is lost even though the
+    webhook stays enabled (far fewer than 100 failures). Each restart backfills its own downtime."""
+    with story(tmp_path, kafka_bootstrap, topic_prefix, fake_admin_api) as told:
+        wait_for_log(told.bridge, "no earlier run known")  # the first start: nothing to backfill
+        told.emit(5)
+        state = told.bridge.workdir / "spool" / "backfill-state.json"
+        deadline = time.monotonic() + 20
+        while b"serving_at" not in (state.read_bytes() if state.exists() else b""):
+            assert time.monotonic() < deadline, told.bridge.log_tail()
+            time.sleep(0.2)
+
+        told.bridge.kill()  # a crash: the heartbeat is up to 10 s old, so the 5 may be read again
+        told.emit(4)  # refused, never retried
+        assert told.idaas.delivered == 5 and told.idaas.streak == 4 and told.hook["enabled"] is True
+        told.bridge.start()
+        assert downtime_backfilled(told, restarts=1) == 4
+        told.emit(1)  # served again
+        assert told.idaas.delivered == 6 and told.idaas.streak == 0
+
+        told.bridge.stop()  # a clean stop (SIGTERM): the heartbeat is the moment it began
+        told.emit(4)
+        assert told.idaas.streak == 4 and told.hook["enabled"] is True
+        told.bridge.start()
+        assert downtime_backfilled(told, restarts=2) == 4
+
+        told.emit(3)  # delivered live again
+        assert told.idaas.delivered == 9 and told.idaas.streak == 0
+    assert_exactly_once(kafka_bootstrap, told, delivered=9, missed=8)

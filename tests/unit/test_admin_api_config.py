@@ -113,3 +113,10 @@ def test_the_automatic_backfill_is_on_by_default_and_the_audit_topic_is_produced
     configured = load(tmp_path, TENANT + "  backfill_automatic: false\n  audit_topic: idaas.audit\n")
     assert not configured.admin_api.backfill_automatic
     assert configured.topic_names()[-1] == "idaas.audit" and len(configured.topic_names()) == 6
+
+
+def test_the_downtime_backfill_is_on_by_default_and_can_be_turned_off(tmp_path: Path) -> None:
+    assert load(tmp_path, TENANT).admin_api.backfill_downtime
+    assert not load(tmp_path, TENANT + "  backfill_downtime: false\n").admin_api.backfill_downtime
+    with pytest.raises(ConfigError, match=r"admin_api\.backfill_downtime"):
+        load(tmp_path, TENANT + "  backfill_downtime: sometimes\n")

@@ -70,9 +70,13 @@ class Recorder:
 
 
 def auto(
-    tmp_path: Path, clock: Clock, runner: Recorder, guard: AutoDisableGuard | None = None
+    tmp_path: Path,
+    clock: Clock,
+    runner: Recorder,
+    guard: AutoDisableGuard | None = None,
+    admin: AdminApiSettings = ADMIN,
 ) -> tuple[AutoBackfill, AutoDisableGuard]:
-    config = settings(tmp_path)
+    config = replace(settings(tmp_path), admin_api=admin)
     guard = guard or AutoDisableGuard(["prod"], clock=clock)
     client = AdminApiClient(config.admin_api)
     return AutoBackfill(config, client, None, guard, clock=clock, runner=runner), guard  # type: ignore[arg-type]
@@ -259,3 +263,121 @@ def test_the_manual_command_refuses_while_the_bridge_backfills_the_same_webhook(
     free = try_lock(Path(config.spool.path) / lock_name("prod"))  # once the bridge is done
     assert free is not None
     os.close(free)
+
+
+# --- the bridge's own downtime (admin_api.backfill_downtime) ------------------------------------------
+
+
+def run_until(tmp_path: Path, clock: Clock, stop_at: float, clean: bool) -> None:
+    """One run of the bridge from `clock.now`: loaded, heartbeats until `stop_at`, then stopped cleanly
+    (SIGTERM: stopping(), then the run's final write) or crashed (the last periodic write is all that
+    remains)."""
+    subject, _ = auto(tmp_path, clock, Recorder())
+
+    async def serve() -> None:
+        await subject.load()
+        await subject._save()
+        while clock.now + recovery.FLUSH_SECONDS <= stop_at:  # the periodic writes
+            clock.now += recovery.FLUSH_SECONDS
+            subject._heartbeat()
+            await subject._save()
+        clock.now = stop_at
+        if clean:
+            subject.stopping()
+            clock.now += 5  # the shutdown's later phases: not serving any more
+            subject._heartbeat()
+            await subject._save()
+
+    asyncio.run(serve())
+
+
+def restart(tmp_path: Path, clock: Clock, at: float, admin: AdminApiSettings = ADMIN) -> AutoBackfill:
+    clock.now = at
+    subject, _ = auto(tmp_path, clock, Recorder(), admin=admin)
+    asyncio.run(subject.load())
+    return subject
+
+
+def test_a_crash_is_backfilled_from_the_last_periodic_heartbeat_to_the_restart(tmp_path: Path) -> None:
+    clock = Clock(1000.0)
+    run_until(tmp_path, clock, stop_at=1025.0, clean=False)  # heartbeats at 1000, 1010, 1020; dies at 1025
+    subject = restart(tmp_path, clock, at=1300.0)
+    clock.now = 1302.0  # the watcher's first read, after the start
+    subject.observed("prod", enabled=True, types=TYPES)
+    subject.observed("prod", enabled=True, types=TYPES)  # later reads: nothing more
+    assert subject.states["prod"].pending == [
+        Window(1020.0 - 60, 1300.0 + 60, ("authentication.failed", "user.created"))
+    ]
+    assert sample("idaas_bridge_backfill_gap_seconds", webhook="prod") == 400.0
+
+
+def test_a_clean_shutdown_is_backfilled_from_the_moment_it_began(tmp_path: Path) -> None:
+    clock = Clock(1000.0)
+    run_until(tmp_path, clock, stop_at=1025.0, clean=True)  # SIGTERM at 1025, the last write at 1030
+    subject = restart(tmp_path, clock, at=1300.0)
+    subject.observed("prod", enabled=True, types=TYPES)
+    assert [(w.start, w.end) for w in subject.states["prod"].pending] == [(1025.0 - 60, 1360.0)]
+
+
+def test_a_long_downtime_is_cut_to_the_maximum_nearest_the_start(tmp_path: Path) -> None:
+    clock = Clock(1000.0)
+    run_until(tmp_path, clock, stop_at=1000.0, clean=True)
+    subject = restart(tmp_path, clock, at=100_000.0)
+    subject.observed("prod", enabled=True, types=TYPES)
+    assert [(w.start, w.end) for w in subject.states["prod"].pending] == [(100_060.0 - 3600, 100_060.0)]
+
+
+def test_the_first_start_has_no_downtime_to_backfill_and_says_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock(1000.0)
+    with caplog.at_level("INFO", logger="bridge.adminapi.recovery"):
+        subject = restart(tmp_path, clock, at=1000.0)
+    subject.observed("prod", enabled=True, types=TYPES)
+    assert subject.states["prod"].pending == []
+    assert [r.getMessage() for r in caplog.records].count(
+        "no earlier run known (no heartbeat in the backfill state): no downtime to backfill"
+    ) == 1
+
+
+def test_a_start_that_crashes_before_its_first_read_keeps_the_earlier_downtime(tmp_path: Path) -> None:
+    clock = Clock(1000.0)
+    run_until(tmp_path, clock, stop_at=1000.0, clean=True)
+    # Started at 1200, heartbeats at 1200 and 1210, but the Admin API never answered: no first read.
+    clock.now = 1200.0
+    run_until(tmp_path, clock, stop_at=1215.0, clean=False)
+    subject = restart(tmp_path, clock, at=1500.0)
+    subject.observed("prod", enabled=True, types=TYPES)
+    assert [(w.start, w.end) for w in subject.states["prod"].pending] == [(1000.0 - 60, 1560.0)]
+
+
+def test_a_webhook_down_at_the_first_read_leaves_the_downtime_to_its_recovery(tmp_path: Path) -> None:
+    """IDaaS disabled it (after 100 failures, or an admin): the recovery's gap starts at the last delivery,
+    earlier than the heartbeat, and covers the downtime; one window, not two."""
+    clock = Clock(1000.0)
+    first, guard = auto(tmp_path, clock, Recorder())
+
+    async def serve() -> None:
+        await first.load()
+        clock.now = 1005.0
+        guard.record("prod", 200, 0.01, well_formed=True)
+        clock.now = 1010.0
+        first._note_deliveries()
+        first._heartbeat()
+        await first._save()
+
+    asyncio.run(serve())
+    subject = restart(tmp_path, clock, at=1400.0)
+    subject.observed("prod", enabled=False, types=TYPES)
+    assert subject.states["prod"].pending == []
+    clock.now = 1500.0
+    subject.observed("prod", enabled=True, types=TYPES)
+    assert [(w.start, w.end) for w in subject.states["prod"].pending] == [(1005.0 - 60, 1560.0)]
+
+
+def test_with_backfill_downtime_off_a_restart_schedules_nothing(tmp_path: Path) -> None:
+    clock = Clock(1000.0)
+    run_until(tmp_path, clock, stop_at=1025.0, clean=False)
+    subject = restart(tmp_path, clock, at=1300.0, admin=replace(ADMIN, backfill_downtime=False))
+    subject.observed("prod", enabled=True, types=TYPES)
+    assert subject.states["prod"].pending == []

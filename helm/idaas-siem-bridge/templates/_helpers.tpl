@@ -237,7 +237,7 @@ spool:
 logging:
   level: {{ $config.logging.level | toJson }}
 admin_api:
-{{- range $key := list "hostname" "application_id" "ca_file" "request_timeout_seconds" "webhook_poll_seconds" "quiet_poll_seconds" "reenable" "reenable_test_wait_seconds" "reenable_max_per_hour" "backfill_automatic" "backfill_max_gap_seconds" "backfill_margin_seconds" "backfill_audit_lag_seconds" "audit_topic" }}
+{{- range $key := list "hostname" "application_id" "ca_file" "request_timeout_seconds" "webhook_poll_seconds" "quiet_poll_seconds" "reenable" "reenable_test_wait_seconds" "reenable_max_per_hour" "backfill_automatic" "backfill_downtime" "backfill_max_gap_seconds" "backfill_margin_seconds" "backfill_audit_lag_seconds" "audit_topic" }}
   {{ $key }}: {{ get $config.admin_api $key | toJson }}
 {{- end }}
 {{- end }}
