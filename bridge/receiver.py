@@ -341,8 +341,7 @@ def body_arrived(request: Request) -> bool:
     """Whether the request's whole body is already in memory, as the HTTP protocol tells through its
     scope extension; False when nothing says so."""
     extension = request.scope.get("extensions", {}).get(BODY_EXTENSION)
-    arrived = extension.get("arrived") if extension is not None else None
-    return callable(arrived) and bool(arrived())
+    return extension is not None and extension.get("arrived") is True
 
 
 def peer(request: Request) -> dict[str, str]:
