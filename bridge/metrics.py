@@ -136,8 +136,9 @@ DEDUP_ENTRIES = Gauge(
 # --- auto-disable guard -----------------------------------------------------------------------------
 FAILURE_STREAK = Gauge(
     "idaas_bridge_failure_streak",
-    "Consecutive failed answers per webhook to requests carrying an IDaaS-shaped signature, as IDaaS counts "
-    "them (non-2xx or slower than 3 s); IDaaS disables the webhook at 100. Unsigned junk does not count.",
+    "Consecutive failed answers per webhook to requests carrying an IDaaS-shaped signature (non-2xx or "
+    "slower than 3 s). It counts attempts, IDaaS counts deliveries (up to 3 attempts each), so it runs "
+    "ahead of IDaaS's count; IDaaS disables the webhook at 100. Unsigned junk does not count.",
     ["webhook"],
     multiprocess_mode="mostrecent",
 )
