@@ -304,8 +304,7 @@ class WebhookEndpoint:
             name = webhook_name(scope["path"])
             if name is not None:
                 scope["path_params"] = {"name": name}
-                response = await self._receiver.handle(Request(scope, receive))
-                await response(scope, receive, send)
+                await self._receiver(scope, receive, send)
                 return
         await self._rest(scope, receive, send)
 
@@ -315,7 +314,7 @@ def create_app(bridge: Bridge) -> WebhookEndpoint:
     return WebhookEndpoint(
         bridge.receiver,
         Starlette(
-            routes=[Route("/webhooks/{name}", bridge.receiver.handle, methods=["POST"])],
+            routes=[Route("/webhooks/{name}", bridge.receiver, methods=["POST"])],
             exception_handlers={404: _not_served, 405: _only_post},
             lifespan=bridge.lifespan,
         ),

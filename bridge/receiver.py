@@ -26,9 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-import orjson
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from bridge import auth, metrics
 from bridge.config import Settings, WebhookSettings
@@ -42,17 +40,13 @@ from bridge.http_protocol import BODY_EXTENSION
 from bridge.logs import ThrottledLog
 from bridge.publish.delivery import DurableDelivery, Unavailable
 from bridge.routing import RecordTooLarge, Router
+from bridge.webhook_request import BodyTooLarge, ClientDisconnect, WebhookRequest, send_json
 
 log = logging.getLogger(__name__)
 
-JSON: Final = "application/json"
 RETRY_AFTER_SECONDS: Final = "2"
 #: Rejections are logged at INFO at most once per webhook, reason and this interval (the rest at DEBUG).
 REJECTION_LOG_INTERVAL_SECONDS: Final = 60.0
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 # RFC 9110 15.5.9: a 408 means the server stopped waiting, so it ends the connection rather than holding
@@ -68,8 +62,11 @@ class Answer:
     document: Mapping[str, str]
     headers: Mapping[str, str] | None = None
 
-    def response(self) -> Response:
-        return Response(orjson.dumps(self.document), self.status, self.headers, media_type=JSON)
+    async def send(self, send: Send) -> None:
+        extra = () if self.headers is None else self.headers.items()
+        await send_json(
+            send, self.status, self.document, [(k.lower().encode(), v.encode()) for k, v in extra]
+        )
 
 
 def unavailable(document: Mapping[str, str]) -> Answer:
@@ -135,22 +132,28 @@ class WebhookReceiver:
         """Requests holding a slot now (what a shutdown would cut short)."""
         return self._signed.in_use + self._unsigned.in_use
 
-    async def handle(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI application of POST /webhooks/{name} (`name` in the scope's path_params)."""
+        answer = await self.handle(WebhookRequest(scope, receive))
+        if answer is not None:
+            await answer.send(send)
+
+    async def handle(self, request: WebhookRequest) -> Answer | None:
+        """The answer to one delivery; None when the client hung up (nobody is listening)."""
         started = time.perf_counter()
-        name = request.path_params["name"]
+        name = request.name
         webhook = self._webhooks.get(name)
         if webhook is None:
             detail = f"no webhook named {name!r} is configured"
-            return Answer(404, {"error": "unknown_webhook", "detail": detail}).response()
-        headers = request.headers
+            return Answer(404, {"error": "unknown_webhook", "detail": detail})
         check = auth.verify_headers(
             auth.SignedHeaders(
                 method=request.method,
                 target_uri=self.target_uri(request, webhook),
-                content_digest=", ".join(headers.getlist("content-digest")) or None,
-                signature_input=", ".join(headers.getlist("signature-input")) or None,
-                signature=", ".join(headers.getlist("signature")) or None,
-                legacy_signature=headers.get(auth.LEGACY_HEADER),
+                content_digest=request.joined("content-digest"),
+                signature_input=request.joined("signature-input"),
+                signature=request.joined("signature"),
+                legacy_signature=request.header(auth.LEGACY_HEADER),
             ),
             webhook.tokens,
             now=time.time(),
@@ -167,30 +170,34 @@ class WebhookReceiver:
                 metrics.CLIENT_DISCONNECTS.labels(webhook=name).inc()
                 log.debug("client hung up before its body arrived", extra={"webhook": name, **peer(request)})
                 self._guard.hang_up(name, well_formed)
-                return Response(status_code=499)  # never sent: nobody is listening
+                return None
         elapsed = time.perf_counter() - started
         metrics.REQUEST_DURATION.labels(webhook=name).observe(elapsed)
         metrics.RESPONSES.labels(webhook=name, code=str(answer.status)).inc()
         self._guard.record(name, answer.status, elapsed, well_formed)
-        return answer.response()
+        return answer
 
-    def target_uri(self, request: Request, webhook: WebhookSettings) -> str:
+    def target_uri(self, request: WebhookRequest, webhook: WebhookSettings) -> str:
         """The URL IDaaS signed (RFC 9421 @target-uri): the configured public URL, else the request's."""
         if webhook.public_url:
             return webhook.public_url
-        # From the ASGI scope: request.url would parse a whole URL for each delivery.
         scope = request.scope
         raw_path = scope.get("raw_path")
-        path = (request.url.path.encode() if raw_path is None else raw_path).decode("latin-1")
+        path = scope["path"] if raw_path is None else raw_path.decode("latin-1")
         query = scope.get("query_string", b"").decode("latin-1")
         suffix = f"{path}?{query}" if query else path
         if self._settings.server.public_base_url:
             return self._settings.server.public_base_url.rstrip("/") + suffix
         scheme = scope.get("scheme", "http")
-        host = request.headers.get("host", "")
-        if self._trusted and request.client is not None and self._is_trusted(request.client.host):
-            scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
-            host = request.headers.get("x-forwarded-host", host).split(",")[0].strip()
+        host = request.header("host") or ""
+        client = request.client_host
+        if self._trusted and client is not None and self._is_trusted(client):
+            forwarded_proto = request.header("x-forwarded-proto")
+            forwarded_host = request.header("x-forwarded-host")
+            if forwarded_proto is not None:
+                scheme = forwarded_proto.split(",")[0].strip()
+            if forwarded_host is not None:
+                host = forwarded_host.split(",")[0].strip()
         return f"{scheme}://{host}{suffix}"
 
     def _is_trusted(self, peer: str) -> bool:
@@ -200,7 +207,7 @@ class WebhookReceiver:
             return False
         return any(address in network for network in self._trusted)
 
-    async def _admit(self, request: Request, webhook: str, check: auth.BodyCheck) -> Answer:
+    async def _admit(self, request: WebhookRequest, webhook: str, check: auth.BodyCheck) -> Answer:
         """Read the body in the pool its authentication allows, verify it, then make it durable.
 
         A signed request holds one `limit_concurrency` slot throughout; a legacy one reads its body in the
@@ -224,18 +231,18 @@ class WebhookReceiver:
             return await self._accept(webhook, body) if admitted else OVERLOADED
 
     async def _read_verified(
-        self, request: Request, webhook: str, check: auth.BodyCheck, deadline: float
+        self, request: WebhookRequest, webhook: str, check: auth.BodyCheck, deadline: float
     ) -> bytes | Answer:
         """The body, once it arrived in time, within the size limit and matching what the headers signed."""
         limit = self._settings.server.max_body_bytes
         try:
             if body_arrived(request):
                 # Reading cannot wait, so no deadline: asyncio.timeout costs ~5 µs, a few % of a delivery.
-                body = await self._read_body(request, limit)
+                body = await request.body(limit)
             else:
                 # asyncio.timeout, not wait_for: wait_for runs the read in a task of its own (3.11).
                 async with asyncio.timeout(deadline):
-                    body = await self._read_body(request, limit)
+                    body = await request.body(limit)
         except BodyTooLarge:
             return Answer(413, {"error": "body_too_large", "detail": f"bodies are limited to {limit} bytes"})
         except TimeoutError:
@@ -246,21 +253,7 @@ class WebhookReceiver:
             return self._unauthorized(webhook, request, failure)
         return body
 
-    @staticmethod
-    async def _read_body(request: Request, limit: int) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise BodyTooLarge
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _unauthorized(self, webhook: str, request: Request, failure: auth.AuthFailure) -> Answer:
+    def _unauthorized(self, webhook: str, request: WebhookRequest, failure: auth.AuthFailure) -> Answer:
         metrics.AUTH_FAILURES.labels(webhook=webhook, reason=failure.reason).inc()
         self._rejections.info(
             (webhook, failure.reason),
@@ -337,13 +330,14 @@ class WebhookReceiver:
         return Answer(202, {"status": "deadlettered", "reason": str(error)})
 
 
-def body_arrived(request: Request) -> bool:
+def body_arrived(request: WebhookRequest) -> bool:
     """Whether the request's whole body is already in memory, as the HTTP protocol tells through its
     scope extension; False when nothing says so."""
     extension = request.scope.get("extensions", {}).get(BODY_EXTENSION)
     return extension is not None and extension.get("arrived") is True
 
 
-def peer(request: Request) -> dict[str, str]:
+def peer(request: WebhookRequest) -> dict[str, str]:
     """The client's address for a log line (the proxy's, behind an ingress)."""
-    return {"peer": request.client.host} if request.client is not None else {}
+    client = request.client_host
+    return {"peer": client} if client is not None else {}

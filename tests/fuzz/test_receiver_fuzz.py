@@ -19,9 +19,8 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from starlette.requests import Request
 
-from bridge.app import Bridge, create_app
+from bridge.app import Bridge, WebhookEndpoint, create_app
 from bridge.config import load_settings
 from bridge.events.catalog import EVENT_TYPES
 from tests.e2e.harness import consume_all, topic_names
@@ -92,8 +91,9 @@ signing = st.integers(0, 99).map(
 class Harness:
     """A bridge, its event loop, and what the fuzz run expects to find in Kafka afterwards."""
 
-    def __init__(self, bridge: Bridge, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, bridge: Bridge, app: WebhookEndpoint, loop: asyncio.AbstractEventLoop) -> None:
         self.bridge = bridge
+        self.app = app
         self.loop = loop
         self.published: set[str] = set()
         self.deadlettered = 0
@@ -110,7 +110,6 @@ class Harness:
             "root_path": "",
             "server": ("bridge.example", 443),
             "client": ("127.0.0.1", 5000),
-            "path_params": {"name": "prod"},
             "headers": [(b"host", b"bridge.example")]
             + [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()],
         }
@@ -123,9 +122,17 @@ class Harness:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        response = self.loop.run_until_complete(self.bridge.receiver.handle(Request(scope, receive)))
-        self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
-        return response.status_code, json.loads(bytes(response.body))
+        answer: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            answer.append(message)
+
+        self.loop.run_until_complete(self.app(scope, receive, send))
+        start, body = answer
+        status: int = start["status"]
+        assert dict(start["headers"])[b"content-length"] == str(len(body["body"])).encode()
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        return status, json.loads(body["body"])
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +155,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> I
     loop = asyncio.new_event_loop()
     lifespan = bridge.lifespan(app)
     loop.run_until_complete(lifespan.__aenter__())
-    yield Harness(bridge, loop)
+    yield Harness(bridge, app, loop)
     loop.run_until_complete(lifespan.__aexit__(None, None, None))
     loop.close()
 
