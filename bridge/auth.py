@@ -22,6 +22,7 @@ was about two thirds of verification's CPU per delivery.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -158,6 +159,24 @@ def signature_base(components: Sequence[tuple[str, str]], signature_params: str)
 
 def hmac_sha256(key: bytes, base: bytes) -> bytes:
     return hmac.new(key, base, hashlib.sha256).digest()
+
+
+#: Tokens of all webhooks, two per webhook during a rotation: a handful in any configuration.
+KEYED_STATES: Final = 64
+
+
+@functools.lru_cache(maxsize=KEYED_STATES)
+def _keyed(token: str) -> hmac.HMAC:
+    """An HMAC-SHA256 state already keyed with `token`. Keying hashes the padded key twice, about a third
+    of one delivery's HMAC, and is the same for every delivery: each copies this state instead."""
+    return hmac.new(token.encode(), digestmod=hashlib.sha256)
+
+
+def _token_mac(token: str, base: bytes) -> bytes:
+    """`hmac_sha256(token.encode(), base)`, from the token's keyed state."""
+    state = _keyed(token).copy()
+    state.update(base)
+    return state.digest()
 
 
 def content_digest(body: bytes, algorithm: str = "sha-256") -> str:
@@ -343,7 +362,7 @@ def verify_headers(
         "content-digest": request.content_digest.strip(),
     }
     base = signature_base([(name, values[name]) for name in signature.components], signature.signature_params)
-    if any(hmac.compare_digest(hmac_sha256(token.encode(), base), signature.mac) for token in tokens):
+    if any(hmac.compare_digest(_token_mac(token, base), signature.mac) for token in tokens):
         return DigestCheck(signature.digests)
     return AuthFailure(
         "signature_mismatch",

@@ -61,7 +61,7 @@ class DeliveryDedup(Generic[Answer]):
 
         Synchronous on purpose: nothing can run between the check and the reservation.
         """
-        self._evict()
+        self._expire()
         if delivery_id in self._expiry:
             return Claim(duplicate=True)
         if delivery_id in self._in_progress:
@@ -76,17 +76,26 @@ class DeliveryDedup(Generic[Answer]):
         """The owner's outcome: remember the id if the event is durable, and hand `answer` to the waiters."""
         pending = self._in_progress.pop(delivery_id)
         if durable:
-            self._expiry[delivery_id] = self._clock() + self._ttl
-            self._expiry.move_to_end(delivery_id)
-            self._evict()
+            expiry = self._expiry
+            expiry[delivery_id] = self._clock() + self._ttl
+            expiry.move_to_end(delivery_id)
+            if len(expiry) > self._max:
+                del expiry[next(iter(expiry))]
+            metrics.DEDUP_ENTRIES.set(len(expiry))
         if pending is not None:
             pending.set_result(answer)
 
-    def _evict(self) -> None:
+    def _expire(self) -> None:
+        """Forget the ids whose TTL passed (the oldest first: expiry times only grow). Only `claim` does
+        this, once per delivery; `settle` adds one id at most and drops the oldest when one is too many."""
         now = self._clock()
-        while self._expiry:
-            oldest, expires = next(iter(self._expiry.items()))
-            if expires > now and len(self._expiry) <= self._max:
+        expiry = self._expiry
+        expired = 0
+        while expiry:
+            oldest = next(iter(expiry))
+            if expiry[oldest] > now:
                 break
-            del self._expiry[oldest]
-        metrics.DEDUP_ENTRIES.set(len(self._expiry))
+            del expiry[oldest]
+            expired += 1
+        if expired:
+            metrics.DEDUP_ENTRIES.set(len(expiry))

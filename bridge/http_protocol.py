@@ -189,9 +189,20 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        """uvicorn's, feeding a request head to the parser only up to the head budget."""
+        """uvicorn's, feeding a request head to the parser only up to the head budget; then the body's
+        deadline, armed only when a read ends with a request's body still arriving.
+
+        The body usually arrives in the read that completes its head, so arming the body's deadline in
+        `on_headers_complete` and cancelling it in `on_message_complete` a moment later was a timer
+        made and cancelled per request for nothing.
+        """
         if self.transport.is_closing():
             return
+        self._feed(data)
+        if not self._reading_head and self._deadline is None and not self.transport.is_closing():
+            self._arm(self.body_timeout)
+
+    def _feed(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
         while data:
             if self._reading_head:
@@ -262,8 +273,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
+        self._disarm()  # the head's deadline; the body's is armed after the read (`data_received`)
         super().on_headers_complete()
-        self._arm(self.body_timeout)
 
     def on_message_complete(self) -> None:
         self._disarm()

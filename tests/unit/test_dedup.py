@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bridge import metrics
 from bridge.dedup import DeliveryDedup
 
 
@@ -24,6 +25,26 @@ def test_dedup_remembers_for_the_ttl_and_within_the_size_bound() -> None:
         for key in ("x", "y", "z"):
             remember(dedup, key)
         assert dedup.claim("x").owned and dedup.claim("y").duplicate and dedup.claim("z").duplicate
+
+    asyncio.run(scenario())
+
+
+def test_the_entries_gauge_follows_what_is_remembered() -> None:
+    async def scenario() -> None:
+        now = [0.0]
+        dedup = DeliveryDedup[str](ttl_seconds=10, max_entries=2, clock=lambda: now[0])
+        entries = metrics.DEDUP_ENTRIES._value
+        for key in ("a", "b", "c"):
+            remember(dedup, key)
+        assert entries.get() == 2  # the size bound dropped "a"
+        now[0] = 5
+        remember(dedup, "d")
+        assert entries.get() == 2
+        now[0] = 10.5  # "b" and "c" expired; "d" (remembered at 5) not yet
+        assert dedup.claim("e").owned
+        assert entries.get() == 1
+        dedup.settle("e", "unavailable", durable=False)
+        assert entries.get() == 1
 
     asyncio.run(scenario())
 

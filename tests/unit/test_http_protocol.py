@@ -263,6 +263,40 @@ def test_a_body_nobody_reads_is_closed_at_the_body_deadline() -> None:
     run(scenario)
 
 
+def test_a_body_trickling_in_does_not_move_the_body_deadline() -> None:
+    async def scenario() -> None:
+        never_answers = asyncio.Event()
+
+        class Stuck(App):
+            async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+                await never_answers.wait()
+
+        protocol, transport, _ = connect(Stuck())
+        protocol.body_timeout = 0.3
+        protocol.data_received(HEAD + b"Content-Length: 100\r\n\r\n{")
+        for _ in range(15):  # a byte every 0.05 s for 0.75 s: each read ends mid-body
+            await asyncio.sleep(0.05)
+            protocol.data_received(b" ")
+        assert transport.closed
+        protocol.connection_lost(None)
+
+    run(scenario)
+
+
+def test_a_request_whose_body_arrived_with_its_head_leaves_no_deadline_armed() -> None:
+    async def scenario() -> None:
+        protocol, transport, _ = connect(App())
+        protocol.body_timeout = 0.05
+        protocol.data_received(HEAD + b"Content-Length: 2\r\n\r\n{}")
+        await settle()
+        assert transport.text.startswith("HTTP/1.1 200")
+        await asyncio.sleep(0.2)  # neither a body deadline nor a head deadline closes the idle connection
+        assert not transport.closed
+        protocol.connection_lost(None)
+
+    run(scenario)
+
+
 def test_junk_refused_and_slow_heads_are_logged_at_debug_with_the_peer_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
