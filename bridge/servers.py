@@ -83,14 +83,32 @@ def ops_config(app: ASGIApp, server: ServerSettings) -> uvicorn.Config:
     )
 
 
-def bind(host: str, port: int, setting: str) -> socket.socket:
+def bind(host: str, port: int, setting: str, reuse_port: bool = False) -> socket.socket:
     """A listening socket on host:port; `setting` names the port's setting in the error."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family)
+        return socket.create_server((host, port), family=family, reuse_port=reuse_port)
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise ConfigError(f"{setting} = {port}: cannot listen on {host}:{port}: {reason}") from None
+
+
+def bind_group(host: str, port: int, setting: str, count: int) -> list[socket.socket]:
+    """`count` listening sockets on host:port, one per worker, sharing the port with SO_REUSEPORT: the
+    kernel hashes each new connection (client address and port) to one of them, so keep-alive connections
+    opened at once spread evenly. On one shared socket, the worker that woke first accepted every
+    connection waiting, which left the other worker few of them.
+
+    A plain bind comes first and is released: SO_REUSEPORT alone would let another process of the same user
+    already serving the port (a second bridge) share it silently, where it must be the usual precise error.
+    One socket (server.workers = 1) is the plain one.
+    """
+    if count == 1:
+        return [bind(host, port, setting)]
+    probe = bind(host, port, setting)
+    port = probe.getsockname()[1]  # port 0: the group takes the port the probe was given
+    probe.close()
+    return [bind(host, port, setting, reuse_port=True) for _ in range(count)]
 
 
 class Listener(uvicorn.Server):

@@ -1,16 +1,18 @@
 """`server.workers` above 1: one process per core serving the webhook listener.
 
-The serving process (the parent) binds both sockets, creates what the workers share (the failure streaks,
+The serving process (the parent) binds the sockets, creates what the workers share (the failure streaks,
 the readiness table, the metrics directory), then forks the workers before any thread exists: librdkafka's
 threads do not survive a fork, and a lock another thread held at the fork would stay held in the child for
 ever. Each worker builds its own Bridge (its own producers, its spool directory spool.path/worker-<i>, its
-drainer, its dedup cache) and serves the webhook listener on the inherited socket; the kernel spreads the
-connections between them. The parent serves the operations listener: /healthz, /readyz (ready once every
-worker is), /metrics (every worker's values added up under the usual names, with the process tree's CPU
-and memory). It stays single-threaded, so a worker that ends unasked can be forked again: that is logged
-and counted (idaas_bridge_worker_restarts_total), at most RESTART_LIMIT times in RESTART_WINDOW_SECONDS;
-past that, or when a worker cannot start for a configuration reason, the parent stops them all and exits
-with an error (the pod restarts, its log says why).
+drainer, its dedup cache) and serves the webhook listener on its own socket of the port (bind_group,
+SO_REUSEPORT), which the kernel hashes each new connection to. The parent keeps every worker's socket open:
+the connections queued on a dead worker's socket wait there for its replacement, none is reset. The
+parent serves the operations listener: /healthz, /readyz (ready once every worker is), /metrics (every
+worker's values added up under the usual names, with the process tree's CPU and memory). It stays
+single-threaded, so a worker that ends unasked can be forked again: that is logged and counted
+(idaas_bridge_worker_restarts_total), at most RESTART_LIMIT times in RESTART_WINDOW_SECONDS; past that, or
+when a worker cannot start for a configuration reason, the parent stops them all and exits with an error
+(the pod restarts, its log says why).
 
 SIGTERM or SIGINT to the parent: /readyz turns false, every worker gets SIGTERM and shuts down within
 server.shutdown_grace_seconds (its own budget, started by that signal, bridge/shutdown.py); the parent
@@ -152,14 +154,16 @@ class WorkerPool:
     """The parent's view of its workers: forks them, restarts the ones that end unasked, stops them."""
 
     def __init__(
-        self, settings: Settings, count: int, public_socket: socket.socket, metrics_directory: Path
+        self, settings: Settings, public_sockets: list[socket.socket], metrics_directory: Path
     ) -> None:
         self.settings = settings
-        self.count = count
-        self.public_socket = public_socket
+        self.count = len(public_sockets)
+        #: Worker i's webhook listener, held here too: a worker that dies leaves its socket listening, so
+        #: the connections the kernel queued on it wait for the replacement instead of being reset.
+        self.public_sockets = public_sockets
         self.metrics_directory = metrics_directory
         self.guard = GuardState([hook.name for hook in settings.webhooks], time.time(), shared=True)
-        self.readiness = ReadinessTable(count)
+        self.readiness = ReadinessTable(self.count)
         #: pid -> worker number, for the workers alive.
         self.pids: dict[int, int] = {}
         self.budget = ShutdownBudget(settings.server.shutdown_grace_seconds)
@@ -325,27 +329,27 @@ class ParentServer(Listener):
         self.should_exit = True
 
 
-def run_workers(
-    settings: Settings, count: int, public_socket: socket.socket, ops_socket: socket.socket
-) -> int:
-    """Serve with `count` worker processes until a signal; the exit code."""
+def run_workers(settings: Settings, public_sockets: list[socket.socket], ops_socket: socket.socket) -> int:
+    """Serve with one worker process per webhook listener socket (bind_group) until a signal; the exit
+    code."""
     directory = Path(settings.spool.path) / METRICS_DIRECTORY
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(mode=0o700, parents=True)
     metrics.use_worker_files(directory)
     # The parent serves no deliveries: only its own counters count, not gauges that workers report.
     mark_process_dead(os.getpid(), str(directory))  # type: ignore[no-untyped-call]
-    pool = WorkerPool(settings, count, public_socket, directory)
+    pool = WorkerPool(settings, public_sockets, directory)
     server = settings.server
     parent = ParentServer(
         ops_config(pool.ops_app(), server), ops_socket, server.tls_handshake_timeout_seconds, pool
     )
     pool.parent_descriptors = lambda: _connection_descriptors(parent, ops_socket)
-    log.info("starting workers", extra={"workers": count, "setting": str(server.workers)})
-    for index in range(count):
+    log.info("starting workers", extra={"workers": pool.count, "setting": str(server.workers)})
+    for index in range(pool.count):
         pool.start(index)
     parent.run()
-    public_socket.close()
+    for sock in public_sockets:
+        sock.close()
     return pool.exit_code
 
 
@@ -371,6 +375,10 @@ def _run_worker(pool: WorkerPool, index: int) -> NoReturn:
         for descriptor in pool.parent_descriptors():
             with contextlib.suppress(OSError):
                 os.close(descriptor)
+        own = pool.public_sockets[index]
+        for sock in pool.public_sockets:
+            if sock is not own:
+                sock.close()
         _tag_log_records(index)
         settings = pool.settings
         role = WorkerRole(index, pool.count, pool.guard, pool.readiness.report)
@@ -379,7 +387,7 @@ def _run_worker(pool: WorkerPool, index: int) -> NoReturn:
         server = settings.server
         listener = PublicServer(
             public_config(create_app(bridge), server),
-            pool.public_socket,
+            own,
             server.tls_handshake_timeout_seconds,
             bridge,
             None,

@@ -13,16 +13,16 @@ from bridge.config import Settings
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     from bridge import heap, logs, metrics
     from bridge.app import Bridge, create_app, create_ops_app
-    from bridge.servers import OpsServer, PublicServer, bind, ops_config, public_config
+    from bridge.servers import OpsServer, PublicServer, bind, bind_group, ops_config, public_config
     from bridge.workers import run_workers, worker_count
 
     logs.configure(settings.logging.level)
     server = settings.server
     workers = worker_count(settings)
-    public_socket = bind(server.host, server.port, "server.port")
+    public_sockets = bind_group(server.host, server.port, "server.port", workers)
     ops_socket = bind(server.ops_host, server.ops_port, "server.ops_port")
     if workers > 1:
-        return run_workers(settings, workers, public_socket, ops_socket)
+        return run_workers(settings, public_sockets, ops_socket)
     bridge = Bridge(settings)
     bridge.check_topics()
     metrics.WORKERS.set(1)
@@ -30,7 +30,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     ops_server = OpsServer(ops_config(create_ops_app(bridge), server), ops_socket, handshake)
     heap.settle_after_startup()
     PublicServer(
-        public_config(create_app(bridge), server), public_socket, handshake, bridge, ops_server
+        public_config(create_app(bridge), server), public_sockets[0], handshake, bridge, ops_server
     ).run()
     return 0
 
