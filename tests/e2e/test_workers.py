@@ -149,11 +149,26 @@ def test_two_workers_share_the_deliveries_each_in_kafka_once_and_metrics_add_up(
 
 def test_keep_alive_connections_opened_at_once_spread_over_both_workers(two_workers: BridgeProcess) -> None:
     # 64 connections opened together, one delivery each (as IDaaS and wrk open their keep-alive
-    # connections): each worker gets its own socket on the port (SO_REUSEPORT), and the kernel hashes each
-    # new connection to one of them. On one shared socket, the worker that woke first took most of them.
+    # connections), while one worker's event loop is busy (stopped for a moment). Each worker has its own
+    # socket on the port (SO_REUSEPORT) and the kernel hashes each new connection to one of them, so the
+    # busy worker still gets its share and answers it once free. On one shared socket the free worker
+    # accepted every one of them.
     bridge = two_workers
     pids = workers_of(bridge)
-    result = load(bridge, SIMULTANEOUS, SIMULTANEOUS)
+    busy = pids[0]
+
+    async def open_while_busy() -> LoadResult:
+        os.kill(busy, signal.SIGSTOP)
+        try:
+            sending = asyncio.create_task(
+                run_load(bridge.base_url, bridge.tokens["prod"], SIMULTANEOUS, SIMULTANEOUS)
+            )
+            await asyncio.sleep(1.0)
+        finally:
+            os.kill(busy, signal.SIGCONT)
+        return await sending
+
+    result = asyncio.run(open_while_busy())
     assert len(result.accepted) == SIMULTANEOUS, Counter(a.status for a in result.answers)
     served = {pid: per_worker(bridge, pid, "idaas_bridge_deliveries") for pid in pids}
     assert sum(served.values()) == SIMULTANEOUS
