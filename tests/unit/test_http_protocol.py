@@ -245,14 +245,15 @@ def test_bytes_on_an_idle_keep_alive_connection_start_the_head_deadline() -> Non
     run(scenario)
 
 
+class Stuck(App):
+    """Never answers and never reads the body: only a deadline ends its connection."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await asyncio.Event().wait()
+
+
 def test_a_body_nobody_reads_is_closed_at_the_body_deadline() -> None:
     async def scenario() -> None:
-        never_answers = asyncio.Event()
-
-        class Stuck(App):
-            async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-                await never_answers.wait()
-
         protocol, transport, _ = connect(Stuck())
         protocol.body_timeout = 0.05  # the configured body deadline plus the backstop's grace, shortened
         protocol.data_received(HEAD + b"Content-Length: 100\r\n\r\n{")
@@ -265,12 +266,6 @@ def test_a_body_nobody_reads_is_closed_at_the_body_deadline() -> None:
 
 def test_a_body_trickling_in_does_not_move_the_body_deadline() -> None:
     async def scenario() -> None:
-        never_answers = asyncio.Event()
-
-        class Stuck(App):
-            async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-                await never_answers.wait()
-
         protocol, transport, _ = connect(Stuck())
         protocol.body_timeout = 0.3
         protocol.data_received(HEAD + b"Content-Length: 100\r\n\r\n{")
