@@ -215,12 +215,14 @@ def _record_statistics(stats: dict[str, Any]) -> None:
             metrics.KAFKA_BROKER_RTT.labels(broker=broker.get("nodename", "?")).set(rtt / 1_000_000)
 
 
-def _observe(future: asyncio.Future[Delivered]) -> None:
-    """Mark a publish future's failure as seen. Whoever waits for it handles the failure (and it is counted
-    in KAFKA_MESSAGES); a future nobody waits for any more (its ack deadline passed, the spool took the
-    record) would otherwise log "Future exception was never retrieved" at ERROR for every such timeout."""
-    if not future.cancelled():
-        future.exception()
+def _fail(future: asyncio.Future[Delivered], error: PublishError) -> None:
+    """Fail a publish future with its failure marked as seen. Whoever waits for it still gets `error` (and
+    it is counted in KAFKA_MESSAGES); a future nobody waits for any more (its ack deadline passed, the spool
+    took the record) would otherwise log "Future exception was never retrieved" at ERROR for every such
+    timeout. Marked here, where a future fails, rather than by a done callback on every future, which the
+    loop would schedule once per acknowledged record too."""
+    future.set_exception(error)
+    future.exception()
 
 
 class KafkaPublisher:
@@ -334,7 +336,7 @@ class KafkaPublisher:
         else:
             metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
             if not future.done():
-                future.set_exception(PublishError.from_kafka(error))
+                _fail(future, PublishError.from_kafka(error))
 
     def produce(
         self, topic: str, key: bytes, value: bytes, headers: Headers, timestamp_ms: int
@@ -343,7 +345,6 @@ class KafkaPublisher:
         loop = self._loop
         assert loop is not None, "KafkaPublisher.start() was not called"
         future: asyncio.Future[Delivered] = loop.create_future()
-        future.add_done_callback(_observe)
         started = time.perf_counter()
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
@@ -360,10 +361,10 @@ class KafkaPublisher:
             )
         except BufferError:
             metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
-            future.set_exception(PublishError("queue_full", "the producer queue is full"))
+            _fail(future, PublishError("queue_full", "the producer queue is full"))
         except KafkaException as exc:
             metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
-            future.set_exception(PublishError.from_kafka(exc.args[0]))
+            _fail(future, PublishError.from_kafka(exc.args[0]))
         return future
 
     async def publish(
@@ -385,9 +386,7 @@ class KafkaPublisher:
     def _expire(future: asyncio.Future[Delivered], topic: str, deadline: float) -> None:
         if not future.done():
             metrics.KAFKA_MESSAGES.labels(topic=topic, result="timeout").inc()
-            future.set_exception(
-                PublishError("ack_timeout", f"no acknowledgement from Kafka within {deadline} s")
-            )
+            _fail(future, PublishError("ack_timeout", f"no acknowledgement from Kafka within {deadline} s"))
 
     def list_topics_blocking(self, timeout: float = METADATA_TIMEOUT_SECONDS) -> set[str]:
         """Topic names from broker metadata; raises KafkaException when no broker answers. Blocking. The
