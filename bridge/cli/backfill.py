@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from bridge.adminapi.backfill import PAGE_LIMIT, Backfill, BackfillReport
-from bridge.adminapi.client import AdminApiClient, AdminApiError
+from bridge.adminapi.client import AdminApiClient, AdminApiError, parse_time
 from bridge.adminapi.recovery import lock_name, try_lock
 from bridge.cli.command import Command
 from bridge.cli.exits import EXIT_OK, CommandError
@@ -22,12 +22,11 @@ from bridge.publish.spool import DIRECTORY_MODE
 def moment(text: str) -> datetime:
     """An ISO-8601 time; without a zone it is UTC."""
     try:
-        parsed = datetime.fromisoformat(text)
+        return parse_time(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO-8601 time, e.g. 2027-03-01T08:00:00Z"
         ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def print_report(report: BackfillReport, dry_run: bool) -> None:
