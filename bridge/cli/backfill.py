@@ -9,12 +9,12 @@ from datetime import datetime
 from pathlib import Path
 
 from bridge.adminapi.backfill import PAGE_LIMIT, Backfill, BackfillReport
-from bridge.adminapi.client import AdminApiClient, AdminApiError, parse_time
+from bridge.adminapi.client import AdminApiClient, AdminApiError, parse_time, require_configured
 from bridge.adminapi.recovery import lock_name, try_lock
 from bridge.cli.command import Command
 from bridge.cli.exits import EXIT_OK, CommandError
 from bridge.cli.replay import publisher
-from bridge.config import ConfigError, Settings
+from bridge.config import Settings
 from bridge.publish.kafka import PublishError
 from bridge.publish.spool import DIRECTORY_MODE
 
@@ -38,11 +38,9 @@ def print_report(report: BackfillReport, dry_run: bool) -> None:
 
 
 def backfill(settings: Settings, start: datetime, end: datetime, dry_run: bool, page_size: int) -> int:
-    if not settings.admin_api.enabled:
-        raise ConfigError(
-            "admin_api.hostname is empty: `backfill` reads IDaaS's audit log through the Administration "
-            "API; set admin_api (docs/operations.md)"
-        )
+    require_configured(
+        settings.admin_api, "`backfill` reads IDaaS's audit log through the Administration API"
+    )
     if end <= start:
         raise CommandError(f"--to {end.isoformat()} is not after --from {start.isoformat()}", "swap them")
     lock = None if dry_run else hold_webhook_lock(settings)
