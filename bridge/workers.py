@@ -127,8 +127,12 @@ class ProcessTreeCollector(Collector):
     A restarted worker's CPU seconds leave the sum: Prometheus reads that as a counter reset."""
 
     SUMMED: Final = frozenset(
-        {"process_cpu_seconds", "process_resident_memory_bytes", "process_virtual_memory_bytes"}
-        | {"process_open_fds"}
+        {
+            "process_cpu_seconds",
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_open_fds",
+        }
     )
 
     def __init__(self, pids: Callable[[], Iterable[int]]) -> None:
@@ -136,8 +140,9 @@ class ProcessTreeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         parent = {family.name: family for family in ProcessCollector(registry=None).collect()}
-        totals = {name: 0.0 for name in parent if name in self.SUMMED}
-        for pid in [os.getpid(), *self._pids()]:
+        # The parent's own values start the sums: its /proc files are read once per scrape.
+        totals = {name: family.samples[0].value for name, family in parent.items() if name in self.SUMMED}
+        for pid in self._pids():
             for family in ProcessCollector(pid=functools.partial(int, pid), registry=None).collect():
                 if family.name in totals:
                     totals[family.name] += family.samples[0].value

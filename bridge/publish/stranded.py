@@ -65,30 +65,36 @@ def stranded_directories(root: Path, workers: int, worker: int | None) -> list[P
     return found
 
 
+def _lock(directory: Path) -> int | None:
+    """An exclusive flock on `directory`: the descriptor holding it, None if another process holds it."""
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException as exc:
+        os.close(descriptor)
+        if isinstance(exc, BlockingIOError):
+            return None
+        raise
+    return descriptor
+
+
 @contextlib.contextmanager
 def locked(directory: Path) -> Iterator[bool]:
     """An exclusive flock on `directory` for the block: True if taken, False if another process holds it."""
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    descriptor = _lock(directory)
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+        yield descriptor is not None
     finally:
-        os.close(descriptor)
+        if descriptor is not None:
+            os.close(descriptor)
 
 
 def hold(directory: Path) -> int:
     """Create `directory` and lock it for the life of the process (the descriptor is never closed)."""
     directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
-        raise RuntimeError(f"spool directory {directory} is in use by another process") from None
+    descriptor = _lock(directory)
+    if descriptor is None:
+        raise RuntimeError(f"spool directory {directory} is in use by another process")
     return descriptor
 
 
