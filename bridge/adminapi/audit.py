@@ -15,12 +15,12 @@ reconstructed id is `audit-<audit id>`. Each reconstructed event is marked in it
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any, Final
 
 import orjson
 
 from bridge.adminapi.client import parse_time
+from bridge.events.fingerprint import utc_second
 
 BACKFILL_SOURCE: Final = "audit-backfill"
 SOURCE_HEADER: Final = "idaas-source"
@@ -71,13 +71,12 @@ def reconstruct(audit: dict[str, Any], kind: str) -> bytes:
     if attributes:
         data["entityAttributes"] = attributes
     data[MARK_FIELD] = {"source": BACKFILL_SOURCE, "auditId": audit["id"]}
-    occurred = parse_time(str(audit["eventTime"])).astimezone(UTC)
     return orjson.dumps(
         {
             "id": f"audit-{audit['id']}",
             "type": kind,
             "accountId": audit.get("accountId", ""),
-            "eventTime": occurred.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eventTime": utc_second(parse_time(str(audit["eventTime"]))),
             "data": data,
         }
     )

@@ -41,7 +41,7 @@ from bridge.adminapi.client import AdminApiClient, parse_time
 from bridge.config import Settings
 from bridge.events.catalog import BY_NAME
 from bridge.events.envelope import parse_envelope
-from bridge.events.fingerprint import FINGERPRINT_HEADER
+from bridge.events.fingerprint import FINGERPRINT_HEADER, utc_second
 from bridge.events.normalize import normalize
 from bridge.publish.kafka import KafkaPublisher, client_config
 from bridge.publish.spool import replace_durably
@@ -58,11 +58,6 @@ CHECKPOINT_FILE: Final = "backfill-checkpoint.json"
 KAFKA_TIMEOUT_SECONDS: Final = 10.0
 #: Every result a record of the audit log can have in a backfill.
 RESULTS: Final = ("published", "duplicate", "unmapped", "unsubscribed")
-
-
-def iso(moment: datetime) -> str:
-    """The Admin API's time format: ISO-8601 UTC to the second."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -206,7 +201,7 @@ class Backfill:
         confirmed. Blocking work (Kafka's fingerprints, the checkpoint's fsync) runs in threads."""
         lag = timedelta(seconds=self._settings.admin_api.backfill_audit_lag_seconds)
         end = min(end, datetime.now(UTC) - lag)
-        window = (iso(start), iso(end))
+        window = (utc_second(start), utc_second(end))
         checkpoint = await asyncio.to_thread(self.checkpoints.load, window)
         seen = await asyncio.to_thread(
             fingerprints_in_kafka, self._settings, self.topics(), start - FINGERPRINT_MARGIN
@@ -298,6 +293,6 @@ class Backfill:
         """After a durable page: start at its last event time, skipping the ids done at that time."""
         last = max(parse_time(str(audit["eventTime"])) for audit in results)
         done = [str(audit["id"]) for audit in results if parse_time(str(audit["eventTime"])) == last]
-        if iso(last) == checkpoint.next_start:
+        if utc_second(last) == checkpoint.next_start:
             done += checkpoint.done_at_start
-        return replace(checkpoint, next_start=iso(last), done_at_start=tuple(sorted(set(done))))
+        return replace(checkpoint, next_start=utc_second(last), done_at_start=tuple(sorted(set(done))))

@@ -28,7 +28,7 @@ from urllib.parse import quote
 import orjson
 
 from bridge import metrics
-from bridge.config import ADMIN_API_SECRET_ENV, AdminApiSettings
+from bridge.config import ADMIN_API_SECRET_ENV, AdminApiSettings, ConfigError
 from bridge.errors import ReasonedError
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,12 @@ class Answer:
     status: int
     body: bytes
     retry_after_seconds: float | None
+
+
+def require_configured(settings: AdminApiSettings, why: str) -> None:
+    """For a command that needs the Admin API: a ConfigError saying `why` when admin_api is not set."""
+    if not settings.enabled:
+        raise ConfigError(f"admin_api.hostname is empty: {why}; set admin_api (docs/operations.md)")
 
 
 def parse_time(value: str) -> datetime:

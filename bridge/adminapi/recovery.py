@@ -55,10 +55,11 @@ import orjson
 from confluent_kafka import KafkaException
 
 from bridge import metrics
-from bridge.adminapi.backfill import RESULTS, Backfill, BackfillReport, iso
+from bridge.adminapi.backfill import RESULTS, Backfill, BackfillReport
 from bridge.adminapi.client import AdminApiClient, AdminApiError
 from bridge.config import AdminApiSettings, Settings
 from bridge.events.catalog import BY_NAME
+from bridge.events.fingerprint import utc_second
 from bridge.guard import AutoDisableGuard
 from bridge.publish.kafka import KafkaPublisher, PublishError
 from bridge.publish.spool import private, replace_durably
@@ -277,8 +278,8 @@ class AutoBackfill:
             else f"webhook {webhook} recovered; its gap will be backfilled from the audit log",
             extra={
                 "webhook": webhook,
-                "gap_start": iso(datetime.fromtimestamp(start, UTC)),
-                "gap_end": iso(datetime.fromtimestamp(end, UTC)),
+                "gap_start": utc_second(datetime.fromtimestamp(start, UTC)),
+                "gap_end": utc_second(datetime.fromtimestamp(end, UTC)),
                 "gap_start_known": since is not None,
                 "gap_cut_to_max_seconds": self._admin.backfill_max_gap_seconds if cut else None,
             },

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from bridge.adminapi.backfill import PAGE_LIMIT, Backfill, BackfillReport
-from bridge.adminapi.client import AdminApiClient, AdminApiError
+from bridge.adminapi.client import AdminApiClient, AdminApiError, parse_time, require_configured
 from bridge.adminapi.recovery import lock_name, try_lock
 from bridge.cli.command import Command
 from bridge.cli.exits import EXIT_OK, CommandError
 from bridge.cli.replay import publisher
-from bridge.config import ConfigError, Settings
+from bridge.config import Settings
 from bridge.publish.kafka import PublishError
 from bridge.publish.spool import DIRECTORY_MODE
 
@@ -22,12 +22,11 @@ from bridge.publish.spool import DIRECTORY_MODE
 def moment(text: str) -> datetime:
     """An ISO-8601 time; without a zone it is UTC."""
     try:
-        parsed = datetime.fromisoformat(text)
+        return parse_time(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO-8601 time, e.g. 2027-03-01T08:00:00Z"
         ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def print_report(report: BackfillReport, dry_run: bool) -> None:
@@ -39,11 +38,9 @@ def print_report(report: BackfillReport, dry_run: bool) -> None:
 
 
 def backfill(settings: Settings, start: datetime, end: datetime, dry_run: bool, page_size: int) -> int:
-    if not settings.admin_api.enabled:
-        raise ConfigError(
-            "admin_api.hostname is empty: `backfill` reads IDaaS's audit log through the Administration "
-            "API; set admin_api (docs/operations.md)"
-        )
+    require_configured(
+        settings.admin_api, "`backfill` reads IDaaS's audit log through the Administration API"
+    )
     if end <= start:
         raise CommandError(f"--to {end.isoformat()} is not after --from {start.isoformat()}", "swap them")
     lock = None if dry_run else hold_webhook_lock(settings)

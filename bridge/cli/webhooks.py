@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bridge.adminapi.client import AdminApiClient, AdminApiError
+from bridge.adminapi.client import AdminApiClient, AdminApiError, require_configured
 from bridge.adminapi.watcher import EXPIRY_WARNING_DAYS, WebhookState, match, unmatched
 from bridge.cli.command import Command
 from bridge.cli.exits import EXIT_FAILED, EXIT_OK, CommandError
-from bridge.config import ConfigError, Settings
+from bridge.config import Settings
 
 
 def expiry_text(state: WebhookState, now: float) -> str:
@@ -27,11 +27,9 @@ def expiry_text(state: WebhookState, now: float) -> str:
 def webhooks(settings: Settings) -> int:
     """Print each configured webhook's state, expiry and unknown event types; exit 1 unless all are
     registered, enabled and not expiring within EXPIRY_WARNING_DAYS."""
-    if not settings.admin_api.enabled:
-        raise ConfigError(
-            "admin_api.hostname is empty: `webhooks` reads the webhooks' state through the IDaaS "
-            "Administration API; set admin_api (docs/operations.md)"
-        )
+    require_configured(
+        settings.admin_api, "`webhooks` reads the webhooks' state through the IDaaS Administration API"
+    )
     client = AdminApiClient(settings.admin_api)
     try:
         remote = asyncio.run(client.list_webhooks())
