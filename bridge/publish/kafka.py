@@ -225,6 +225,60 @@ def _fail(future: asyncio.Future[Delivered], error: PublishError) -> None:
     future.exception()
 
 
+class _AckDeadline:
+    """Fails the publish futures that wait `seconds` and have no report by then: one queue, one timer.
+
+    Every record it watches waits the same time, so they fall due in the order they were produced: the
+    queue is sorted by construction and one timer, armed for the oldest record still waiting, serves them
+    all, where a timer per record costs a timer armed and cancelled for every delivery. The queue only
+    holds a record until its future is done (`forget_settled`) or it fails at its deadline."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        self._loop = loop
+        self._seconds = seconds
+        #: (due, future, topic), oldest first.
+        self._waiting: deque[tuple[float, asyncio.Future[Delivered], str]] = deque()
+        #: The loop time the armed timer is for; None while no timer is armed.
+        self._armed_for: float | None = None
+
+    def watch(self, future: asyncio.Future[Delivered], topic: str) -> None:
+        due = self._loop.time() + self._seconds
+        self._waiting.append((due, future, topic))
+        if self._armed_for is None:
+            self._arm(due)
+
+    def forget_settled(self) -> None:
+        """Drop the oldest records whose futures are done, so that acknowledged ones leave the queue soon
+        after their report (most records, since reports mostly come in produce order) and die young."""
+        waiting = self._waiting
+        while waiting and waiting[0][1].done():
+            waiting.popleft()
+
+    def _arm(self, due: float) -> None:
+        self._armed_for = due
+        self._loop.call_at(due, self._expire)
+
+    def _expire(self) -> None:
+        # The loop may run a timer a little before the time it was armed for by its own clock (uvloop
+        # rounds delays to milliseconds): whatever was due by then is due now.
+        assert self._armed_for is not None
+        now = max(self._loop.time(), self._armed_for)
+        self._armed_for = None
+        waiting = self._waiting
+        while waiting:
+            due, future, topic = waiting[0]
+            if not future.done():
+                if due > now:
+                    self._arm(due)
+                    return
+                metrics.KAFKA_MESSAGES.labels(topic=topic, result="timeout").inc()
+                _fail(
+                    future,
+                    PublishError("ack_timeout", f"no acknowledgement from Kafka within {self._seconds} s"),
+                )
+            waiting.popleft()
+
+
 class KafkaPublisher:
     """One librdkafka producer: the only way the bridge produces, so every record gets the timestamp floor
     and the durability settings. The receiver's gives up on a message at the ack deadline (the spool takes
@@ -256,6 +310,8 @@ class KafkaPublisher:
         #: It is cleared before the queue is emptied, so a report queued meanwhile is either settled in that
         #: turn or wakes the loop again: none waits for a later record's wake-up.
         self._wake_pending = False
+        #: publish()'s ack deadlines, one per distinct wait (in practice one per publisher).
+        self._ack_deadlines: dict[float, _AckDeadline] = {}
         #: Whether a broker connection was up at the last statistics report (written by the poll thread;
         #: tracked only with export_statistics).
         self.up = False
@@ -314,6 +370,8 @@ class KafkaPublisher:
         reports = self._reports
         while reports:
             self._settle(*reports.popleft())
+        for ack_deadline in self._ack_deadlines.values():
+            ack_deadline.forget_settled()
 
     def _settle(
         self,
@@ -370,23 +428,14 @@ class KafkaPublisher:
     async def publish(
         self, topic: str, key: bytes, value: bytes, headers: Headers, timestamp_ms: int, deadline: float
     ) -> Delivered:
-        """Produce and wait up to `deadline` seconds for the acknowledgement.
-
-        The deadline is a timer that fails the future, rather than asyncio.wait_for around a shield, which
-        adds two futures and their callbacks to every delivery. A report arriving after the deadline is
-        still counted by `_settle`."""
+        """Produce and wait up to `deadline` seconds for the acknowledgement, then fail with ack_timeout. A
+        report arriving after the deadline is still counted by `_settle`."""
         future = self.produce(topic, key, value, headers, timestamp_ms)
-        timer = future.get_loop().call_later(deadline, self._expire, future, topic, deadline)
-        try:
-            return await future
-        finally:
-            timer.cancel()
-
-    @staticmethod
-    def _expire(future: asyncio.Future[Delivered], topic: str, deadline: float) -> None:
-        if not future.done():
-            metrics.KAFKA_MESSAGES.labels(topic=topic, result="timeout").inc()
-            _fail(future, PublishError("ack_timeout", f"no acknowledgement from Kafka within {deadline} s"))
+        ack_deadline = self._ack_deadlines.get(deadline)
+        if ack_deadline is None:
+            ack_deadline = self._ack_deadlines[deadline] = _AckDeadline(future.get_loop(), deadline)
+        ack_deadline.watch(future, topic)
+        return await future
 
     def list_topics_blocking(self, timeout: float = METADATA_TIMEOUT_SECONDS) -> set[str]:
         """Topic names from broker metadata; raises KafkaException when no broker answers. Blocking. The

@@ -79,6 +79,8 @@ def test_every_publish_of_a_burst_gets_its_own_acknowledgement(
                         for i in range(1 + 37 * wave % 150)
                     )
                 )
+            # Acknowledged records leave the deadlines' queue with their reports, not at their deadlines.
+            assert sum(len(queue._waiting) for queue in publisher._ack_deadlines.values()) == 0
         finally:
             publisher.close(1.0)
         return delivered
