@@ -16,7 +16,7 @@ from bridge.errors import ReasonedError
 from bridge.events.fingerprint import FINGERPRINT_HEADER, fingerprint
 from bridge.events.model import Event
 from bridge.formats import get_format
-from bridge.formats.base import EventFormat, Header, rfc3339
+from bridge.formats.base import EventFormat, Header, no_extra_headers, rfc3339
 
 DEADLETTER_SCHEMA: Final = "idaas.deadletter/1"
 JSON: Final = b"application/json"
@@ -46,7 +46,9 @@ class RecordTooLarge(ReasonedError):
 
 def record_bytes(record: OutboundRecord) -> int:
     """The record's size as the producer counts it against its limit: value, key and headers."""
-    return len(record.value) + len(record.key) + sum(len(name) + len(value) for name, value in record.headers)
+    return (
+        len(record.value) + len(record.key) + sum([len(name) + len(value) for name, value in record.headers])
+    )
 
 
 def _millis(moment: datetime) -> int:
@@ -60,30 +62,42 @@ def record_time(event: Event) -> datetime:
     return event.occurred_at
 
 
+class _Route(NamedTuple):
+    """A topic key's destination, resolved at start-up with the headers that depend only on its format."""
+
+    topic: str
+    event_format: EventFormat
+    content_type: Header
+    schema: Header
+
+
 class Router:
     def __init__(self, kafka: KafkaSettings) -> None:
-        self._routes: dict[str, tuple[str, EventFormat]] = {
-            key: (topic.name, get_format(topic.format)) for key, topic in kafka.topics.items()
-        }
+        self._routes: dict[str, _Route] = {}
+        for key, topic in kafka.topics.items():
+            event_format = get_format(topic.format)
+            self._routes[key] = _Route(
+                topic.name,
+                event_format,
+                ("content-type", event_format.content_type.encode()),
+                ("schema", event_format.schema.encode()),
+            )
         self.deadletter_topic = kafka.topics["deadletter"].name
         self._max_record_bytes = kafka.max_record_bytes
 
     def route(self, event: Event) -> OutboundRecord:
-        topic, event_format = self._routes[event.topic]
+        topic, event_format, content_type, schema = self._routes[event.topic]
         headers: list[Header] = [
             ("idaas-event-type", event.type.encode()),
             ("idaas-delivery-id", event.id.encode()),
-            ("content-type", event_format.content_type.encode()),
-            ("schema", event_format.schema.encode()),
+            content_type,
+            schema,
             (FINGERPRINT_HEADER, fingerprint(event)),
         ]
-        headers.extend(event_format.extra_headers(event))
+        if event_format.extra_headers is not no_extra_headers:
+            headers += event_format.extra_headers(event)
         record = OutboundRecord(
-            topic=topic,
-            key=event.key.encode(),
-            value=event_format.encode(event),
-            headers=headers,
-            timestamp_ms=_millis(record_time(event)),
+            topic, event.key.encode(), event_format.encode(event), headers, _millis(record_time(event))
         )
         size = record_bytes(record)
         if size > self._max_record_bytes:
