@@ -32,14 +32,14 @@ def stage_costs() -> dict[str, float]:
     sample = sample_deliveries()[2]
     body = orjson.dumps(sample)
     headers = auth.sign(TOKEN, "POST", URL, body, int(time.time()))
-    request = auth.SignedRequest(
+    signed = auth.SignedHeaders(
         method="POST",
         target_uri=URL,
-        body=body,
         content_digest=headers["content-digest"],
         signature_input=headers["signature-input"],
         signature=headers["signature"],
     )
+    request = auth.SignedRequest(signed, body)
     envelope = parse_envelope(body)
     event = normalize(envelope, "prod", datetime.now(UTC))
     costs = {

@@ -77,8 +77,9 @@ class DeliveryDedup(Generic[Answer]):
         pending = self._in_progress.pop(delivery_id)
         if durable:
             expiry = self._expiry
+            # A new key, so it goes last: `claim` reserved the id only because it was not remembered, and
+            # nothing else adds ids.
             expiry[delivery_id] = self._clock() + self._ttl
-            expiry.move_to_end(delivery_id)
             if len(expiry) > self._max:
                 del expiry[next(iter(expiry))]
             metrics.DEDUP_ENTRIES.set(len(expiry))

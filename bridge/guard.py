@@ -99,8 +99,12 @@ class AutoDisableGuard:
         #: Called with the webhook's name when its streak reaches STREAK_WARNING (the watcher polls).
         self.on_warning: Callable[[str], None] | None = None
         self._clock = clock
-        for name, index in state.index.items():  # a restarted worker exports the pod's streak, not 0
-            metrics.FAILURE_STREAK.labels(webhook=name).set(state.streaks[index])
+        #: Each webhook's series by its index, looked up once: a labels() look-up per answer was a third of
+        #: record(). A last-success series exists only once the webhook has a success (none reads as 0).
+        self._streak_gauges = [metrics.FAILURE_STREAK.labels(webhook=name) for name in state.webhooks]
+        self._last_success_gauges: list[metrics.Gauge | None] = [None] * len(state.webhooks)
+        for index, gauge in enumerate(self._streak_gauges):  # a restarted worker exports the pod's streak
+            gauge.set(state.streaks[index])
 
     def record(self, webhook: str, status_code: int, elapsed_seconds: float, well_formed: bool) -> None:
         """Count one answer; `well_formed` is whether the request carried an IDaaS-shaped signature."""
@@ -112,9 +116,12 @@ class AutoDisableGuard:
             if state.streaks[index]:
                 with state.lock:
                     state.streaks[index] = 0
-                    metrics.FAILURE_STREAK.labels(webhook=webhook).set(0)
+                    self._streak_gauges[index].set(0)
             state.last_success[index] = now = self._clock()
-            metrics.LAST_SUCCESS.labels(webhook=webhook).set(now)
+            gauge = self._last_success_gauges[index]
+            if gauge is None:
+                gauge = self._last_success_gauges[index] = metrics.LAST_SUCCESS.labels(webhook=webhook)
+            gauge.set(now)
         else:
             self._failed(webhook)
 
@@ -134,7 +141,7 @@ class AutoDisableGuard:
         index = state.index[webhook]
         with state.lock:
             state.streaks[index] = streak = state.streaks[index] + 1
-            metrics.FAILURE_STREAK.labels(webhook=webhook).set(streak)
+            self._streak_gauges[index].set(streak)
             if streak == STREAK_WARNING:
                 state.warnings[index] += 1
         if streak == STREAK_WARNING and not state.shared and self.on_warning is not None:

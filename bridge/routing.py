@@ -6,9 +6,8 @@ The formats are resolved once at start-up from config; per request this is a dic
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, NamedTuple
 
 import orjson
 
@@ -17,7 +16,7 @@ from bridge.errors import ReasonedError
 from bridge.events.fingerprint import FINGERPRINT_HEADER, fingerprint
 from bridge.events.model import Event
 from bridge.formats import get_format
-from bridge.formats.base import EventFormat, Header, rfc3339
+from bridge.formats.base import EventFormat, Header, no_extra_headers, rfc3339
 
 DEADLETTER_SCHEMA: Final = "idaas.deadletter/1"
 JSON: Final = b"application/json"
@@ -27,9 +26,12 @@ JSON: Final = b"application/json"
 MAX_FUTURE_SKEW: Final = timedelta(minutes=15)
 
 
-@dataclass(frozen=True, slots=True)
-class OutboundRecord:
-    """Everything one Kafka produce() needs; also what the spool stores."""
+class OutboundRecord(NamedTuple):
+    """Everything one Kafka produce() needs; also what the spool stores.
+
+    A NamedTuple rather than a frozen dataclass: as immutable (a copy with other headers is `_replace`),
+    and built once per delivery for 0.4 µs instead of 0.8 µs (a frozen dataclass sets each field through
+    object.__setattr__)."""
 
     topic: str
     key: bytes
@@ -44,7 +46,9 @@ class RecordTooLarge(ReasonedError):
 
 def record_bytes(record: OutboundRecord) -> int:
     """The record's size as the producer counts it against its limit: value, key and headers."""
-    return len(record.value) + len(record.key) + sum(len(name) + len(value) for name, value in record.headers)
+    return (
+        len(record.value) + len(record.key) + sum([len(name) + len(value) for name, value in record.headers])
+    )
 
 
 def _millis(moment: datetime) -> int:
@@ -58,30 +62,42 @@ def record_time(event: Event) -> datetime:
     return event.occurred_at
 
 
+class _Route(NamedTuple):
+    """A topic key's destination, resolved at start-up with the headers that depend only on its format."""
+
+    topic: str
+    event_format: EventFormat
+    content_type: Header
+    schema: Header
+
+
 class Router:
     def __init__(self, kafka: KafkaSettings) -> None:
-        self._routes: dict[str, tuple[str, EventFormat]] = {
-            key: (topic.name, get_format(topic.format)) for key, topic in kafka.topics.items()
-        }
+        self._routes: dict[str, _Route] = {}
+        for key, topic in kafka.topics.items():
+            event_format = get_format(topic.format)
+            self._routes[key] = _Route(
+                topic.name,
+                event_format,
+                ("content-type", event_format.content_type.encode()),
+                ("schema", event_format.schema.encode()),
+            )
         self.deadletter_topic = kafka.topics["deadletter"].name
         self._max_record_bytes = kafka.max_record_bytes
 
     def route(self, event: Event) -> OutboundRecord:
-        topic, event_format = self._routes[event.topic]
+        topic, event_format, content_type, schema = self._routes[event.topic]
         headers: list[Header] = [
             ("idaas-event-type", event.type.encode()),
             ("idaas-delivery-id", event.id.encode()),
-            ("content-type", event_format.content_type.encode()),
-            ("schema", event_format.schema.encode()),
+            content_type,
+            schema,
             (FINGERPRINT_HEADER, fingerprint(event)),
         ]
-        headers.extend(event_format.extra_headers(event))
+        if event_format.extra_headers is not no_extra_headers:
+            headers += event_format.extra_headers(event)
         record = OutboundRecord(
-            topic=topic,
-            key=event.key.encode(),
-            value=event_format.encode(event),
-            headers=headers,
-            timestamp_ms=_millis(record_time(event)),
+            topic, event.key.encode(), event_format.encode(event), headers, _millis(record_time(event))
         )
         size = record_bytes(record)
         if size > self._max_record_bytes:

@@ -285,7 +285,7 @@ class Backfill:
                 (SOURCE_HEADER, BACKFILL_SOURCE.encode()),
                 (AUDIT_ID_HEADER, str(audit["id"]).encode()),
             ]
-            records.append((kind, replace(record, headers=headers)))
+            records.append((kind, record._replace(headers=headers)))
         return records
 
     @staticmethod

@@ -25,9 +25,11 @@ FINGERPRINT_HEADER: Final = "idaas-fingerprint"
 
 def utc_second(moment: datetime) -> str:
     """`moment` in UTC to the second, as `strftime("%Y-%m-%dT%H:%M:%SZ")` writes it with glibc (the year
-    unpadded), formatted field by field: strftime builds a `struct tm` and cost half of the fingerprint."""
-    utc = moment.astimezone(UTC)
-    return f"{utc.year}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}Z"
+    unpadded), formatted field by field: strftime builds a `struct tm` and cost half of the fingerprint.
+    printf-style, because `%02d` costs half what an f-string's `:02d` format spec does."""
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    fields = (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second)
+    return "%d-%02d-%02dT%02d:%02d:%02dZ" % fields  # noqa: UP031 - half the cost of an f-string
 
 
 def fingerprint(event: Event) -> bytes:

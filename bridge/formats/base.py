@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final, Protocol
 
 from bridge.events.model import Event
@@ -39,5 +39,12 @@ RFC3339_MILLIS: Final = "milliseconds"
 
 
 def rfc3339(moment: datetime) -> str:
-    """UTC timestamp with millisecond precision and a `Z` suffix, the form every SIEM parses."""
+    """UTC timestamp with millisecond precision and a `Z` suffix, the form every SIEM parses.
+
+    The bridge's times are in UTC (`datetime.UTC`): those are formatted field by field, the text
+    `isoformat(timespec="milliseconds")` writes, in half its time (it asks the tzinfo for the offset)."""
+    if moment.tzinfo is UTC:
+        millis = moment.microsecond // 1000
+        fields = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, millis)
+        return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % fields  # noqa: UP031 - half the cost of an f-string
     return moment.isoformat(timespec=RFC3339_MILLIS).replace("+00:00", "Z")

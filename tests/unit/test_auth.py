@@ -22,15 +22,15 @@ def request(
     headers: dict[str, str], body: bytes = BODY, url: str = URL, method: str = "POST"
 ) -> auth.SignedRequest:
     lower = {key.lower(): value for key, value in headers.items()}
-    return auth.SignedRequest(
+    signed = auth.SignedHeaders(
         method=method,
         target_uri=url,
-        body=body,
         content_digest=lower.get("content-digest"),
         signature_input=lower.get("signature-input"),
         signature=lower.get("signature"),
         legacy_signature=lower.get("x-sha2-signature"),
     )
+    return auth.SignedRequest(signed, body)
 
 
 def verify(headers: dict[str, str], **kwargs: object) -> auth.AuthFailure | None:

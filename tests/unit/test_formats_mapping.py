@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -10,11 +11,14 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge.config import KafkaSettings
 from bridge.events.catalog import EVENT_TYPES, Classification, EventType, Variant
 from bridge.events.samples import sample_deliveries
 from bridge.formats import FORMATS, get_format
+from bridge.formats._fields import ip_or_none
 from tests.schema_validation import (
     CIM_MODELS,
     UNKNOWN_DELIVERY,
@@ -128,6 +132,27 @@ def test_a_source_address_that_is_not_an_ip_stays_out_of_the_ip_typed_fields() -
     assert ecs["source"] == {"address": "198.51.100.77, 10.0.0.1"} and "ip" not in ecs["related"]
     assert "src_endpoint" not in ocsf and ocsf["unmapped"]["sourceIp"] == "198.51.100.77, 10.0.0.1"
     assert hec["event"]["src"] == "198.51.100.77, 10.0.0.1"
+
+
+#: Text around the shapes an address takes: digits (ASCII and not), dots, colons, hex letters, zone ids.
+ADDRESS_LIKE = st.one_of(
+    st.text(alphabet="0123456789.", max_size=17),
+    st.text(alphabet="0123456789abcdefABCDEF.:%\n \u0661", max_size=24),
+    st.ip_addresses().map(str),
+    st.lists(st.text(alphabet="0123456789", min_size=1, max_size=4), min_size=3, max_size=5).map(".".join),
+    st.lists(st.integers(0, 300).map(str), min_size=4, max_size=4).map(".".join),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(ADDRESS_LIKE)
+def test_an_ip_is_recognized_exactly_as_the_ipaddress_module_recognizes_it(text: str) -> None:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        assert ip_or_none(text) is None
+    else:
+        assert ip_or_none(text) == text
 
 
 def test_a_type_without_a_catalog_row_is_kept_whole_and_classified_as_unknown() -> None:
