@@ -1,4 +1,5 @@
-"""The Starlette application: routes, and the one owner of the bridge's lifecycle (the lifespan)."""
+"""The Bridge: everything a running bridge holds, the one owner of its lifecycle (the lifespan, which uvicorn
+runs through a Starlette application), and the endpoints of its two listeners."""
 
 from __future__ import annotations
 
@@ -11,12 +12,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from confluent_kafka import KafkaException
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge import metrics
 from bridge.adminapi.client import AdminApiClient
@@ -26,13 +23,15 @@ from bridge.adminapi.watcher import WebhookWatcher
 from bridge.config import ConfigError, Settings
 from bridge.dedup import DeliveryDedup
 from bridge.guard import AutoDisableGuard, GuardState
+from bridge.http_message import Answer, json_answer
+from bridge.ops_endpoints import OpsEndpoints, metrics_answer, readiness_answer
 from bridge.publish.delivery import REPORT_MARGIN_SECONDS, DurableDelivery
 from bridge.publish.drainer import Drainer
 from bridge.publish.kafka import KafkaPublisher, retention_problem, size_problem, topic_limits
 from bridge.publish.rejected import RejectedRecords
 from bridge.publish.spool import Spool
 from bridge.publish.stranded import hold, spool_directory, take_over
-from bridge.receiver import Answer, WebhookReceiver
+from bridge.receiver import WebhookReceiver
 from bridge.routing import Router
 from bridge.shutdown import ShutdownBudget
 
@@ -156,10 +155,10 @@ class Bridge:
             if short_lived is not None:
                 log.warning(short_lived, extra={"topic": topic, "retention_ms": limit.retention_ms})
 
-    async def healthz(self, request: Request) -> Response:
-        return JSONResponse({"status": "alive"})
+    def healthz(self) -> Answer:
+        return json_answer(200, {"status": "alive"})
 
-    async def readyz(self, request: Request) -> Response:
+    def readyz(self) -> Answer:
         """Ready while deliveries can be made durable: Kafka answers, or the spool has room.
 
         Going unready just because Kafka is down would take every pod out of the Service, turn
@@ -167,8 +166,7 @@ class Bridge:
         state only (librdkafka's statistics, the spool's counters): a probe never waits for Kafka or for
         the spool's disk, so a flood of probes cannot slow a delivery.
         """
-        body = self.readiness()
-        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+        return readiness_answer(self.readiness())
 
     def readiness(self) -> dict[str, Any]:
         kafka_up = self.publisher.up
@@ -187,8 +185,8 @@ class Bridge:
             worker.report_readiness(worker.index, self.readiness())
             await asyncio.sleep(READINESS_REPORT_SECONDS)
 
-    async def metrics(self, request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    def metrics(self) -> Answer:
+        return metrics_answer(generate_latest())
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -261,72 +259,12 @@ class Bridge:
         )
 
 
-#: The public listener's answers to anything but POST /webhooks/<name>. They also end the connection, so
-#: a scanner probing paths gets no keep-alive to hold.
-NOT_SERVED: Final = {"error": "not_found", "detail": "this port serves only POST /webhooks/<name>"}
-ONLY_POST: Final = {"error": "method_not_allowed", "detail": "webhooks take POST only"}
+def create_app(bridge: Bridge) -> Starlette:
+    """What uvicorn runs the bridge's lifespan through, on the public listener; requests never reach it
+    (the listener's protocol hands them to the receiver: bridge/http_protocol.py)."""
+    return Starlette(lifespan=bridge.lifespan)
 
 
-async def _not_served(request: Request, exc: Exception) -> Response:
-    return JSONResponse(NOT_SERVED, status_code=404, headers={"connection": "close"})
-
-
-async def _only_post(request: Request, exc: Exception) -> Response:
-    return JSONResponse(ONLY_POST, status_code=405, headers={"connection": "close", "allow": "POST"})
-
-
-WEBHOOK_PATH_PREFIX: Final = "/webhooks/"
-
-
-def webhook_name(path: str) -> str | None:
-    """The `{name}` of `/webhooks/{name}`: one non-empty path segment, as Starlette's route matches it."""
-    if not path.startswith(WEBHOOK_PATH_PREFIX):
-        return None
-    name = path[len(WEBHOOK_PATH_PREFIX) :]
-    return name if name and "/" not in name else None
-
-
-class WebhookEndpoint:
-    """POST /webhooks/<name> straight to the receiver; everything else (the lifespan, other methods and
-    paths) to the Starlette application, which keeps the same route so its answers stay the same.
-
-    Starlette's two middleware layers and its router around the one endpoint were about 7 % of the event
-    loop's time per delivery under load. An exception from the receiver reaches uvicorn, which logs it and
-    answers 500, as Starlette's error middleware did.
-    """
-
-    def __init__(self, receiver: WebhookReceiver, rest: ASGIApp) -> None:
-        self._receiver = receiver
-        self._rest = rest
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            name = webhook_name(scope["path"])
-            if name is not None:
-                scope["path_params"] = {"name": name}
-                await self._receiver(scope, receive, send)
-                return
-        await self._rest(scope, receive, send)
-
-
-def create_app(bridge: Bridge) -> WebhookEndpoint:
-    """The public (webhook) listener's application; it owns the bridge's lifespan."""
-    return WebhookEndpoint(
-        bridge.receiver,
-        Starlette(
-            routes=[Route("/webhooks/{name}", bridge.receiver, methods=["POST"])],
-            exception_handlers={404: _not_served, 405: _only_post},
-            lifespan=bridge.lifespan,
-        ),
-    )
-
-
-def create_ops_app(bridge: Bridge) -> Starlette:
-    """The operations listener's application: probes and metrics, never reachable from the webhook port."""
-    return Starlette(
-        routes=[
-            Route("/healthz", bridge.healthz, methods=["GET"]),
-            Route("/readyz", bridge.readyz, methods=["GET"]),
-            Route("/metrics", bridge.metrics, methods=["GET"]),
-        ]
-    )
+def create_ops_endpoints(bridge: Bridge) -> OpsEndpoints:
+    """The operations listener's endpoint: probes and metrics, never reachable from the webhook port."""
+    return OpsEndpoints({"/healthz": bridge.healthz, "/readyz": bridge.readyz, "/metrics": bridge.metrics})

@@ -1,70 +1,83 @@
-"""uvicorn's HTTP protocol with the limits an Internet-facing endpoint needs before a request reaches the app.
+"""The bridge's HTTP/1.1 server protocol: one connection, parsed by httptools, each request handed straight to
+its listener's endpoint, with the limits an Internet-facing endpoint needs before a request reaches it.
 
-Left as is, uvicorn (httptools) reads request heads of any size and leaves a connection without any timer
-in several states, so a client without a credential could hold sockets forever or make the bridge buffer
-and parse megabytes of headers. Per connection, this protocol adds:
+Why not uvicorn's protocol and an ASGI application: per delivery, uvicorn built a request cycle, an ASGI
+scope, receive/send coroutines and their message dicts, and wrote the answer in two pieces; under load that
+machinery cost more than everything the bridge itself does to a delivery (docs/benchmarks.md, fourth
+round). Here a request is one `Request` object, one task runs the endpoint, and the answer leaves in one
+write. uvicorn still runs the listeners (`bridge/servers.py`): the sockets' lifecycle, the signals, the
+lifespan, the graceful shutdown, the Date header; this class is what its `http` setting instantiates.
 
+Per connection:
 - A deadline in every phase the client controls. The request head must arrive within `header_read_timeout`
   of the connection opening or of its first byte (bytes arriving on an idle keep-alive connection start a
-  head, so they cannot cancel uvicorn's keep-alive timer and leave nothing armed). The body must arrive
-  within `body_timeout`, a backstop behind the receiver's own, more precise body deadline. uvicorn keeps its
-  keep-alive idle timer; the TLS handshake's deadline is set on the listener (bridge/servers.py).
+  head). The body must arrive within `body_timeout`, a backstop behind the receiver's own, more precise body
+  deadline, armed only when a read ends with a body still arriving. An idle keep-alive connection closes after
+  `keep_alive_timeout`. The TLS handshake's deadline is set on the listener (bridge/servers.py).
 - A head budget, enforced as the bytes arrive: at most `max_header_bytes` bytes of a request head are ever
   fed to the parser (httptools accumulates a header value until it is complete), and the URL plus the
   fields may hold at most `max_header_fields` fields and `max_header_bytes` bytes. The signature headers
   are capped at `auth.MAX_SIGNATURE_HEADER_BYTES` each, so the RFC 8941 parser only ever sees small input.
   Past any of these: 431 and the connection is closed.
-- Early answers close: a response that starts before the whole request body arrived (404, 413, 503, 401 or
-  anything a handler sends) carries `Connection: close` and the connection closes after it. Otherwise the
-  unread rest of the body would sit in the parser with no timer armed.
-
-And two things for speed: the writes made during one turn of the event loop leave as one
-(`OneWritePerTurn`): uvicorn writes a response's head and its body separately, two send() system calls and
-two TCP segments for an answer that fits in one; under load those calls were a fifth of the event loop's
-time. And each request's scope carries the `BODY_EXTENSION`, which tells the receiver whether the body has
-arrived whole: reading it then cannot wait, so the receiver arms no deadline for it.
+- Early answers close: an answer given before the request's whole body arrived (404, 413, 503, 401...)
+  carries `Connection: close` and the connection closes after it; otherwise the unread rest of the body
+  would sit in the parser with no timer armed.
+- One request at a time: a pipelined request waits (and reading pauses) until the answer before it is out;
+  reading also pauses while a body the endpoint has not asked for piles up, and while the client does not
+  read its answers.
+- A backstop on concurrency: past `limit` connections or requests in progress the answer is an immediate
+  503 with Retry-After (the receiver answers the same past its own, lower limits).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
+from collections import deque
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import httptools
-import orjson
-from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.server import ServerState
 
 from bridge.auth import MAX_SIGNATURE_HEADER_BYTES, SIGNATURE_HEADERS
 from bridge.config import ServerSettings
+from bridge.http_message import OVERLOADED, Answer, Endpoint, Request, json_answer
 
 log = logging.getLogger(__name__)
 
 #: The protocol's body deadline trails the receiver's by this much, so the receiver answers its precise
 #: 408 first and the protocol only closes connections the receiver is not reading.
 BODY_BACKSTOP_GRACE_SECONDS: Final = 1.0
+#: Body bytes held for a request whose endpoint has not asked for them yet, before reading pauses.
+BODY_HIGH_WATER_BYTES: Final = 64 * 1024
 _SIGNATURE_HEADER_NAMES: Final = frozenset(name.encode() for name in SIGNATURE_HEADERS)
-#: The ASGI scope extension (scope["extensions"]) this protocol adds to every request: `{"arrived": bool}`,
-#: whether the request's whole body is in memory, kept current as the body arrives. Plain data, not a
-#: callable: a closure over uvicorn's request cycle, stored in that cycle's own scope, would make a
-#: reference cycle per request, left to the cyclic garbage collector (3-4 % of the event loop).
-BODY_EXTENSION: Final = "bridge.body"
+_STATUS_LINES: Final = {
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
+}
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+INTERNAL_ERROR: Final = json_answer(
+    500, {"error": "internal_error", "detail": "the request could not be handled"}, close=True
+)
 
 
 def error_response(status: HTTPStatus, error: str, detail: str) -> bytes:
-    """A complete JSON error response that announces the connection's end."""
-    body = orjson.dumps({"error": error, "detail": detail})
+    """A complete JSON error response that announces the connection's end, for answers the transport gives
+    before any request exists (no Date header: there may be no request to date)."""
+    answer = json_answer(status.value, {"error": error, "detail": detail})
     head = (
         f"HTTP/1.1 {status.value} {status.phrase}\r\ncontent-type: application/json\r\n"
-        f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n"
+        f"connection: close\r\ncontent-length: {len(answer.body)}\r\n\r\n"
     )
-    return head.encode() + body
+    return head.encode() + answer.body
 
 
 HEADER_TIMEOUT_RESPONSE: Final = error_response(
     HTTPStatus.REQUEST_TIMEOUT, "header_timeout", "the request headers arrived too slowly"
+)
+BAD_REQUEST_RESPONSE: Final = error_response(
+    HTTPStatus.BAD_REQUEST, "bad_request", "this is not an HTTP/1.1 request"
 )
 
 
@@ -72,138 +85,109 @@ class _HeadRefused(Exception):
     """Raised in a parser callback to stop httptools at once (it reaches us as an HttpParserError)."""
 
 
-def _closing_early_answers(cycle: RequestResponseCycle, app: ASGI3Application) -> ASGI3Application:
-    """`app`, except that a response started while `cycle`'s body is still arriving ends the connection.
-
-    Setting uvicorn's `keep_alive` to False before the response starts makes uvicorn add `connection:
-    close` and close the transport once the response is written; no handler can forget it.
-    """
-
-    async def guarded(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        async def send_closing_if_early(message: ASGISendEvent) -> None:
-            if message["type"] == "http.response.start" and cycle.more_body:
-                cycle.keep_alive = False
-            await send(message)
-
-        await app(scope, receive, send_closing_if_early)
-
-    return guarded
-
-
-class OneWritePerTurn:
-    """A transport that gathers the writes made during one turn of the event loop into one.
-
-    The gathered bytes leave at the end of the turn (`loop.call_soon`), before the loop waits for I/O
-    again, so nothing is held back in time; `close()` sends them first. Everything else is the transport's.
-    """
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        if not self._pending:
-            self._loop.call_soon(self._flush)
-        self._pending.append(data)
-
-    def _flush(self) -> None:
-        if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            if not self._transport.is_closing():
-                self._transport.write(data)
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class GuardedHttpProtocol(HttpToolsProtocol):
+class HttpProtocol(asyncio.Protocol):
     """One connection; the class attributes are set from the server settings by `protocol_class`."""
 
+    endpoint: Endpoint
     header_read_timeout: float = 10.0
     body_timeout: float = 11.0
+    keep_alive_timeout: float = 5.0
     max_header_bytes: int = 16 * 1024
     max_header_fields: int = 100
+    #: Connections or requests in progress on the listener past which requests get 503 at once.
+    limit: int = 2000
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._deadline: asyncio.TimerHandle | None = None
+    def __init__(self, server_state: ServerState, loop: asyncio.AbstractEventLoop) -> None:
+        """`server_state`: the uvicorn server's, which holds the listener's connections, its requests in
+        progress (the graceful shutdown waits for both) and the Date header."""
+        self.loop = loop
+        self.server_state = server_state
+        # uvicorn types the connections with its own protocol classes; it only counts them and calls
+        # `shutdown()`.
+        self.connections: set[Any] = server_state.connections
+        self.tasks = server_state.tasks
+        self.parser = httptools.HttpRequestParser(self)
+        # Answer a request followed by bytes after its "Connection: close" rather than failing the parse.
+        self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        self.transport: asyncio.Transport | None = None
+        self.client: tuple[str, int] | None = None
+        self._scheme = "http"
+        self._wanted_headers = self.endpoint.headers
+        # The request being parsed, the one being served, and pipelined ones waiting for it.
+        self._parsing: Request | None = None
+        self._serving: Request | None = None
+        self._waiting: deque[Request] = deque()
+        self._answered: Request | None = None
+        self._writing_paused = False
+        self._reading_paused = False
+        self._closing = False
+        # Per request head being parsed.
+        self._url = b""
+        self._headers: dict[str, list[bytes]] = {}
+        self._expect_continue = False
+        self._continue_sent = False
         self._reading_head = True
         self._head_room = self.max_header_bytes
         self._fields = 0
         self._field_bytes = 0
         self._signature_bytes: dict[bytes, int] = {}
         self._refusal: str | None = None
-
-    # --- deadlines ------------------------------------------------------------------------------------
-
-    def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._deadline_passed)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _deadline_passed(self) -> None:
-        self._deadline = None
-        if self._reading_head:
-            self._log_refusal(408, f"request head not complete within {self.header_read_timeout} s")
-            self._answer_and_close(HEADER_TIMEOUT_RESPONSE)
-        else:  # the receiver stopped reading a body it gave up on; nobody else will end the connection
-            self.transport.close()
-
-    def _answer_and_close(self, response: bytes) -> None:
-        if self.transport.is_closing():
-            return
-        # Never interleave with the answer to an earlier pipelined request still being written.
-        if self.cycle is None or self.cycle.response_complete:
-            self.transport.write(response)
-        self.transport.close()
-
-    # --- the head budget --------------------------------------------------------------------------------
-
-    def _refuse(self, detail: str) -> None:
-        self._refusal = detail
-        raise _HeadRefused
-
-    def _count(self, size: int) -> None:
-        self._field_bytes += size
-        if self._field_bytes > self.max_header_bytes:
-            self._refuse(f"request line and headers are limited to {self.max_header_bytes} bytes")
+        # The head's or the body's deadline, and the idle keep-alive timer.
+        self._deadline: asyncio.TimerHandle | None = None
+        self._idle: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol -------------------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(OneWritePerTurn(transport, self.loop))  # type: ignore[arg-type]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # a stream transport (uvloop's is not a subclass)
+        self.transport = transport
+        self.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
+        if transport.get_extra_info("sslcontext") is not None:
+            self._scheme = "https"
         self._arm(self.header_read_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.discard(self)
         self._disarm()
-        super().connection_lost(exc)
+        self._cancel_idle()
+        for request in (self._parsing, self._serving, *self._waiting):
+            if request is not None:
+                request.disconnect()
+        self._waiting.clear()
 
     def data_received(self, data: bytes) -> None:
-        """uvicorn's, feeding a request head to the parser only up to the head budget; then the body's
-        deadline, armed only when a read ends with a request's body still arriving.
-
-        The body usually arrives in the read that completes its head, so arming the body's deadline in
-        `on_headers_complete` and cancelling it in `on_message_complete` a moment later was a timer
-        made and cancelled per request for nothing.
-        """
-        if self.transport.is_closing():
+        transport = self.transport
+        assert transport is not None
+        if transport.is_closing():
             return
+        self._cancel_idle()
         self._feed(data)
-        if not self._reading_head and self._deadline is None and not self.transport.is_closing():
+        if not self._reading_head and self._deadline is None and not transport.is_closing():
             self._arm(self.body_timeout)
 
+    def eof_received(self) -> bool | None:
+        return None  # close the connection; a request in progress learns it from connection_lost
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._update_reading()
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: close now if idle, else after the answer in progress."""
+        self._closing = True
+        if self._serving is None:
+            self._close()
+
+    # --- reading ------------------------------------------------------------------------------------------
+
     def _feed(self, data: bytes) -> None:
-        self._unset_keepalive_if_required()
+        """Feed the parser, a request head only up to the head budget."""
         while data:
             if self._reading_head:
                 if self._deadline is None:
@@ -219,35 +203,98 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self.parser.feed_data(piece)
             except httptools.HttpParserUpgrade:
                 # The bridge speaks nothing but HTTP/1.1: answer this request, then end the connection.
-                if self.cycle is not None and not self.cycle.response_complete:
-                    self.cycle.keep_alive = False
+                request = self._parsing or self._serving
+                if request is not None:
+                    request.keep_alive = False
+                    request.finish()
                 else:
-                    self.transport.close()
+                    self._close()
                 return
             except httptools.HttpParserError as exc:
                 if self._refusal is None:
-                    # Anyone can send junk: DEBUG, not uvicorn's WARNING per request.
+                    # Anyone can send junk: DEBUG, not a WARNING per request.
                     self._log_refusal(400, f"not HTTP/1.1: {exc}")
-                    self.send_400_response("Invalid HTTP request received.")
+                    self._write_and_close(BAD_REQUEST_RESPONSE)
                     return
                 break
         if self._refusal is not None:
             detail = self._refusal
             self._log_refusal(431, detail)
-            self._answer_and_close(
+            self._write_and_close(
                 error_response(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "header_too_large", detail)
             )
 
-    def _log_refusal(self, status: int, reason: str) -> None:
-        peer = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
-        log.debug(
-            "request refused by the transport", extra={"status": status, "reason": reason, "peer": peer}
+    def _update_reading(self) -> None:
+        """Read unless a pipelined request waits, a body piles up unasked, or the client does not read."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        parsing = self._parsing
+        pause = (
+            bool(self._waiting)
+            or self._writing_paused
+            or (parsing is not None and parsing.buffered > BODY_HIGH_WATER_BYTES and not self._reading_head)
         )
+        if pause != self._reading_paused:
+            self._reading_paused = pause
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    def _body_wanted(self) -> None:
+        """The endpoint waits for body bytes: read on, and tell a client that asked (Expect) to send them."""
+        if self._expect_continue and not self._continue_sent and self.transport is not None:
+            self._continue_sent = True
+            self.transport.write(_CONTINUE)
+        if self._reading_paused and not self._waiting and not self._writing_paused:
+            self._reading_paused = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    # --- deadlines ------------------------------------------------------------------------------------
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._deadline_passed)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _cancel_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _deadline_passed(self) -> None:
+        self._deadline = None
+        if self._reading_head and self._serving is None:
+            self._log_refusal(408, f"request head not complete within {self.header_read_timeout} s")
+            self._write_and_close(HEADER_TIMEOUT_RESPONSE)
+        elif self._reading_head:  # a head started while an answer is in progress: end after it
+            self._closing = True
+        else:  # the endpoint stopped reading a body it gave up on; nobody else will end the connection
+            self._close()
+
+    # --- the head budget --------------------------------------------------------------------------------
+
+    def _refuse(self, detail: str) -> None:
+        self._refusal = detail
+        raise _HeadRefused
+
+    def _count(self, size: int) -> None:
+        self._field_bytes += size
+        if self._field_bytes > self.max_header_bytes:
+            self._refuse(f"request line and headers are limited to {self.max_header_bytes} bytes")
 
     # --- httptools callbacks ----------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        self._url = b""
+        self._headers = {}
+        self._expect_continue = self._continue_sent = False
         self._fields = self._field_bytes = 0
         self._signature_bytes.clear()
         if self._deadline is None:
@@ -255,7 +302,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
-        super().on_url(url)
+        self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._fields += 1
@@ -269,32 +316,147 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if size > MAX_SIGNATURE_HEADER_BYTES:
                 header = name.decode("latin-1")
                 self._refuse(f"the {header} header is limited to {MAX_SIGNATURE_HEADER_BYTES} bytes")
-        super().on_header(name, value)
+        if lowered in self._wanted_headers:
+            self._headers.setdefault(lowered.decode(), []).append(value)
+        elif lowered == b"expect" and value.lower() == b"100-continue":
+            self._expect_continue = True
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
         self._disarm()  # the head's deadline; the body's is armed after the read (`data_received`)
-        super().on_headers_complete()
+        parser = self.parser
+        url = httptools.parse_url(self._url)
+        raw_path: bytes = url.path
+        path = raw_path.decode("latin-1")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        request = Request(
+            parser.get_method().decode("ascii"),
+            path,
+            raw_path,
+            url.query or b"",
+            self._scheme,
+            None if self.client is None else self.client[0],
+            self._headers,
+            self._body_wanted,
+            keep_alive=parser.get_http_version() != "1.0" and parser.should_keep_alive(),
+        )
+        self._parsing = request
+        if self._serving is None:
+            self._serve(request)
+        else:
+            self._waiting.append(request)
+            self._update_reading()
+
+    def on_body(self, body: bytes) -> None:
+        request = self._parsing
+        if request is not None and request is not self._answered:
+            request.feed(body)
+            if request.buffered > BODY_HIGH_WATER_BYTES:
+                self._update_reading()
 
     def on_message_complete(self) -> None:
         self._disarm()
         self._reading_head = True
         self._head_room = self.max_header_bytes
-        super().on_message_complete()
-        if self.cycle is not None:  # uvicorn clears more_body once the last byte of the body was parsed
-            self.cycle.scope["extensions"][BODY_EXTENSION]["arrived"] = not self.cycle.more_body
+        request = self._parsing
+        self._parsing = None
+        if request is not None:
+            request.finish()
 
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
-        cycle.scope["extensions"] = {BODY_EXTENSION: {"arrived": False}}
-        super()._start_asgi_task(cycle, _closing_early_answers(cycle, app))
+    # --- serving ------------------------------------------------------------------------------------------
+
+    def _serve(self, request: Request) -> None:
+        self._serving = request
+        if len(self.connections) >= self.limit or len(self.tasks) >= self.limit:
+            self._answer(request, OVERLOADED)
+            return
+        task = self.loop.create_task(self._run(request))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, request: Request) -> None:
+        try:
+            answer = await self.endpoint.handle(request)
+        except Exception:
+            log.exception("the endpoint failed", extra={"path": request.path})
+            answer = INTERNAL_ERROR
+        if answer is None:  # the client hung up: nobody is listening
+            self._finished(keep_alive=False)
+        else:
+            self._answer(request, answer)
+
+    def _answer(self, request: Request, answer: Answer) -> None:
+        transport = self.transport
+        assert transport is not None
+        early = not request.arrived
+        keep_alive = request.keep_alive and not (answer.close or early or self._closing)
+        if early:
+            self._answered = request  # its remaining body bytes are parsed and dropped
+        if not transport.is_closing():
+            body = answer.body
+            parts = [_STATUS_LINES.get(answer.status) or f"HTTP/1.1 {answer.status} \r\n".encode()]
+            for name, value in self.server_state.default_headers:
+                parts += (name, b": ", value, b"\r\n")
+            parts += (b"content-type: ", answer.content_type, b"\r\ncontent-length: ", b"%d" % len(body))
+            for name, value in answer.headers:
+                parts += (b"\r\n", name, b": ", value)
+            parts.append(b"\r\n\r\n" if keep_alive else b"\r\nconnection: close\r\n\r\n")
+            if request.method != "HEAD":
+                parts.append(body)
+            transport.write(b"".join(parts))
+        self._finished(keep_alive)
+
+    def _finished(self, keep_alive: bool) -> None:
+        """The answer to the request served is out (or nobody waits for it): serve the next, or wait."""
+        self._serving = None
+        transport = self.transport
+        assert transport is not None
+        if not keep_alive:
+            self._close()
+            return
+        if transport.is_closing():
+            return
+        if self._waiting:
+            self._serve(self._waiting.popleft())
+            self._update_reading()
+        elif self._parsing is None and self._reading_head and self._deadline is None:
+            self._idle = self.loop.call_later(self.keep_alive_timeout, self._close)
+
+    # --- ending -------------------------------------------------------------------------------------------
+
+    def _close(self) -> None:
+        self._cancel_idle()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _write_and_close(self, response: bytes) -> None:
+        transport = self.transport
+        assert transport is not None
+        if transport.is_closing():
+            return
+        # Never interleave with an answer still being prepared for an earlier request.
+        if self._serving is None:
+            transport.write(response)
+        transport.close()
+
+    def _log_refusal(self, status: int, reason: str) -> None:
+        peer = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
+        log.debug(
+            "request refused by the transport", extra={"status": status, "reason": reason, "peer": peer}
+        )
 
 
-def protocol_class(server: ServerSettings) -> type[GuardedHttpProtocol]:
-    """The protocol class uvicorn instantiates per connection, carrying the configured limits."""
+def protocol_class(server: ServerSettings, endpoint: Endpoint, limit: int) -> type[HttpProtocol]:
+    """The protocol class uvicorn instantiates per connection of a listener serving `endpoint`, carrying the
+    configured limits; `limit`: connections or requests in progress past which requests get 503 at once."""
     limits = {
+        "endpoint": endpoint,
         "header_read_timeout": server.header_read_timeout_seconds,
         "body_timeout": server.body_read_timeout_seconds + BODY_BACKSTOP_GRACE_SECONDS,
+        "keep_alive_timeout": server.keep_alive_timeout_seconds,
         "max_header_bytes": server.max_header_bytes,
         "max_header_fields": server.max_header_fields,
+        "limit": limit,
     }
-    return type("ConfiguredHttpProtocol", (GuardedHttpProtocol,), limits)
+    return type("ConfiguredHttpProtocol", (HttpProtocol,), limits)

@@ -21,12 +21,9 @@ import contextlib
 import ipaddress
 import logging
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Final
-
-from starlette.types import Receive, Scope, Send
 
 from bridge import auth, metrics
 from bridge.config import Settings, WebhookSettings
@@ -36,47 +33,50 @@ from bridge.events.catalog import UNKNOWN_TYPE_LABEL, lookup
 from bridge.events.envelope import Envelope, EnvelopeError, parse_envelope
 from bridge.events.normalize import normalize
 from bridge.guard import AutoDisableGuard
-from bridge.http_protocol import BODY_EXTENSION
+from bridge.http_message import (
+    OVERLOADED,
+    Answer,
+    BodyTooLarge,
+    ClientDisconnect,
+    Request,
+    json_answer,
+    unavailable,
+)
 from bridge.logs import ThrottledLog
 from bridge.publish.delivery import DurableDelivery, Unavailable
 from bridge.routing import RecordTooLarge, Router
-from bridge.webhook_request import BodyTooLarge, ClientDisconnect, WebhookRequest, send_json
 
 log = logging.getLogger(__name__)
 
-RETRY_AFTER_SECONDS: Final = "2"
 #: Rejections are logged at INFO at most once per webhook, reason and this interval (the rest at DEBUG).
 REJECTION_LOG_INTERVAL_SECONDS: Final = 60.0
 
 
-# RFC 9110 15.5.9: a 408 means the server stopped waiting, so it ends the connection rather than holding
-# it open for the keep-alive timeout on behalf of a client that is too slow.
-CLOSE_CONNECTION: Final = {"connection": "close"}
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """An HTTP answer as data: copies of one delivery that arrive together all get the first one's."""
-
-    status: int
-    document: Mapping[str, str]
-    headers: Mapping[str, str] | None = None
-
-    async def send(self, send: Send) -> None:
-        extra = () if self.headers is None else self.headers.items()
-        await send_json(
-            send, self.status, self.document, [(k.lower().encode(), v.encode()) for k, v in extra]
-        )
-
-
-def unavailable(document: Mapping[str, str]) -> Answer:
-    """A 503 that IDaaS retries, after Retry-After."""
-    return Answer(503, document, {"Retry-After": RETRY_AFTER_SECONDS})
-
-
-OVERLOADED: Final = unavailable(
-    {"error": "overloaded", "detail": "too many deliveries in progress; retry shortly"}
+#: Every header the receiver reads (lowercase); the HTTP protocol keeps no other.
+READ_HEADERS: Final = frozenset(
+    name.encode()
+    for name in (*auth.SIGNATURE_HEADERS, "content-length", "host", "x-forwarded-proto", "x-forwarded-host")
 )
+WEBHOOK_PATH_PREFIX: Final = "/webhooks/"
+#: The answers to anything but POST /webhooks/<name>. They also end the connection, so a scanner probing
+#: paths gets no keep-alive to hold.
+NOT_SERVED: Final = json_answer(
+    404, {"error": "not_found", "detail": "this port serves only POST /webhooks/<name>"}, close=True
+)
+ONLY_POST: Final = json_answer(
+    405,
+    {"error": "method_not_allowed", "detail": "webhooks take POST only"},
+    [("Allow", "POST")],
+    close=True,
+)
+
+
+def webhook_name(path: str) -> str | None:
+    """The `{name}` of `/webhooks/{name}`: one non-empty path segment."""
+    if not path.startswith(WEBHOOK_PATH_PREFIX):
+        return None
+    name = path[len(WEBHOOK_PATH_PREFIX) :]
+    return name if name and "/" not in name else None
 
 
 class Slots:
@@ -104,6 +104,10 @@ class Slots:
 
 
 class WebhookReceiver:
+    """The public listener's endpoint (bridge/http_message.Endpoint)."""
+
+    headers: Final = READ_HEADERS
+
     def __init__(
         self,
         settings: Settings,
@@ -132,20 +136,18 @@ class WebhookReceiver:
         """Requests holding a slot now (what a shutdown would cut short)."""
         return self._signed.in_use + self._unsigned.in_use
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ASGI application of POST /webhooks/{name} (`name` in the scope's path_params)."""
-        answer = await self.handle(WebhookRequest(scope, receive))
-        if answer is not None:
-            await answer.send(send)
-
-    async def handle(self, request: WebhookRequest) -> Answer | None:
+    async def handle(self, request: Request) -> Answer | None:
         """The answer to one delivery; None when the client hung up (nobody is listening)."""
         started = time.perf_counter()
-        name = request.name
+        name = webhook_name(request.path)
+        if name is None:
+            return NOT_SERVED
+        if request.method != "POST":
+            return ONLY_POST
         webhook = self._webhooks.get(name)
         if webhook is None:
             detail = f"no webhook named {name!r} is configured"
-            return Answer(404, {"error": "unknown_webhook", "detail": detail})
+            return json_answer(404, {"error": "unknown_webhook", "detail": detail})
         check = auth.verify_headers(
             auth.SignedHeaders(
                 method=request.method,
@@ -177,18 +179,16 @@ class WebhookReceiver:
         self._guard.record(name, answer.status, elapsed, well_formed)
         return answer
 
-    def target_uri(self, request: WebhookRequest, webhook: WebhookSettings) -> str:
+    def target_uri(self, request: Request, webhook: WebhookSettings) -> str:
         """The URL IDaaS signed (RFC 9421 @target-uri): the configured public URL, else the request's."""
         if webhook.public_url:
             return webhook.public_url
-        scope = request.scope
-        raw_path = scope.get("raw_path")
-        path = scope["path"] if raw_path is None else raw_path.decode("latin-1")
-        query = scope.get("query_string", b"").decode("latin-1")
+        path = request.raw_path.decode("latin-1")
+        query = request.query.decode("latin-1")
         suffix = f"{path}?{query}" if query else path
         if self._settings.server.public_base_url:
             return self._settings.server.public_base_url.rstrip("/") + suffix
-        scheme = scope.get("scheme", "http")
+        scheme = request.scheme
         host = request.header("host") or ""
         client = request.client_host
         if self._trusted and client is not None and self._is_trusted(client):
@@ -207,7 +207,7 @@ class WebhookReceiver:
             return False
         return any(address in network for network in self._trusted)
 
-    async def _admit(self, request: WebhookRequest, webhook: str, check: auth.BodyCheck) -> Answer:
+    async def _admit(self, request: Request, webhook: str, check: auth.BodyCheck) -> Answer:
         """Read the body in the pool its authentication allows, verify it, then make it durable.
 
         A signed request holds one `limit_concurrency` slot throughout; a legacy one reads its body in the
@@ -231,12 +231,12 @@ class WebhookReceiver:
             return await self._accept(webhook, body) if admitted else OVERLOADED
 
     async def _read_verified(
-        self, request: WebhookRequest, webhook: str, check: auth.BodyCheck, deadline: float
+        self, request: Request, webhook: str, check: auth.BodyCheck, deadline: float
     ) -> bytes | Answer:
         """The body, once it arrived in time, within the size limit and matching what the headers signed."""
         limit = self._settings.server.max_body_bytes
         try:
-            if body_arrived(request):
+            if request.arrived:
                 # Reading cannot wait, so no deadline: asyncio.timeout costs ~5 µs, a few % of a delivery.
                 body = await request.body(limit)
             else:
@@ -244,16 +244,20 @@ class WebhookReceiver:
                 async with asyncio.timeout(deadline):
                     body = await request.body(limit)
         except BodyTooLarge:
-            return Answer(413, {"error": "body_too_large", "detail": f"bodies are limited to {limit} bytes"})
+            return json_answer(
+                413, {"error": "body_too_large", "detail": f"bodies are limited to {limit} bytes"}
+            )
         except TimeoutError:
             detail = f"the body did not arrive within {deadline} s"
-            return Answer(408, {"error": "body_timeout", "detail": detail}, CLOSE_CONNECTION)
+            # RFC 9110 15.5.9: a 408 means the server stopped waiting, so it ends the connection rather
+            # than holding it open for the keep-alive timeout on behalf of a client that is too slow.
+            return json_answer(408, {"error": "body_timeout", "detail": detail}, close=True)
         failure = check.verify(body)
         if failure is not None:
             return self._unauthorized(webhook, request, failure)
         return body
 
-    def _unauthorized(self, webhook: str, request: WebhookRequest, failure: auth.AuthFailure) -> Answer:
+    def _unauthorized(self, webhook: str, request: Request, failure: auth.AuthFailure) -> Answer:
         metrics.AUTH_FAILURES.labels(webhook=webhook, reason=failure.reason).inc()
         self._rejections.info(
             (webhook, failure.reason),
@@ -265,7 +269,8 @@ class WebhookReceiver:
                 **peer(request),
             },
         )
-        return Answer(401, {"error": "unauthorized", "reason": failure.reason, "detail": failure.detail})
+        document = {"error": "unauthorized", "reason": failure.reason, "detail": failure.detail}
+        return json_answer(401, document)
 
     async def _accept(self, webhook: str, body: bytes) -> Answer:
         """Authenticated from here on: every path ends durable (2xx) or in a 503 that IDaaS retries."""
@@ -278,7 +283,7 @@ class WebhookReceiver:
         claim = self._dedup.claim(envelope.id)
         if claim.duplicate:
             metrics.DELIVERIES.labels(webhook=webhook, event_type=type_label, status="duplicate").inc()
-            return Answer(200, {"id": envelope.id, "status": "duplicate"})
+            return json_answer(200, {"id": envelope.id, "status": "duplicate"})
         if claim.pending is not None:
             # Another copy is being made durable right now: its answer is this one's.
             answer = await asyncio.shield(claim.pending)
@@ -312,7 +317,7 @@ class WebhookReceiver:
         if event.category == "authentication":
             resource = metrics.resource_label(event.resource)
             metrics.AUTHENTICATIONS.labels(outcome=event.outcome, resource=resource).inc()
-        return Answer(200 if status == "published" else 202, {"id": envelope.id, "status": status})
+        return json_answer(200 if status == "published" else 202, {"id": envelope.id, "status": status})
 
     async def _deadletter(
         self, webhook: str, body: bytes, error: ReasonedError, received_at: datetime
@@ -327,17 +332,10 @@ class WebhookReceiver:
             return unavailable({"error": "unavailable", "reason": exc.reason})
         metrics.DEADLETTERS.labels(webhook=webhook, reason=error.reason).inc()
         metrics.DELIVERIES.labels(webhook=webhook, event_type=UNKNOWN_TYPE_LABEL, status="deadletter").inc()
-        return Answer(202, {"status": "deadlettered", "reason": str(error)})
+        return json_answer(202, {"status": "deadlettered", "reason": str(error)})
 
 
-def body_arrived(request: WebhookRequest) -> bool:
-    """Whether the request's whole body is already in memory, as the HTTP protocol tells through its
-    scope extension; False when nothing says so."""
-    extension = request.scope.get("extensions", {}).get(BODY_EXTENSION)
-    return extension is not None and extension.get("arrived") is True
-
-
-def peer(request: WebhookRequest) -> dict[str, str]:
+def peer(request: Request) -> dict[str, str]:
     """The client's address for a log line (the proxy's, behind an ingress)."""
     client = request.client_host
     return {"peer": client} if client is not None else {}

@@ -6,6 +6,10 @@ deliveries for connections and nobody on the Internet can read the metrics. The 
 lifespan and the signals and runs the operations server inside its own start-up and shutdown: probes are
 answered from the first delivery until the spool is closed, and /readyz reports the shutdown.
 
+uvicorn runs each listener (its sockets' lifecycle, the signals, the lifespan, the graceful shutdown, the
+Date header) with the bridge's own HTTP protocol (bridge/http_protocol.py), which hands each request to the
+listener's endpoint: the webhook receiver, or the operations endpoints.
+
 The sockets are bound here rather than by uvicorn, so that a port in use is a start-up error naming the
 setting, and so that the TLS handshake gets its own deadline (uvicorn has no setting for it and asyncio's
 default lets a silent TCP connection sit 60 s before any HTTP limit applies).
@@ -28,7 +32,8 @@ from starlette.types import ASGIApp
 
 from bridge.app import Bridge
 from bridge.config import ConfigError, ServerSettings
-from bridge.http_protocol import protocol_class
+from bridge.http_message import Endpoint
+from bridge.http_protocol import HttpProtocol, protocol_class
 
 log = logging.getLogger(__name__)
 
@@ -38,33 +43,29 @@ TLS12_CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNU
 OPS_CONNECTION_LIMIT: Final = 64
 
 
-def _common(server: ServerSettings) -> dict[str, Any]:
+def _common(server: ServerSettings, endpoint: Endpoint, limit: int) -> dict[str, Any]:
     return {
-        # uvicorn annotates its timeouts as int but uses them as asyncio delays: fractions work, and int()
-        # would cut them (0.5 s of keep-alive became 0: none at all).
-        "timeout_keep_alive": server.keep_alive_timeout_seconds,
         "log_config": None,
         "access_log": False,
         "server_header": False,
-        "http": protocol_class(server),
+        "http": protocol_class(server, endpoint, limit),
         "ws": "none",
         "proxy_headers": False,
     }
 
 
-def public_config(app: ASGIApp, server: ServerSettings) -> uvicorn.Config:
-    """The webhook listener's uvicorn configuration (loaded: TLS set up)."""
+def public_config(app: ASGIApp, endpoint: Endpoint, server: ServerSettings) -> uvicorn.Config:
+    """The webhook listener's uvicorn configuration (loaded: TLS set up); `app` carries the lifespan."""
     public = uvicorn.Config(
         app,
         ssl_certfile=server.tls_cert_file or None,
         ssl_keyfile=server.tls_key_file or None,
         ssl_ciphers=TLS12_CIPHERS,
-        # The receiver answers 503 + Retry-After past limit_concurrency requests; this is the backstop
-        # for connections (uvicorn answers a bare 503 past it).
-        limit_concurrency=2 * server.limit_concurrency,
         # The in-flight phase of the shutdown budget: it starts at SIGTERM, with the whole budget left.
         timeout_graceful_shutdown=cast(int, server.shutdown_grace_seconds),
-        **_common(server),
+        # The receiver answers 503 + Retry-After past limit_concurrency requests; past twice that many
+        # connections or requests the protocol does, before any request reaches the receiver.
+        **_common(server, endpoint, 2 * server.limit_concurrency),
     )
     public.load()
     if public.ssl is not None:
@@ -72,14 +73,17 @@ def public_config(app: ASGIApp, server: ServerSettings) -> uvicorn.Config:
     return public
 
 
-def ops_config(app: ASGIApp, server: ServerSettings) -> uvicorn.Config:
+async def _no_lifespan(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("the operations listener runs no lifespan and passes no request to an application")
+
+
+def ops_config(endpoint: Endpoint, server: ServerSettings) -> uvicorn.Config:
     """The operations listener's uvicorn configuration."""
     return uvicorn.Config(
-        app,
+        _no_lifespan,
         lifespan="off",
-        limit_concurrency=OPS_CONNECTION_LIMIT,
         timeout_graceful_shutdown=1,
-        **_common(server),
+        **_common(server, endpoint, OPS_CONNECTION_LIMIT),
     )
 
 
@@ -124,11 +128,10 @@ class Listener(uvicorn.Server):
         config = self.config
         loop = asyncio.get_running_loop()
 
+        protocol_class = cast(type[HttpProtocol], config.http_protocol_class)
+
         def connection() -> asyncio.Protocol:
-            protocol: asyncio.Protocol = config.http_protocol_class(  # type: ignore[call-arg]
-                config=config, server_state=self.server_state, app_state=self.lifespan.state, _loop=loop
-            )
-            return protocol
+            return protocol_class(self.server_state, loop)
 
         tls: dict[str, Any] = {}
         if config.ssl is not None:

@@ -41,15 +41,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final, NoReturn, cast
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from bridge import heap, metrics
 from bridge.app import Bridge, WorkerRole, create_app
@@ -57,6 +53,8 @@ from bridge.cli.exits import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME
 from bridge.config import ConfigError, Settings
 from bridge.cpus import cpu_limit
 from bridge.guard import GuardState
+from bridge.http_message import Answer, json_answer
+from bridge.ops_endpoints import OpsEndpoints, metrics_answer, readiness_answer
 from bridge.servers import Listener, PublicServer, ops_config, public_config
 from bridge.shutdown import ShutdownBudget
 
@@ -250,10 +248,10 @@ class WorkerPool:
 
     # --- the operations endpoints ----------------------------------------------------------------------
 
-    async def healthz(self, request: Request) -> Response:
-        return JSONResponse({"status": "alive", "workers": len(self.pids)})
+    def healthz(self) -> Answer:
+        return json_answer(200, {"status": "alive", "workers": len(self.pids)})
 
-    async def readyz(self, request: Request) -> Response:
+    def readyz(self) -> Answer:
         """Ready while every worker is (each as a single bridge's /readyz says)."""
         reports = [self.readiness.read(index) for index in range(self.count)]
         known = [report for report in reports if report is not None]
@@ -268,22 +266,18 @@ class WorkerPool:
                 {"worker": index, **(report or {"reported": False})} for index, report in enumerate(reports)
             ],
         }
-        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+        return readiness_answer(body)
 
-    def ops_app(self) -> Starlette:
+    def ops_endpoints(self) -> OpsEndpoints:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, str(self.metrics_directory))  # type: ignore[no-untyped-call]
         registry.register(ProcessTreeCollector(lambda: list(self.pids)))
-
-        async def metrics_endpoint(request: Request) -> Response:
-            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-        return Starlette(
-            routes=[
-                Route("/healthz", self.healthz, methods=["GET"]),
-                Route("/readyz", self.readyz, methods=["GET"]),
-                Route("/metrics", metrics_endpoint, methods=["GET"]),
-            ]
+        return OpsEndpoints(
+            {
+                "/healthz": self.healthz,
+                "/readyz": self.readyz,
+                "/metrics": lambda: metrics_answer(generate_latest(registry)),
+            }
         )
 
 
@@ -346,7 +340,7 @@ def run_workers(settings: Settings, public_sockets: list[socket.socket], ops_soc
     pool = WorkerPool(settings, public_sockets, directory)
     server = settings.server
     parent = ParentServer(
-        ops_config(pool.ops_app(), server), ops_socket, server.tls_handshake_timeout_seconds, pool
+        ops_config(pool.ops_endpoints(), server), ops_socket, server.tls_handshake_timeout_seconds, pool
     )
     pool.parent_descriptors = lambda: _connection_descriptors(parent, ops_socket)
     log.info("starting workers", extra={"workers": pool.count, "setting": str(server.workers)})
@@ -391,7 +385,7 @@ def _run_worker(pool: WorkerPool, index: int) -> NoReturn:
         bridge.check_topics()
         server = settings.server
         listener = PublicServer(
-            public_config(create_app(bridge), server),
+            public_config(create_app(bridge), bridge.receiver, server),
             own,
             server.tls_handshake_timeout_seconds,
             bridge,

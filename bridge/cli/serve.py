@@ -12,7 +12,7 @@ from bridge.config import Settings
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     from bridge import heap, logs, metrics
-    from bridge.app import Bridge, create_app, create_ops_app
+    from bridge.app import Bridge, create_app, create_ops_endpoints
     from bridge.servers import OpsServer, PublicServer, bind, bind_group, ops_config, public_config
     from bridge.workers import run_workers, worker_count
 
@@ -27,11 +27,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     bridge.check_topics()
     metrics.WORKERS.set(1)
     handshake = server.tls_handshake_timeout_seconds
-    ops_server = OpsServer(ops_config(create_ops_app(bridge), server), ops_socket, handshake)
+    ops_server = OpsServer(ops_config(create_ops_endpoints(bridge), server), ops_socket, handshake)
     heap.settle_after_startup()
-    PublicServer(
-        public_config(create_app(bridge), server), public_sockets[0], handshake, bridge, ops_server
-    ).run()
+    public = public_config(create_app(bridge), bridge.receiver, server)
+    PublicServer(public, public_sockets[0], handshake, bridge, ops_server).run()
     return 0
 
 

@@ -1,7 +1,8 @@
 """Generated bodies and header sets through the real receiver and a real broker.
 
-The receiver runs in-process (the Starlette endpoint called with ASGI requests, no sockets) so that
-FUZZ_EXAMPLES (default 100,000) stays affordable; publishing goes to the real broker. Properties: never a
+The receiver runs in-process behind the bridge's HTTP protocol (each request written to it as bytes, over a
+recording transport instead of a socket) so that FUZZ_EXAMPLES (default 100,000) stays affordable;
+publishing goes to the real broker. Properties: never a
 5xx, never an exception, 401 exactly when the signature does not verify, and every authenticated delivery
 ends up in Kafka (its topic or the dead-letter topic).
 """
@@ -19,13 +20,16 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from uvicorn.server import ServerState
 
-from bridge.app import Bridge, WebhookEndpoint, create_app
+from bridge.app import Bridge, create_app
 from bridge.config import load_settings
 from bridge.events.catalog import EVENT_TYPES
+from bridge.http_protocol import HttpProtocol, protocol_class
 from tests.e2e.harness import consume_all, topic_names
 from tests.figures import record_figure
 from tests.kafka_broker import create_topics
+from tests.recording_transport import RecordingTransport
 from tests.signing import idaas_headers
 
 pytestmark = pytest.mark.kafka
@@ -91,48 +95,35 @@ signing = st.integers(0, 99).map(
 class Harness:
     """A bridge, its event loop, and what the fuzz run expects to find in Kafka afterwards."""
 
-    def __init__(self, bridge: Bridge, app: WebhookEndpoint, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, bridge: Bridge, loop: asyncio.AbstractEventLoop) -> None:
         self.bridge = bridge
-        self.app = app
         self.loop = loop
+        settings = bridge.settings.server
+        self.protocol_class = protocol_class(settings, bridge.receiver, 2 * settings.limit_concurrency)
         self.published: set[str] = set()
         self.deadlettered = 0
         self.statuses: dict[int, int] = {}
 
     def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        scope = {
-            "type": "http",
-            "method": "POST",
-            "scheme": "https",
-            "path": "/webhooks/prod",
-            "raw_path": b"/webhooks/prod",
-            "query_string": b"",
-            "root_path": "",
-            "server": ("bridge.example", 443),
-            "client": ("127.0.0.1", 5000),
-            "headers": [(b"host", b"bridge.example")]
-            + [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()],
-        }
-        sent = False
+        """One request on a new connection, as bytes through the HTTP protocol."""
+        head = b"POST /webhooks/prod HTTP/1.1\r\nHost: bridge.example\r\n" + b"".join(
+            f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items()
+        )
+        request = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        transport = RecordingTransport(tls=True)  # the URL IDaaS signs is https
+        protocol: HttpProtocol = self.protocol_class(ServerState(), self.loop)
+        protocol.connection_made(transport)
 
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+        async def answered() -> tuple[int, dict[bytes, bytes], bytes]:
+            protocol.data_received(request)
+            while (answer := transport.answer()) is None:
+                await asyncio.sleep(0.001)
+            return answer
 
-        answer: list[dict[str, Any]] = []
-
-        async def send(message: dict[str, Any]) -> None:
-            answer.append(message)
-
-        self.loop.run_until_complete(self.app(scope, receive, send))
-        start, body = answer
-        status: int = start["status"]
-        assert dict(start["headers"])[b"content-length"] == str(len(body["body"])).encode()
+        status, _, answer_body = self.loop.run_until_complete(answered())
+        protocol.connection_lost(None)
         self.statuses[status] = self.statuses.get(status, 0) + 1
-        return status, json.loads(body["body"])
+        return status, json.loads(answer_body)
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +146,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> I
     loop = asyncio.new_event_loop()
     lifespan = bridge.lifespan(app)
     loop.run_until_complete(lifespan.__aenter__())
-    yield Harness(bridge, app, loop)
+    yield Harness(bridge, loop)
     loop.run_until_complete(lifespan.__aexit__(None, None, None))
     loop.close()
 

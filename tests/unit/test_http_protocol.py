@@ -1,5 +1,6 @@
-"""The HTTP protocol's head budget, deadlines and early-answer closing, driven through the protocol class
-with a recording transport (the e2e module test_hostile_transport.py attacks the real daemon)."""
+"""The HTTP protocol's head budget, deadlines, early-answer closing, keep-alive and pipelining, driven through
+the protocol class with a recording transport (the e2e module test_hostile_transport.py attacks the real
+daemon)."""
 
 from __future__ import annotations
 
@@ -11,74 +12,41 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from bridge.auth import MAX_SIGNATURE_HEADER_BYTES
 from bridge.config import ServerSettings
-from bridge.http_protocol import BODY_EXTENSION, GuardedHttpProtocol, protocol_class
+from bridge.http_message import Answer, ClientDisconnect, Request
+from bridge.http_protocol import HttpProtocol, protocol_class
+from tests.recording_transport import RecordingTransport
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class RecordingTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = bytearray()
-        self.closed = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8443)}.get(name, default)
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += data
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    @property
-    def text(self) -> str:
-        return self.written.decode("latin-1")
+OK: Answer = Answer(200, b"ok", b"text/plain")
 
 
 class App:
     """Answers 200 after reading the whole body, or at once without reading it (`early`)."""
 
+    headers = frozenset({b"content-length", b"x-id"})
+
     def __init__(self, early: bool = False) -> None:
         self.early = early
         self.calls = 0
+        self.requests: list[Request] = []
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def handle(self, request: Request) -> Answer | None:
         self.calls += 1
+        self.requests.append(request)
         if not self.early:
-            while (await receive()).get("more_body"):
-                pass
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
-        await send({"type": "http.response.body", "body": b"ok"})
+            await request.body(1_000_000)
+        return OK
 
 
 def connect(
-    app: App, **limits: Any
-) -> tuple[GuardedHttpProtocol, RecordingTransport, asyncio.AbstractEventLoop]:
+    app: Any, limit: int = 1000, **limits: Any
+) -> tuple[HttpProtocol, RecordingTransport, asyncio.AbstractEventLoop]:
     settings = replace(ServerSettings(), **limits)
-    config = Config(app, http=protocol_class(settings), ws="none", log_config=None, lifespan="off")
-    config.load()
     loop = asyncio.get_running_loop()
-    protocol = config.http_protocol_class(  # type: ignore[call-arg]
-        config=config, server_state=ServerState(), app_state={}, _loop=loop
-    )
-    assert isinstance(protocol, GuardedHttpProtocol)
+    protocol = protocol_class(settings, app, limit)(ServerState(), loop)
     transport = RecordingTransport()
     protocol.connection_made(transport)
     return protocol, transport, loop
@@ -238,7 +206,7 @@ def test_bytes_on_an_idle_keep_alive_connection_start_the_head_deadline() -> Non
         protocol.data_received(HEAD + b"Content-Length: 2\r\n\r\n{}")
         await settle()
         assert transport.text.startswith("HTTP/1.1 200") and not transport.closed
-        protocol.data_received(b"\r\n")  # cancels uvicorn's keep-alive timer without starting a request
+        protocol.data_received(b"\r\n")  # cancels the keep-alive timer without starting a request
         await asyncio.sleep(0.1)
         assert transport.closed and transport.text.count("HTTP/1.1 408") == 1
 
@@ -248,8 +216,9 @@ def test_bytes_on_an_idle_keep_alive_connection_start_the_head_deadline() -> Non
 class Stuck(App):
     """Never answers and never reads the body: only a deadline ends its connection."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def handle(self, request: Request) -> Answer | None:
         await asyncio.Event().wait()
+        return None
 
 
 def test_a_body_nobody_reads_is_closed_at_the_body_deadline() -> None:
@@ -321,31 +290,30 @@ def test_junk_refused_and_slow_heads_are_logged_at_debug_with_the_peer_only(
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
 
 
-def test_the_scope_tells_whether_the_whole_body_has_arrived() -> None:
+def test_the_request_tells_whether_the_whole_body_has_arrived() -> None:
     """The receiver reads a body that arrived whole without a deadline; one still arriving gets its own."""
     seen: list[bool] = []
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        extension = scope["extensions"][BODY_EXTENSION]
-        seen.append(extension["arrived"])
-        while (await receive()).get("more_body"):
-            seen.append(extension["arrived"])
-        seen.append(extension["arrived"])
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]})
-        await send({"type": "http.response.body", "body": b""})
+    class Watching(App):
+        async def handle(self, request: Request) -> Answer | None:
+            seen.append(request.arrived)
+            body = await request.body(1000)
+            seen.append(request.arrived)
+            return Answer(200, body, b"text/plain")
 
     async def scenario() -> None:
-        protocol, transport, _ = connect(app)  # type: ignore[arg-type]
+        protocol, transport, _ = connect(Watching())
         protocol.data_received(HEAD + b"Content-Length: 2\r\n\r\n{}")
         await settle()
         assert seen == [True, True] and transport.text.startswith("HTTP/1.1 200")
         seen.clear()
         protocol.data_received(HEAD + b"Content-Length: 2\r\n\r\n{")
         await settle()
-        assert seen == [False, False]
+        assert seen == [False]
         protocol.data_received(b"}")
         await settle()
-        assert seen == [False, False, True] and transport.text.count("HTTP/1.1 200") == 2
+        assert seen == [False, True] and transport.text.count("HTTP/1.1 200") == 2
+        assert transport.text.endswith("\r\n\r\n{}")
 
     run(scenario)
 
@@ -368,5 +336,170 @@ def test_serving_requests_leaves_nothing_for_the_cyclic_garbage_collector() -> N
         finally:
             gc.enable()
         assert transport.text.count("HTTP/1.1 200") == 21
+
+    run(scenario)
+
+
+def test_pipelined_requests_are_answered_one_at_a_time_in_order() -> None:
+    class Slow(App):
+        async def handle(self, request: Request) -> Answer | None:
+            await request.body(1000)
+            await asyncio.sleep(0.01 if request.header("x-id") == "1" else 0)
+            return Answer(200, request.header("x-id").encode(), b"text/plain")  # type: ignore[union-attr]
+
+    async def scenario() -> None:
+        protocol, transport, _ = connect(Slow())
+        first = HEAD + b"X-Id: 1\r\nContent-Length: 2\r\n\r\n{}"
+        second = HEAD + b"X-Id: 2\r\nContent-Length: 2\r\n\r\n{}"
+        protocol.data_received(first + second)
+        await settle()
+        assert transport.text.count("HTTP/1.1 200") == 0 and not transport.reading  # the second waits
+        await asyncio.sleep(0.05)
+        assert transport.text.count("HTTP/1.1 200") == 2 and transport.reading
+        assert transport.text.index("\r\n\r\n1") < transport.text.index("\r\n\r\n2")
+        assert not transport.closed
+
+    run(scenario)
+
+
+def test_a_client_that_asked_gets_100_continue_when_its_body_is_read() -> None:
+    async def scenario() -> None:
+        protocol, transport, _ = connect(App())
+        protocol.data_received(HEAD + b"Expect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        await settle()
+        assert transport.text == "HTTP/1.1 100 Continue\r\n\r\n"
+        protocol.data_received(b"{}")
+        await settle()
+        assert transport.text.startswith("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n")
+
+        protocol, transport, _ = connect(App(early=True))  # answered without reading: no 100 Continue
+        protocol.data_received(HEAD + b"Expect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        await settle()
+        assert transport.text.startswith("HTTP/1.1 200") and transport.closed
+
+    run(scenario)
+
+
+def test_a_head_request_gets_the_headers_without_the_body() -> None:
+    async def scenario() -> None:
+        protocol, transport, _ = connect(App())
+        protocol.data_received(b"HEAD /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n")
+        await settle()
+        assert transport.text.startswith("HTTP/1.1 200") and "content-length: 2\r\n" in transport.text
+        assert transport.text.endswith("\r\n\r\n") and not transport.closed
+
+    run(scenario)
+
+
+def test_http_1_0_and_connection_close_end_the_connection_after_the_answer() -> None:
+    async def scenario() -> None:
+        for head in (b"POST /webhooks/prod HTTP/1.0\r\n", HEAD + b"Connection: close\r\n"):
+            protocol, transport, _ = connect(App())
+            protocol.data_received(head + b"Content-Length: 2\r\n\r\n{}")
+            await settle()
+            assert transport.text.startswith("HTTP/1.1 200") and "connection: close\r\n" in transport.text
+            assert transport.closed
+
+    run(scenario)
+
+
+def test_an_idle_keep_alive_connection_closes_after_the_keep_alive_timeout() -> None:
+    async def scenario() -> None:
+        protocol, transport, _ = connect(App(), keep_alive_timeout_seconds=0.05)
+        protocol.data_received(HEAD + b"Content-Length: 2\r\n\r\n{}")
+        await settle()
+        assert transport.text.startswith("HTTP/1.1 200") and not transport.closed
+        await asyncio.sleep(0.1)
+        assert transport.closed and transport.text.count("HTTP/1.1") == 1
+
+    run(scenario)
+
+
+def test_past_the_backstop_limit_requests_get_503_with_retry_after_at_once() -> None:
+    async def scenario() -> None:
+        app = App()
+        protocol, transport, _ = connect(app, limit=1)  # this connection alone reaches the limit
+        protocol.data_received(HEAD + b"Content-Length: 2\r\n\r\n{}")
+        await settle()
+        assert transport.text.startswith("HTTP/1.1 503") and "retry-after: 2" in transport.text
+        assert app.calls == 0
+
+    run(scenario)
+
+
+def test_an_endpoint_that_fails_gets_a_500_that_ends_the_connection(caplog: pytest.LogCaptureFixture) -> None:
+    class Failing(App):
+        async def handle(self, request: Request) -> Answer | None:
+            raise RuntimeError("boom")
+
+    async def scenario() -> None:
+        protocol, transport, _ = connect(Failing())
+        protocol.data_received(HEAD + b"Content-Length: 2\r\n\r\n{}")
+        await settle()
+        assert transport.text.startswith("HTTP/1.1 500") and "connection: close" in transport.text
+        assert transport.closed
+
+    with caplog.at_level(logging.ERROR):
+        run(scenario)
+    assert [record.getMessage() for record in caplog.records] == ["the endpoint failed"]
+
+
+def test_a_client_hanging_up_mid_body_reaches_the_endpoint_as_client_disconnect() -> None:
+    outcomes: list[str] = []
+
+    class Reading(App):
+        async def handle(self, request: Request) -> Answer | None:
+            try:
+                await request.body(1000)
+            except ClientDisconnect:
+                outcomes.append("disconnect")
+                return None
+            return OK
+
+    async def scenario() -> None:
+        protocol, transport, _ = connect(Reading())
+        protocol.data_received(HEAD + b"Content-Length: 100\r\n\r\n{")
+        await settle()
+        protocol.connection_lost(None)
+        await settle()
+        assert outcomes == ["disconnect"] and transport.written == b""
+
+    run(scenario)
+
+
+def test_shutdown_closes_idle_connections_at_once_and_busy_ones_after_their_answer() -> None:
+    async def scenario() -> None:
+        protocol, transport, _ = connect(App())
+        protocol.shutdown()
+        assert transport.closed
+
+        protocol, transport, _ = connect(App())
+        protocol.data_received(HEAD + b"Content-Length: 2\r\n\r\n{")
+        await settle()
+        protocol.shutdown()
+        assert not transport.closed
+        protocol.data_received(b"}")
+        await settle()
+        assert transport.text.startswith("HTTP/1.1 200") and "connection: close" in transport.text
+        assert transport.closed
+
+    run(scenario)
+
+
+def test_only_the_headers_the_endpoint_reads_are_kept_first_value_and_joined() -> None:
+    async def scenario() -> None:
+        app = App()
+        protocol, _, _ = connect(app)
+        protocol.data_received(HEAD + b"X-Id: a\r\nX-Other: b\r\nx-id: c\r\nContent-Length: 2\r\n\r\n{}")
+        await settle()
+        request = app.requests[0]
+        assert request.header("x-id") == "a" and request.joined("x-id") == "a, c"
+        assert request.header("x-other") is None and request.header("host") is None
+        assert (request.method, request.path, request.raw_path, request.query) == (
+            "POST",
+            "/webhooks/prod",
+            b"/webhooks/prod",
+            b"",
+        )
 
     run(scenario)
