@@ -132,12 +132,12 @@ def ceiling_http() -> Contender:
     )
 
 
-def ceiling_kafka() -> Contender:
+def _kafka_ceiling(kind: str, key: str, label: str) -> Contender:
     def prepare(workdir: Path, bootstrap: str) -> Launch:
         port = free_port()
         topic = f"bench.{uuid.uuid4().hex[:8]}.ceiling"
         create_topics(bootstrap, [topic])
-        argv = [sys.executable, "-m", "bench.ceilings", "kafka", "--port", str(port)]
+        argv = [sys.executable, "-m", "bench.ceilings", kind, "--port", str(port)]
         return Launch(
             [*argv, "--bootstrap", bootstrap, "--topic", topic],
             _python_env() | {"PYTHONPATH": str(toolchain.ROOT)},
@@ -148,7 +148,17 @@ def ceiling_kafka() -> Contender:
             _webhook_post_ok,
         )
 
-    return Contender("ceiling-kafka", "ceiling: Starlette → confluent-kafka", 10_000, prepare)
+    return Contender(key, label, 10_000, prepare)
+
+
+def ceiling_kafka() -> Contender:
+    return _kafka_ceiling("kafka", "ceiling-kafka", "ceiling: Starlette → confluent-kafka")
+
+
+def ceiling_protocol_kafka() -> Contender:
+    return _kafka_ceiling(
+        "protocol-kafka", "ceiling-protocol-kafka", "ceiling: the bridge's HTTP protocol → confluent-kafka"
+    )
 
 
 def otel_peer(binary: Path) -> Contender:
@@ -268,6 +278,7 @@ def all_contenders(baseline: Path | None) -> list[Contender]:
     return [
         ceiling_http(),
         ceiling_kafka(),
+        ceiling_protocol_kafka(),
         otel_peer(toolchain.peer()),
         *([bridge("kafka_first", tls=False, source=baseline)] if baseline is not None else []),
         bridge("kafka_first", tls=False),

@@ -215,7 +215,7 @@ def main() -> None:
             f"Run {started:%Y-%m-%d %H:%M} UTC ({mode}, {plan.seconds:g} s per point): {about}; "
             f"Kafka {kafka_version} single node on loopback.",
             report.table(runs),
-            report.ratios(runs, 128, ["peer", "ceiling-http", "ceiling-kafka"]),
+            report.ratios(runs, 128, ["peer", "ceiling-http", "ceiling-kafka", "ceiling-protocol-kafka"]),
             "Pure-Python stage costs (one core, no I/O):\n\n" + stages.report(),
         ]
     )
