@@ -35,10 +35,15 @@ class DurableDelivery:
         self._spool = spool
         self._wait = ack_deadline + REPORT_MARGIN_SECONDS
         self._spool_first = ack_mode == "spool_first"
-        self._kafka_retry_at = 0.0
+        #: Until when requests go straight to the spool after a missed ack; None when Kafka is not backed
+        #: off, so that a delivery reads the clock only during and just after a backoff.
+        self._kafka_retry_at: float | None = None
 
     async def submit(self, record: OutboundRecord) -> Durability:
-        if not self._spool_first and time.monotonic() >= self._kafka_retry_at:
+        retry_at = self._kafka_retry_at
+        if retry_at is not None and time.monotonic() >= retry_at:
+            self._kafka_retry_at = retry_at = None  # the backoff is over
+        if retry_at is None and not self._spool_first:
             try:
                 await self._publisher.publish(
                     record.topic, record.key, record.value, record.headers, record.timestamp_ms, self._wait

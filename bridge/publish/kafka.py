@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -70,7 +70,8 @@ RECORD_REJECTED_CODES: Final = frozenset(
 #: stays in the value. Topics should keep records at least twice this long (start-up warns otherwise).
 MAX_RECORD_AGE_MS: Final = 24 * 3600 * 1000
 
-Headers = Sequence[tuple[str, bytes]]
+#: A list, as the producer takes it, so that no record's headers are copied on the way.
+Headers = list[tuple[str, bytes]]
 #: A delivery report as the poll thread queues it for the event loop: `KafkaPublisher._settle`'s arguments.
 _Report = tuple["asyncio.Future[Delivered]", str, float, KafkaError | None, Message]
 
@@ -225,6 +226,79 @@ def _fail(future: asyncio.Future[Delivered], error: PublishError) -> None:
     future.exception()
 
 
+class _TopicMetrics(NamedTuple):
+    """The metric children `_settle` updates for one topic, looked up once per publisher: `labels()` costs
+    a few hundred ns even when metrics.py remembers the child (its arguments become a dict, then a tuple
+    key to hash), twice per record. The publishers are made after `metrics.use_worker_files` remade the
+    children, so these are the ones /metrics reads."""
+
+    delivered: metrics.Counter
+    failed: metrics.Counter
+    duration: metrics.Histogram
+
+    @classmethod
+    def of(cls, topic: str) -> _TopicMetrics:
+        return cls(
+            metrics.KAFKA_MESSAGES.labels(topic=topic, result="delivered"),
+            metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed"),
+            metrics.PUBLISH_DURATION.labels(topic=topic),
+        )
+
+
+class _AckDeadline:
+    """Fails the publish futures that wait `seconds` and have no report by then: one queue, one timer.
+
+    Every record it watches waits the same time, so they fall due in the order they were produced: the
+    queue is sorted by construction and one timer, armed for the oldest record still waiting, serves them
+    all, where a timer per record costs a timer armed and cancelled for every delivery. The queue only
+    holds a record until its future is done (`forget_settled`) or it fails at its deadline."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        self._loop = loop
+        self._seconds = seconds
+        #: (due, future, topic), oldest first.
+        self._waiting: deque[tuple[float, asyncio.Future[Delivered], str]] = deque()
+        #: The loop time the armed timer is for; None while no timer is armed.
+        self._armed_for: float | None = None
+
+    def watch(self, future: asyncio.Future[Delivered], topic: str) -> None:
+        due = self._loop.time() + self._seconds
+        self._waiting.append((due, future, topic))
+        if self._armed_for is None:
+            self._arm(due)
+
+    def forget_settled(self) -> None:
+        """Drop the oldest records whose futures are done, so that acknowledged ones leave the queue soon
+        after their report (most records, since reports mostly come in produce order) and die young."""
+        waiting = self._waiting
+        while waiting and waiting[0][1].done():
+            waiting.popleft()
+
+    def _arm(self, due: float) -> None:
+        self._armed_for = due
+        self._loop.call_at(due, self._expire)
+
+    def _expire(self) -> None:
+        # The loop may run a timer a little before the time it was armed for by its own clock (uvloop
+        # rounds delays to milliseconds): whatever was due by then is due now.
+        assert self._armed_for is not None
+        now = max(self._loop.time(), self._armed_for)
+        self._armed_for = None
+        waiting = self._waiting
+        while waiting:
+            due, future, topic = waiting[0]
+            if not future.done():
+                if due > now:
+                    self._arm(due)
+                    return
+                metrics.KAFKA_MESSAGES.labels(topic=topic, result="timeout").inc()
+                _fail(
+                    future,
+                    PublishError("ack_timeout", f"no acknowledgement from Kafka within {self._seconds} s"),
+                )
+            waiting.popleft()
+
+
 class KafkaPublisher:
     """One librdkafka producer: the only way the bridge produces, so every record gets the timestamp floor
     and the durability settings. The receiver's gives up on a message at the ack deadline (the spool takes
@@ -256,6 +330,9 @@ class KafkaPublisher:
         #: It is cleared before the queue is emptied, so a report queued meanwhile is either settled in that
         #: turn or wakes the loop again: none waits for a later record's wake-up.
         self._wake_pending = False
+        self._topic_metrics: dict[str, _TopicMetrics] = {}
+        #: publish()'s ack deadlines, one per distinct wait (in practice one per publisher).
+        self._ack_deadlines: dict[float, _AckDeadline] = {}
         #: Whether a broker connection was up at the last statistics report (written by the poll thread;
         #: tracked only with export_statistics).
         self.up = False
@@ -314,6 +391,8 @@ class KafkaPublisher:
         reports = self._reports
         while reports:
             self._settle(*reports.popleft())
+        for ack_deadline in self._ack_deadlines.values():
+            ack_deadline.forget_settled()
 
     def _settle(
         self,
@@ -324,9 +403,12 @@ class KafkaPublisher:
         message: Message,
     ) -> None:
         """Runs on the event loop: resolve the waiting request and count the result."""
+        counts = self._topic_metrics.get(topic)
+        if counts is None:
+            counts = self._topic_metrics[topic] = _TopicMetrics.of(topic)
         if error is None:
-            metrics.KAFKA_MESSAGES.labels(topic=topic, result="delivered").inc()
-            metrics.PUBLISH_DURATION.labels(topic=topic).observe(time.perf_counter() - started)
+            counts.delivered.inc()
+            counts.duration.observe(time.perf_counter() - started)
             partition, offset = message.partition(), message.offset()
             result = Delivered(
                 topic, -1 if partition is None else partition, -1 if offset is None else offset
@@ -334,7 +416,7 @@ class KafkaPublisher:
             if not future.done():
                 future.set_result(result)
         else:
-            metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
+            counts.failed.inc()
             if not future.done():
                 _fail(future, PublishError.from_kafka(error))
 
@@ -351,13 +433,18 @@ class KafkaPublisher:
             self._queue_report((future, topic, started, error, message))
 
         try:
+            # Positional, in the order of the C function's keyword list (the documented order leaves out
+            # `callback`): it looks each keyword up by a string made afresh per call, which cost more than
+            # a third of produce() (tests/integration/test_kafka_publisher.py reads the record back).
             self._producer.produce(
                 topic,
-                value=value,
-                key=key,
-                headers=list(headers),
-                timestamp=produce_timestamp(timestamp_ms, int(time.time() * 1000)),
-                on_delivery=on_delivery,
+                value,
+                key,
+                -1,  # partition: librdkafka's partitioner chooses, by key
+                on_delivery,
+                None,  # callback: on_delivery's alias
+                produce_timestamp(timestamp_ms, int(time.time() * 1000)),
+                headers,  # type: ignore[arg-type]  # the stub's list of str | bytes | None: lists are invariant
             )
         except BufferError:
             metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
@@ -370,23 +457,14 @@ class KafkaPublisher:
     async def publish(
         self, topic: str, key: bytes, value: bytes, headers: Headers, timestamp_ms: int, deadline: float
     ) -> Delivered:
-        """Produce and wait up to `deadline` seconds for the acknowledgement.
-
-        The deadline is a timer that fails the future, rather than asyncio.wait_for around a shield, which
-        adds two futures and their callbacks to every delivery. A report arriving after the deadline is
-        still counted by `_settle`."""
+        """Produce and wait up to `deadline` seconds for the acknowledgement, then fail with ack_timeout. A
+        report arriving after the deadline is still counted by `_settle`."""
         future = self.produce(topic, key, value, headers, timestamp_ms)
-        timer = future.get_loop().call_later(deadline, self._expire, future, topic, deadline)
-        try:
-            return await future
-        finally:
-            timer.cancel()
-
-    @staticmethod
-    def _expire(future: asyncio.Future[Delivered], topic: str, deadline: float) -> None:
-        if not future.done():
-            metrics.KAFKA_MESSAGES.labels(topic=topic, result="timeout").inc()
-            _fail(future, PublishError("ack_timeout", f"no acknowledgement from Kafka within {deadline} s"))
+        ack_deadline = self._ack_deadlines.get(deadline)
+        if ack_deadline is None:
+            ack_deadline = self._ack_deadlines[deadline] = _AckDeadline(future.get_loop(), deadline)
+        ack_deadline.watch(future, topic)
+        return await future
 
     def list_topics_blocking(self, timeout: float = METADATA_TIMEOUT_SECONDS) -> set[str]:
         """Topic names from broker metadata; raises KafkaException when no broker answers. Blocking. The

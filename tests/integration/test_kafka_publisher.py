@@ -7,10 +7,12 @@ import dataclasses
 import time
 
 import pytest
+from confluent_kafka import TIMESTAMP_CREATE_TIME
 from prometheus_client import REGISTRY
 
 from bridge.config import KafkaSettings
 from bridge.publish.kafka import KafkaPublisher, PublishError
+from tests.e2e.harness import consume_all
 from tests.kafka_broker import create_topics
 
 pytestmark = pytest.mark.kafka
@@ -21,25 +23,39 @@ def _timeouts(topic: str) -> float:
     return REGISTRY.get_sample_value("idaas_bridge_kafka_messages_total", labels) or 0.0
 
 
-async def _publish(publisher: KafkaPublisher, topic: str, deadline: float) -> object:
+async def _publish(
+    publisher: KafkaPublisher, topic: str, deadline: float, timestamp_ms: int | None = None
+) -> object:
     publisher.start()
     try:
         return await publisher.publish(
-            topic, b"key", b"value", [("h", b"1")], int(time.time() * 1000), deadline
+            topic,
+            b"key",
+            b"value",
+            [("h", b"1"), ("h2", b"")],
+            timestamp_ms or int(time.time() * 1000),
+            deadline,
         )
     finally:
         publisher.close(0.5)
 
 
 def test_publish_returns_once_the_broker_acknowledges(kafka_bootstrap: str, topic_prefix: str) -> None:
+    """...with the record written as given: produce() passes its arguments by position, in an order the
+    client library does not document."""
     topic = f"{topic_prefix}acknowledged"
     create_topics(kafka_bootstrap, [topic])
     publisher = KafkaPublisher(
         dataclasses.replace(KafkaSettings(), bootstrap_servers=kafka_bootstrap), 5, "t"
     )
-    delivered = asyncio.run(_publish(publisher, topic, deadline=10))
+    an_hour_ago = int(time.time() * 1000) - 3_600_000
+    delivered = asyncio.run(_publish(publisher, topic, deadline=10, timestamp_ms=an_hour_ago))
     assert delivered.topic == topic and delivered.offset >= 0  # type: ignore[attr-defined]
     assert _timeouts(topic) == 0
+    [record] = consume_all(kafka_bootstrap, [topic], expected=1)
+    assert (record.key(), record.value(), record.headers()) == (b"key", b"value", [("h", b"1"), ("h2", b"")])
+    assert record.timestamp() == (TIMESTAMP_CREATE_TIME, an_hour_ago)
+    assert (record.partition(), record.offset()) == (delivered.partition, delivered.offset)  # type: ignore[attr-defined]
 
 
 def test_publish_fails_with_ack_timeout_at_its_deadline_when_no_broker_answers() -> None:
@@ -79,6 +95,8 @@ def test_every_publish_of_a_burst_gets_its_own_acknowledgement(
                         for i in range(1 + 37 * wave % 150)
                     )
                 )
+            # Acknowledged records leave the deadlines' queue with their reports, not at their deadlines.
+            assert sum(len(queue._waiting) for queue in publisher._ack_deadlines.values()) == 0
         finally:
             publisher.close(1.0)
         return delivered

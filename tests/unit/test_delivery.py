@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
+from bridge.publish import delivery as delivery_module
 from bridge.publish.delivery import DurableDelivery
 from bridge.publish.kafka import Delivered, PublishError
 from bridge.publish.spool import Spool
@@ -50,3 +53,23 @@ def test_a_record_refused_for_its_own_sake_does_not_send_the_next_ones_to_the_sp
     too_large = PublishError("msg_size_too_large", "Broker: Message size too large", record_rejected=True)
     answers, calls = submit_all(tmp_path, [too_large, None, None], count=3)
     assert answers == ["spooled", "published", "published"] and calls == 3
+
+
+def test_kafka_is_tried_again_once_the_backoff_is_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery_module, "KAFKA_BACKOFF_SECONDS", 0.2)
+
+    async def run() -> tuple[list[str], int]:
+        spool = Spool(tmp_path, 1024 * 1024, 64 * 1024)
+        await spool.open()
+        publisher = ScriptedPublisher([PublishError("ack_timeout", "no ack"), None, None])
+        delivery = DurableDelivery(publisher, spool, 1.0, "kafka_first")  # type: ignore[arg-type]
+        answers = [await delivery.submit(RECORD), await delivery.submit(RECORD)]
+        await asyncio.sleep(0.3)
+        answers += [await delivery.submit(RECORD), await delivery.submit(RECORD)]
+        await spool.close(5)
+        return answers, publisher.calls
+
+    answers, calls = asyncio.run(run())
+    assert answers == ["spooled", "spooled", "published", "published"] and calls == 3

@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
+import uvloop
+from confluent_kafka import Message
+from prometheus_client import REGISTRY
 
 from bridge.config import KafkaSettings
-from bridge.publish.kafka import KafkaPublisher, PublishError
+from bridge.publish.kafka import Delivered, KafkaPublisher, PublishError
 
 NOWHERE = replace(KafkaSettings(), bootstrap_servers="127.0.0.1:1", statistics_interval_seconds=0.1)
 
@@ -51,3 +56,88 @@ def test_up_turns_false_when_no_broker_answers_without_any_probe() -> None:
             await asyncio.to_thread(publisher.close, 0)
 
     assert asyncio.run(scenario()) is False
+
+
+def _count(topic: str, result: str) -> float:
+    return (
+        REGISTRY.get_sample_value("idaas_bridge_kafka_messages_total", {"topic": topic, "result": result})
+        or 0
+    )
+
+
+@pytest.mark.parametrize(
+    "new_loop", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
+)
+def test_each_of_many_records_resolves_with_its_own_report_or_fails_at_its_own_deadline(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    """Waves of publishes whose deadlines and reports interleave: each wave is published while the one
+    before still waits, a third of each is acknowledged in time (newest first), a third only after its
+    deadline, a third never. The last wave starts once everything before it has failed, with no deadline
+    pending. Each record gets its own report or fails at its own deadline, the metrics count every report
+    and every timeout once, and nothing keeps a settled record."""
+    topic = f"interleaved-{new_loop.__module__}"
+    deadline = 0.4
+    wave_size = 30
+    before = {result: _count(topic, result) for result in ("delivered", "timeout")}
+
+    async def scenario() -> tuple[dict[int, object], int]:
+        loop = asyncio.get_running_loop()
+        publisher = KafkaPublisher(NOWHERE, 30.0, "test")  # librdkafka reports nothing within the test
+        publisher.start()
+        futures: dict[int, asyncio.Future[Delivered]] = {}
+        produce = publisher.produce
+
+        def remembering_produce(*args: object) -> asyncio.Future[Delivered]:
+            future = futures[int(args[2])] = produce(*args)  # type: ignore[arg-type]
+            return future
+
+        publisher.produce = remembering_produce  # type: ignore[method-assign]
+
+        async def publish(i: int) -> object:
+            started = loop.time()
+            try:
+                delivered = await publisher.publish(topic, b"k", b"%d" % i, [], 0, deadline)
+            except PublishError as exc:
+                return exc.reason, loop.time() - started
+            return delivered.offset
+
+        def report(i: int) -> None:
+            message = Message(topic=topic, partition=0, offset=i)
+            publisher._queue_report((futures[i], topic, time.perf_counter(), None, message))
+
+        async def wave(first: int) -> list[asyncio.Task[object]]:
+            tasks = [asyncio.create_task(publish(i)) for i in range(first, first + wave_size)]
+            await asyncio.sleep(0.1)
+            for i in reversed(range(first, first + wave_size, 3)):
+                report(i)
+            return tasks
+
+        try:
+            tasks = []
+            for first in (0, wave_size, 2 * wave_size):
+                tasks += await wave(first)
+                await asyncio.sleep(0.15)  # the next wave comes while this one still waits
+            outcomes = await asyncio.gather(*tasks)
+            tasks += await wave(3 * wave_size)
+            outcomes += await asyncio.gather(*tasks[3 * wave_size :])
+            for i in range(1, 4 * wave_size, 3):
+                report(i)
+            await asyncio.sleep(0.1)
+            still_queued = sum(len(queue._waiting) for queue in publisher._ack_deadlines.values())
+        finally:
+            await asyncio.to_thread(publisher.close, 0)
+        return dict(enumerate(outcomes)), still_queued
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        outcomes, still_queued = runner.run(scenario())
+    in_time = [i for i in outcomes if i % 3 == 0]
+    assert {i: outcomes[i] for i in in_time} == {i: i for i in in_time}
+    for i, outcome in outcomes.items():
+        if i % 3:
+            assert isinstance(outcome, tuple) and outcome[0] == "ack_timeout", (i, outcome)
+            assert deadline - 0.002 <= outcome[1] < deadline + 1.0, (i, outcome)  # uvloop: ms clock
+    assert _count(topic, "timeout") - before["timeout"] == len(outcomes) - len(in_time)
+    late = len(range(1, len(outcomes), 3))
+    assert _count(topic, "delivered") - before["delivered"] == len(in_time) + late
+    assert still_queued == 0
