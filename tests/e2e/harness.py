@@ -168,6 +168,7 @@ class BridgeProcess:
                 except httpx.TransportError:
                     pass
                 time.sleep(0.1)
+        self.kill()  # a daemon that never became healthy must not outlive the test that started it
         raise RuntimeError(f"bridge did not become healthy in {timeout} s:\n{self.log_tail()}")
 
     @property
