@@ -29,14 +29,15 @@ class Envelope(NamedTuple):
 
 def parse_event_time(value: str) -> datetime:
     """RFC 3339 with or without fractional seconds and with any offset, normalized to UTC."""
-    shown = repr(value)[:80]
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise EnvelopeError("invalid_event_time", f"eventTime {shown} is not an RFC 3339 timestamp") from None
+        raise EnvelopeError(
+            "invalid_event_time", f"eventTime {value!r:.80} is not an RFC 3339 timestamp"
+        ) from None
     if parsed.tzinfo is None:
         raise EnvelopeError(
-            "invalid_event_time", f"eventTime {shown} has no UTC offset (expected e.g. 'Z' or '+00:00')"
+            "invalid_event_time", f"eventTime {value!r:.80} has no UTC offset (expected e.g. 'Z' or '+00:00')"
         )
     return parsed.astimezone(UTC)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -67,32 +66,36 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-#: Keys up to this length have their reason-likeness cached, so the cache stays small whatever is sent.
+#: Keys up to this length have their reason-likeness remembered, the first this many of them: IDaaS's
+#: vocabulary is a few dozen keys, and the memory stays small whatever is sent.
 CACHED_KEY_CHARS: Final = 64
+CACHED_KEYS: Final = 1024
 
-
-def _search_reason_like(key: str) -> bool:
-    return key not in REASON_KEYS and REASON_LIKE.search(key) is not None
-
-
-#: The same few keys come in every event, and the regex search is the costly part of `_reason`.
-_cached_reason_like = lru_cache(maxsize=1024)(_search_reason_like)
+#: The regex search is the costly part of `_reason`, and the same few keys come in every event. A plain
+#: dict read inline rather than an lru_cache behind a function: one look-up per key instead of two calls.
+_reason_like_keys: dict[str, bool] = {}
 
 
 def _reason_like(key: str) -> bool:
-    return _cached_reason_like(key) if len(key) <= CACHED_KEY_CHARS else _search_reason_like(key)
+    """Whether `key` names a reason other than the guessed keys; called when it is not remembered."""
+    found = key not in REASON_KEYS and REASON_LIKE.search(key) is not None
+    if len(key) <= CACHED_KEY_CHARS and len(_reason_like_keys) < CACHED_KEYS:
+        _reason_like_keys[key] = found
+    return found
 
 
 def _reason(data: dict[str, Any], attributes: dict[str, Any]) -> str | None:
     """The guessed reason keys' texts, then every other reason-like field as `key: value`, joined."""
     sources = (attributes, data)
     parts = [text for source in sources for key in REASON_KEYS if (text := _text(source, key))]
-    parts.extend(
-        f"{key}: {_as_text(value)}"
-        for source in sources
-        for key, value in source.items()
-        if _reason_like(key) and value not in (None, "", [], {})
-    )
+    known = _reason_like_keys
+    for source in sources:
+        for key, value in source.items():
+            like = known.get(key)
+            if like is None:
+                like = _reason_like(key)
+            if like and value not in (None, "", [], {}):
+                parts.append(f"{key}: {_as_text(value)}")
     return "; ".join(parts) or None
 
 

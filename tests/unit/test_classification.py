@@ -237,6 +237,7 @@ def reason_everywhere(delivery: dict[str, Any]) -> set[object]:
         ),
         pytest.param({}, {"registrationRequired": True}, None, id="nothing reason-like"),
         pytest.param({}, {"error": ""}, None, id="empty values are no reason"),
+        pytest.param({}, {"x" * 70 + "Error": "E9"}, "x" * 70 + "Error: E9", id="a key too long to remember"),
     ],
 )
 def test_a_failure_reason_under_any_reason_like_name_reaches_every_format(
