@@ -57,6 +57,10 @@ _STATUS_LINES: Final = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
 }
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+# The phases a connection's deadline can belong to (compared by identity).
+_HEAD: Final = "head"
+_BODY: Final = "body"
+_IDLE: Final = "keep-alive idle"
 INTERNAL_ERROR: Final = json_answer(
     500, {"error": "internal_error", "detail": "the request could not be handled"}, close=True
 )
@@ -132,9 +136,13 @@ class HttpProtocol(asyncio.Protocol):
         self._field_bytes = 0
         self._signature_bytes: dict[bytes, int] = {}
         self._refusal: str | None = None
-        # The head's or the body's deadline, and the idle keep-alive timer.
-        self._deadline: asyncio.TimerHandle | None = None
-        self._idle: asyncio.TimerHandle | None = None
+        # The one deadline of the phase the connection is in (None: none runs), and the timer that checks
+        # it: a deadline moved later leaves the timer as it is (it re-arms when it fires early), so a
+        # keep-alive connection serving request after request makes no timer per request.
+        self._deadline: float | None = None
+        self._phase = _HEAD
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     # --- asyncio.Protocol -------------------------------------------------------------------------------
 
@@ -146,12 +154,14 @@ class HttpProtocol(asyncio.Protocol):
         self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
         if transport.get_extra_info("sslcontext") is not None:
             self._scheme = "https"
-        self._arm(self.header_read_timeout)
+        self._arm(_HEAD, self.header_read_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
         self._disarm()
-        self._cancel_idle()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for request in (self._parsing, self._serving, *self._waiting):
             if request is not None:
                 request.disconnect()
@@ -162,10 +172,11 @@ class HttpProtocol(asyncio.Protocol):
         assert transport is not None
         if transport.is_closing():
             return
-        self._cancel_idle()
+        if self._phase is _IDLE:
+            self._disarm()
         self._feed(data)
         if not self._reading_head and self._deadline is None and not transport.is_closing():
-            self._arm(self.body_timeout)
+            self._arm(_BODY, self.body_timeout)
 
     def eof_received(self) -> bool | None:
         return None  # close the connection; a request in progress learns it from connection_lost
@@ -191,7 +202,7 @@ class HttpProtocol(asyncio.Protocol):
         while data:
             if self._reading_head:
                 if self._deadline is None:
-                    self._arm(self.header_read_timeout)
+                    self._arm(_HEAD, self.header_read_timeout)
                 piece, data = data[: self._head_room], data[self._head_room :]
                 if not piece:
                     self._refusal = f"request heads are limited to {self.max_header_bytes} bytes"
@@ -254,28 +265,32 @@ class HttpProtocol(asyncio.Protocol):
 
     # --- deadlines ------------------------------------------------------------------------------------
 
-    def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._deadline_passed)
+    def _arm(self, phase: str, seconds: float) -> None:
+        deadline = self.loop.time() + seconds
+        self._deadline, self._phase = deadline, phase
+        if self._timer is None or self._timer_at > deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._timer_at = self.loop.call_at(deadline, self._check_deadline), deadline
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _cancel_idle(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
-
-    def _deadline_passed(self) -> None:
         self._deadline = None
-        if self._reading_head and self._serving is None:
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        if self.loop.time() < deadline:  # moved later since the timer was armed
+            self._timer, self._timer_at = self.loop.call_at(deadline, self._check_deadline), deadline
+            return
+        self._deadline = None
+        if self._phase is _HEAD and self._serving is None:
             self._log_refusal(408, f"request head not complete within {self.header_read_timeout} s")
             self._write_and_close(HEADER_TIMEOUT_RESPONSE)
-        elif self._reading_head:  # a head started while an answer is in progress: end after it
+        elif self._phase is _HEAD:  # a head started while an answer is in progress: end after it
             self._closing = True
-        else:  # the endpoint stopped reading a body it gave up on; nobody else will end the connection
+        else:  # idle past the keep-alive timeout, or a body the endpoint gave up on: nobody else ends it
             self._close()
 
     # --- the head budget --------------------------------------------------------------------------------
@@ -298,7 +313,7 @@ class HttpProtocol(asyncio.Protocol):
         self._fields = self._field_bytes = 0
         self._signature_bytes.clear()
         if self._deadline is None:
-            self._arm(self.header_read_timeout)
+            self._arm(_HEAD, self.header_read_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -421,12 +436,11 @@ class HttpProtocol(asyncio.Protocol):
             self._serve(self._waiting.popleft())
             self._update_reading()
         elif self._parsing is None and self._reading_head and self._deadline is None:
-            self._idle = self.loop.call_later(self.keep_alive_timeout, self._close)
+            self._arm(_IDLE, self.keep_alive_timeout)
 
     # --- ending -------------------------------------------------------------------------------------------
 
     def _close(self) -> None:
-        self._cancel_idle()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 

@@ -17,11 +17,9 @@ that pool at most.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Final
 
@@ -90,17 +88,16 @@ class Slots:
     def in_use(self) -> int:
         return self._in_use
 
-    @contextlib.contextmanager
-    def slot(self) -> Iterator[bool]:
-        """True (and a slot held until the block ends) if one was free, else False."""
+    def take(self) -> bool:
+        """Take a slot if one is free (then `give_back` it when done): a method pair, not a context
+        manager, because a generator-based one cost about 1.5 µs per delivery."""
         if self._in_use >= self._limit:
-            yield False
-            return
+            return False
         self._in_use += 1
-        try:
-            yield True
-        finally:
-            self._in_use -= 1
+        return True
+
+    def give_back(self) -> None:
+        self._in_use -= 1
 
 
 class WebhookReceiver:
@@ -219,16 +216,22 @@ class WebhookReceiver:
             if check.signed
             else (self._unsigned, server.unauthenticated_body_timeout_seconds)
         )
-        with reading.slot() as admitted:
-            if not admitted:
-                return OVERLOADED
+        if not reading.take():
+            return OVERLOADED
+        try:
             body = await self._read_verified(request, webhook, check, deadline)
             if isinstance(body, Answer):
                 return body
             if check.signed:
                 return await self._accept(webhook, body)
-        with self._signed.slot() as admitted:
-            return await self._accept(webhook, body) if admitted else OVERLOADED
+        finally:
+            reading.give_back()
+        if not self._signed.take():
+            return OVERLOADED
+        try:
+            return await self._accept(webhook, body)
+        finally:
+            self._signed.give_back()
 
     async def _read_verified(
         self, request: Request, webhook: str, check: auth.BodyCheck, deadline: float

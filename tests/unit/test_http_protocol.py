@@ -503,3 +503,20 @@ def test_only_the_headers_the_endpoint_reads_are_kept_first_value_and_joined() -
         )
 
     run(scenario)
+
+
+def test_the_keep_alive_timeout_counts_from_the_last_answer_not_the_first() -> None:
+    """The connection's one timer is left armed when its deadline moves later; it must re-check, not fire."""
+
+    async def scenario() -> None:
+        protocol, transport, _ = connect(App(), keep_alive_timeout_seconds=0.2)
+        request = HEAD + b"Content-Length: 2\r\n\r\n{}"
+        protocol.data_received(request)
+        await asyncio.sleep(0.12)
+        protocol.data_received(request)  # idle again from here: until about 0.32 s
+        await asyncio.sleep(0.12)  # 0.24 s: past the first answer's deadline
+        assert not transport.closed and transport.text.count("HTTP/1.1 200") == 2
+        await asyncio.sleep(0.2)
+        assert transport.closed
+
+    run(scenario)
