@@ -99,8 +99,10 @@ def topic_limit_bytes(settings: KafkaSettings) -> int:
     return settings.max_record_bytes + PROTOCOL_OVERHEAD_BYTES
 
 
-@dataclass(frozen=True, slots=True)
-class Delivered:
+class Delivered(NamedTuple):
+    """Where the broker wrote a record. A NamedTuple, immutable like a frozen dataclass: one is built per
+    acknowledged record, in about half the time."""
+
     topic: str
     partition: int
     offset: int

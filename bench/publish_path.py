@@ -1,0 +1,240 @@
+"""CPU of the Kafka publish path per record, one part at a time: the event loop's thread only, on uvloop.
+
+    python -m bench.publish_path PART [repeats]    min and median of the repeats, µs per record
+    python -m bench.publish_path PART-once N       N records and exit: under `valgrind --tool=callgrind
+                                                   --separate-threads=yes`, the loop thread's instructions
+                                                   for N=20000 minus N=0, over 20000 (PART: produce, settle)
+
+Parts: `publish` (publish() around a stubbed produce(), resolved at once: the ack deadline's bookkeeping),
+`produce` (a real producer), `settle` (_settle fed real delivery reports), `submit` (DurableDelivery.submit
+over a publisher that answers at once), `loop` (waves of 128 concurrent publish() on the broker, the real
+poll thread; the Task and gather per record included). The broker is kafka.sh's default instance
+(KAFKA_PORT, default 9092), running. To compare two code versions, run each in its own process with the
+other version's package first on PYTHONPATH, several times alternately (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+import os
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import uvloop
+from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka.cimpl import NewTopic
+
+from bridge import metrics
+from bridge.config import KafkaSettings
+from bridge.publish.delivery import DurableDelivery
+from bridge.publish.kafka import Delivered, KafkaPublisher, admin_client
+from bridge.routing import OutboundRecord
+
+TOPIC = "bench.publish-path"
+SETTINGS = dataclasses.replace(
+    KafkaSettings(), bootstrap_servers=f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
+)
+HEADERS = [("event_type", b"user.created"), ("schema", b"ecs"), ("tenant", b"prod")]
+VALUE = b"x" * 600
+RECORDS = 2000
+DEADLINE = 0.01
+
+
+def _create_topic() -> None:
+    admin = admin_client(SETTINGS)  # must outlive the futures: destroying it fails them
+    futures = admin.create_topics([NewTopic(TOPIC, 1, 1)])
+    for future in futures.values():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+
+def _publisher(stub_produce: list[asyncio.Future[Delivered]] | None = None) -> KafkaPublisher:
+    """A publisher bound to the running loop without its poll thread; with `stub_produce`, produce() hands
+    out those futures instead of producing."""
+    publisher = KafkaPublisher(SETTINGS, 5.0, "bench")
+    publisher._loop = asyncio.get_running_loop()
+    if stub_produce is not None:
+        publisher.produce = lambda *args: stub_produce.pop()  # type: ignore[method-assign]
+    return publisher
+
+
+def _delivery_reports(publisher: KafkaPublisher, count: int) -> list[Message]:
+    reports: list[Message] = []
+    for _ in range(count):
+        publisher._producer.produce(
+            TOPIC, VALUE, b"k", on_delivery=lambda error, message: reports.append(message)
+        )
+    publisher._producer.flush(10)
+    assert len(reports) == count and reports[0].error() is None
+    return reports
+
+
+def _drive(coroutine: Any, future: asyncio.Future[Delivered], result: Delivered) -> None:
+    """Run a coroutine that awaits `future` to its end, resolving the future where it waits."""
+    coroutine.send(None)
+    future.set_result(result)
+    try:  # noqa: SIM105 (timed: a with-statement would cost more than some of the work measured)
+        coroutine.send(None)
+    except StopIteration:
+        pass
+
+
+async def _repeat(
+    repeats: int, one_repeat: Callable[[], Awaitable[None]], records: int = RECORDS
+) -> list[float]:
+    figures = []
+    for _ in range(repeats):
+        started = time.thread_time()
+        await one_repeat()
+        figures.append((time.thread_time() - started) / records * 1e6)
+    return figures
+
+
+async def bench_publish(repeats: int) -> list[float]:
+    loop = asyncio.get_running_loop()
+    futures: list[asyncio.Future[Delivered]] = []
+    publisher = _publisher(stub_produce=futures)
+    result = Delivered(TOPIC, 0, 0)
+
+    async def one_repeat() -> None:
+        for i in range(RECORDS):
+            _drive(publisher.publish(TOPIC, b"k", VALUE, HEADERS, 0, DEADLINE), futures[-1], result)
+            if i % 100 == 99:
+                await asyncio.sleep(0)  # the deadline's expiry work runs, and counts
+
+    figures: list[float] = []
+    for _ in range(repeats):
+        futures[:] = [loop.create_future() for _ in range(RECORDS)]
+        figures += await _repeat(1, one_repeat)
+        await asyncio.sleep(2 * DEADLINE)
+    return figures
+
+
+async def bench_produce(repeats: int) -> list[float]:
+    publisher = _publisher()
+    now_ms = int(time.time() * 1000)
+
+    async def one_repeat() -> None:
+        for _ in range(RECORDS):
+            publisher.produce(TOPIC, b"k", VALUE, HEADERS, now_ms)
+
+    figures: list[float] = []
+    for _ in range(repeats):
+        figures += await _repeat(1, one_repeat)
+        await asyncio.to_thread(publisher._producer.flush, 10)
+        publisher._producer.poll(0)  # the reports, settled at the next turn, untimed
+        await asyncio.sleep(0.01)
+    return figures
+
+
+async def bench_settle(repeats: int) -> list[float]:
+    publisher = _publisher()
+    loop = asyncio.get_running_loop()
+    reports = _delivery_reports(publisher, RECORDS)
+    futures: list[asyncio.Future[Delivered]] = []
+
+    async def one_repeat() -> None:
+        started_at = time.perf_counter()
+        for future, message in zip(futures, reports, strict=True):
+            publisher._settle(future, TOPIC, started_at, None, message)
+
+    figures: list[float] = []
+    for _ in range(repeats):
+        futures[:] = [loop.create_future() for _ in range(RECORDS)]
+        figures += await _repeat(1, one_repeat)
+    return figures
+
+
+async def bench_submit(repeats: int) -> list[float]:
+    result = Delivered(TOPIC, 0, 0)
+
+    class Instant:
+        async def publish(self, *args: object) -> Delivered:
+            return result
+
+    delivery = DurableDelivery(Instant(), None, 1.5, "kafka_first")  # type: ignore[arg-type]
+    record = OutboundRecord(TOPIC, b"k", VALUE, HEADERS, 0)
+
+    async def one_repeat() -> None:
+        for _ in range(RECORDS):
+            try:  # noqa: SIM105 (timed, as in _drive)
+                delivery.submit(record).send(None)
+            except StopIteration:
+                pass
+
+    return await _repeat(repeats, one_repeat)
+
+
+async def bench_loop(repeats: int) -> list[float]:
+    publisher = KafkaPublisher(SETTINGS, 5.0, "bench")
+    publisher.start()
+    now_ms = int(time.time() * 1000)
+    waves = RECORDS // 128
+
+    async def one_repeat() -> None:
+        for _ in range(waves):
+            await asyncio.gather(
+                *(publisher.publish(TOPIC, b"k", VALUE, HEADERS, now_ms, 1.75) for _ in range(128))
+            )
+
+    try:
+        return await _repeat(repeats, one_repeat, records=waves * 128)
+    finally:
+        await asyncio.to_thread(publisher.close, 5)
+
+
+async def once_produce(count: int) -> None:
+    publisher = _publisher()
+    for _ in range(count):
+        publisher.produce(TOPIC, b"k", VALUE, HEADERS, 1_700_000_000_000)
+    os._exit(0)  # no flush: only the produce() calls count
+
+
+async def once_settle(count: int) -> None:
+    publisher = _publisher()
+    loop = asyncio.get_running_loop()
+    reports = _delivery_reports(publisher, 100)
+    futures = [loop.create_future() for _ in range(count)]
+    started_at = time.perf_counter()
+    for i, future in enumerate(futures):
+        publisher._settle(future, TOPIC, started_at, None, reports[i % 100])
+    os._exit(0)
+
+
+BENCHMARKS: dict[str, Callable[[int], Coroutine[Any, Any, list[float]]]] = {
+    "publish": bench_publish,
+    "produce": bench_produce,
+    "settle": bench_settle,
+    "submit": bench_submit,
+    "loop": bench_loop,
+}
+ONCE: dict[str, Callable[[int], Coroutine[Any, Any, None]]] = {
+    "produce-once": once_produce,
+    "settle-once": once_settle,
+}
+
+
+def main() -> None:
+    part = sys.argv[1]
+    number = int(sys.argv[2]) if len(sys.argv) > 2 else 25
+    _create_topic()
+    for result in metrics.KAFKA_RESULTS:
+        metrics.KAFKA_MESSAGES.labels(topic=TOPIC, result=result)
+    if part in ONCE:
+        gc.disable()  # the records pile up (in librdkafka, or as futures): the collector would walk them all
+        uvloop.run(ONCE[part](number))
+        return
+    figures = uvloop.run(BENCHMARKS[part](number))
+    print(f"{part}: min {min(figures):.3f} µs, median {statistics.median(figures):.3f} µs per record")
+
+
+if __name__ == "__main__":
+    main()
