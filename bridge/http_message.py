@@ -49,7 +49,7 @@ def json_answer(
     status: int, document: Mapping[str, object], headers: Iterable[tuple[str, str]] = (), close: bool = False
 ) -> Answer:
     """`document` as JSON with `status` and the extra `headers` (names lowercased on the wire)."""
-    extra = tuple((name.lower().encode(), value.encode()) for name, value in headers)
+    extra = tuple((name.lower().encode(), value.encode()) for name, value in headers) if headers else ()
     return Answer(status, orjson.dumps(document), JSON, extra, close)
 
 
