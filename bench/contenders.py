@@ -269,7 +269,7 @@ def bridge(
     label = f"bridge {ack_mode}, {scheme.upper()}{suffix}"
     if source is not None:
         key, label = f"{key}-baseline", f"{label} (baseline: {source.name})"
-    return Contender(key, label, 4_000 * count, prepare)
+    return Contender(key, label, 10_000 * count, prepare)
 
 
 def all_contenders(baseline: Path | None) -> list[Contender]:
