@@ -42,10 +42,11 @@ DEFAULT_PRODUCER_CONFIG: Final[dict[str, Any]] = {
     # latency: none. Batching comes from one produce request in flight per broker instead: records
     # produced while it is out wait and leave together in the next, so a quiet bridge sends each record
     # at once and a busy one sends batches as large as a round trip's worth of deliveries. Measured
-    # (docs/benchmarks.md, fourth round): at 1,000/s the median answer 2.2-2.5 ms with linger 1 ms against 0.9-1.0 ms; at 128
-    # connections 175 us per delivery with linger 1 ms, 199-201 with linger 0 and five requests in flight
-    # (a produce request per record or two), 136-147 with linger 0 and one in flight. Override either in
-    # kafka.client_properties (a remote cluster's round trip adds to every answer in a busy bridge).
+    # (docs/benchmarks.md, fourth round): at 1,000/s the median answer 2.2-2.5 ms with linger 1 ms against
+    # 0.9-1.0 ms; at 128 connections 175 us per delivery with linger 1 ms, 199-201 with linger 0 and five
+    # requests in flight (a produce request per record or two), 136-147 with linger 0 and one in flight.
+    # Override either in kafka.client_properties (a remote cluster's round trip adds to every answer in a
+    # busy bridge).
     "linger.ms": 0,
     "max.in.flight.requests.per.connection": 1,
     "queue.buffering.max.messages": 200_000,
