@@ -17,7 +17,7 @@ from uvicorn.server import ServerState
 from bridge.auth import MAX_SIGNATURE_HEADER_BYTES
 from bridge.config import ServerSettings
 from bridge.http_message import Answer, ClientDisconnect, Request
-from bridge.http_protocol import HttpProtocol, protocol_class
+from bridge.http_protocol import MAX_PIPELINED_REQUESTS, HttpProtocol, protocol_class
 from tests.recording_transport import RecordingTransport
 
 OK: Answer = Answer(200, b"ok", b"text/plain")
@@ -358,6 +358,25 @@ def test_pipelined_requests_are_answered_one_at_a_time_in_order() -> None:
         assert transport.text.count("HTTP/1.1 200") == 2 and transport.reading
         assert transport.text.index("\r\n\r\n1") < transport.text.index("\r\n\r\n2")
         assert not transport.closed
+
+    run(scenario)
+
+
+def test_one_read_of_many_pipelined_requests_queues_a_few_and_closes_after_answering_them() -> None:
+    """Pausing reading takes effect at the next read: without a cap, the requests of one read all queued."""
+
+    async def scenario() -> None:
+        app = App()
+        protocol, transport, _ = connect(app)
+        request = b"POST /webhooks/a HTTP/1.1\r\n\r\n"
+        protocol.data_received(request * 1000)
+        assert not transport.reading
+        protocol.data_received(request * 1000)  # nothing more is parsed
+        await asyncio.sleep(0.05)
+        answered = MAX_PIPELINED_REQUESTS + 1
+        assert app.calls == answered and transport.text.count("HTTP/1.1 200") == answered
+        assert transport.text.count("connection: close") == 1 and transport.text.endswith("close\r\n\r\nok")
+        assert transport.closed and not transport.reading
 
     run(scenario)
 
