@@ -154,6 +154,8 @@ class HttpProtocol(asyncio.Protocol):
         self._phase = _HEAD
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        # Aborts a closed connection whose client has not read the end of its last answer (see `_close`).
+        self._abort_timer: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol -------------------------------------------------------------------------------
 
@@ -173,6 +175,9 @@ class HttpProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+            self._abort_timer = None
         for request in (self._parsing, self._serving, *self._waiting):
             if request is not None:
                 request.disconnect()
@@ -460,8 +465,14 @@ class HttpProtocol(asyncio.Protocol):
     # --- ending -------------------------------------------------------------------------------------------
 
     def _close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+            if transport.get_write_buffer_size():
+                # close() waits until the client has read the rest: forever, for one that never reads,
+                # and the connection would count against `limit` until then. Such a client gets the
+                # keep-alive timeout, like any other client that does nothing.
+                self._abort_timer = self.loop.call_later(self.keep_alive_timeout, transport.abort)
 
     def _write_and_close(self, response: bytes) -> None:
         transport = self.transport
@@ -471,7 +482,7 @@ class HttpProtocol(asyncio.Protocol):
         # Never interleave with an answer still being prepared for an earlier request.
         if self._serving is None:
             transport.write(response)
-        transport.close()
+        self._close()
 
     def _log_refusal(self, status: int, reason: str) -> None:
         peer = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"

@@ -12,7 +12,10 @@ class RecordingTransport(asyncio.Transport):
         self.tls = tls
         self.written = bytearray()
         self.closed = False
+        self.aborted = False
         self.reading = True
+        #: Bytes written that the client has not read yet (what asyncio's transport would still hold).
+        self.unread = 0
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         extra = {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8443)}
@@ -25,6 +28,12 @@ class RecordingTransport(asyncio.Transport):
 
     def close(self) -> None:
         self.closed = True
+
+    def abort(self) -> None:
+        self.closed = self.aborted = True
+
+    def get_write_buffer_size(self) -> int:
+        return self.unread
 
     def is_closing(self) -> bool:
         return self.closed

@@ -434,6 +434,31 @@ def test_an_idle_keep_alive_connection_closes_after_the_keep_alive_timeout() -> 
     run(scenario)
 
 
+def test_a_client_that_does_not_read_its_last_answer_is_aborted_after_the_keep_alive_timeout() -> None:
+    """close() waits for the client to read what is still buffered: a client that never reads held the
+    connection (and its place under the backstop limit) forever."""
+
+    async def scenario() -> None:
+        for head in (HEAD + b"Connection: close\r\n", HEAD):  # closed after the answer, or when idle
+            protocol, transport, _ = connect(App(), keep_alive_timeout_seconds=0.05)
+            transport.unread = 100  # the client reads nothing
+            protocol.data_received(head + b"Content-Length: 2\r\n\r\n{}")
+            await settle()
+            assert transport.text.startswith("HTTP/1.1 200") and not transport.aborted
+            await asyncio.sleep(0.2)
+            assert transport.aborted
+            protocol.connection_lost(None)
+
+        protocol, transport, _ = connect(App(), keep_alive_timeout_seconds=0.05)
+        protocol.data_received(HEAD + b"Connection: close\r\nContent-Length: 2\r\n\r\n{}")
+        await settle()
+        assert transport.closed  # everything was handed to the kernel: a plain close, nothing to abort
+        await asyncio.sleep(0.1)
+        assert not transport.aborted
+
+    run(scenario)
+
+
 def test_past_the_backstop_limit_requests_get_503_with_retry_after_at_once() -> None:
     async def scenario() -> None:
         app = App()
