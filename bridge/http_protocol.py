@@ -27,8 +27,10 @@ Per connection:
   read its answers. Pausing takes effect at the next read, and one read can hold thousands of small
   requests: at most `MAX_PIPELINED_REQUESTS` wait, the parser stops at the next one, and the connection
   closes after answering those (RFC 9112 9.3.2: the client retries the rest on a new connection).
-- A backstop on concurrency: past `limit` connections or requests in progress the answer is an immediate
-  503 with Retry-After (the receiver answers the same past its own, lower limits).
+- A backstop on concurrency: past `limit` requests in progress the answer is an immediate 503 with
+  Retry-After (the receiver answers the same past its own, lower limits). Connections do not count: one
+  without a request in progress holds nothing but its deadline, and counting them let anyone holding
+  `limit` silent connections (renewed every `header_read_timeout`) turn every delivery into a 503.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ class HttpProtocol(asyncio.Protocol):
     keep_alive_timeout: float = 5.0
     max_header_bytes: int = 16 * 1024
     max_header_fields: int = 100
-    #: Connections or requests in progress on the listener past which requests get 503 at once.
+    #: Requests in progress on the listener past which requests get 503 at once.
     limit: int = 2000
 
     def __init__(self, server_state: ServerState, loop: asyncio.AbstractEventLoop) -> None:
@@ -407,7 +409,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _serve(self, request: Request) -> None:
         self._serving = request
-        if len(self.connections) >= self.limit or len(self.tasks) >= self.limit:
+        if len(self.tasks) >= self.limit:
             self._answer(request, OVERLOADED)
             return
         task = self.loop.create_task(self._run(request))
@@ -470,7 +472,7 @@ class HttpProtocol(asyncio.Protocol):
             transport.close()
             if transport.get_write_buffer_size():
                 # close() waits until the client has read the rest: forever, for one that never reads,
-                # and the connection would count against `limit` until then. Such a client gets the
+                # and uvicorn's graceful shutdown waits for the connection. Such a client gets the
                 # keep-alive timeout, like any other client that does nothing.
                 self._abort_timer = self.loop.call_later(self.keep_alive_timeout, transport.abort)
 
@@ -493,7 +495,7 @@ class HttpProtocol(asyncio.Protocol):
 
 def protocol_class(server: ServerSettings, endpoint: Endpoint, limit: int) -> type[HttpProtocol]:
     """The protocol class uvicorn instantiates per connection of a listener serving `endpoint`, carrying the
-    configured limits; `limit`: connections or requests in progress past which requests get 503 at once."""
+    configured limits; `limit`: requests in progress past which requests get 503 at once."""
     limits = {
         "endpoint": endpoint,
         "header_read_timeout": server.header_read_timeout_seconds,

@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 
 #: Modern AEAD suites only for TLS 1.2 (TLS 1.3 suites are fixed by OpenSSL).
 TLS12_CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS"
-#: Connections the operations listener holds at once: a few probes and scrapers, never a crowd.
-OPS_CONNECTION_LIMIT: Final = 64
+#: Requests the operations listener serves at once: a few probes and scrapers, never a crowd.
+OPS_REQUEST_LIMIT: Final = 64
 
 
 def _common(server: ServerSettings, endpoint: Endpoint, limit: int) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def public_config(app: ASGIApp, endpoint: Endpoint, server: ServerSettings) -> u
         # The in-flight phase of the shutdown budget: it starts at SIGTERM, with the whole budget left.
         timeout_graceful_shutdown=cast(int, server.shutdown_grace_seconds),
         # The receiver answers 503 + Retry-After past limit_concurrency requests; past twice that many
-        # connections or requests the protocol does, before any request reaches the receiver.
+        # requests in progress the protocol does, before any request reaches the receiver.
         **_common(server, endpoint, 2 * server.limit_concurrency),
     )
     public.load()
@@ -83,7 +83,7 @@ def ops_config(endpoint: Endpoint, server: ServerSettings) -> uvicorn.Config:
         _no_lifespan,
         lifespan="off",
         timeout_graceful_shutdown=1,
-        **_common(server, endpoint, OPS_CONNECTION_LIMIT),
+        **_common(server, endpoint, OPS_REQUEST_LIMIT),
     )
 
 

@@ -258,5 +258,5 @@ def stream_headers(port: int, total: int, chunk: int = MiB) -> int:
 
 
 def silent_connections(port: int, count: int) -> list[socket.socket]:
-    """TCP connections to the TLS port that never send a byte (no ClientHello)."""
+    """TCP connections that never send a byte (to the TLS port: no ClientHello)."""
     return [open_socket(port) for _ in range(count)]

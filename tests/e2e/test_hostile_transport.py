@@ -34,7 +34,8 @@ pytestmark = pytest.mark.kafka
 
 #: The product's bound for a valid delivery's answer while an attack runs (IDaaS's own limit is 3 s).
 ANSWER_WITHIN_SECONDS = 1.0
-#: uvicorn's connection cap is 2 x server.limit_concurrency; the attacks hold more sockets than that.
+#: The protocol's backstop is 2 x server.limit_concurrency requests in progress; the attacks hold more
+#: sockets than that.
 LIMIT_CONCURRENCY = 10
 TLS_HANDSHAKE_TIMEOUT = 1.0
 
@@ -84,6 +85,17 @@ def test_sockets_held_after_early_answers_are_closed_and_lock_no_delivery_out(pl
         assert still_open == []
     finally:
         for connection, _ in held:
+            connection.close()
+
+
+def test_silent_connections_past_the_backstop_limit_lock_no_delivery_out(plain: BridgeProcess) -> None:
+    """Connections without a request in progress do not count against the 503 backstop: counted, anyone
+    holding 2 x limit_concurrency of them (a new one per header deadline) turned every delivery into a 503."""
+    silent = silent_connections(plain.port, 4 * LIMIT_CONCURRENCY)
+    try:
+        valid_delivery_meanwhile(plain, "40 silent TCP connections")
+    finally:
+        for connection in silent:
             connection.close()
 
 

@@ -217,6 +217,7 @@ class Stuck(App):
     """Never answers and never reads the body: only a deadline ends its connection."""
 
     async def handle(self, request: Request) -> Answer | None:
+        self.calls += 1
         await asyncio.Event().wait()
         return None
 
@@ -459,14 +460,41 @@ def test_a_client_that_does_not_read_its_last_answer_is_aborted_after_the_keep_a
     run(scenario)
 
 
+def on_one_listener(app: Any, count: int, limit: int) -> list[tuple[HttpProtocol, RecordingTransport]]:
+    """`count` connections to one listener (one uvicorn server state) with the backstop at `limit`."""
+    state, loop = ServerState(), asyncio.get_running_loop()
+    listener = protocol_class(ServerSettings(), app, limit)
+    connections = [(listener(state, loop), RecordingTransport()) for _ in range(count)]
+    for protocol, transport in connections:
+        protocol.connection_made(transport)
+    return connections
+
+
 def test_past_the_backstop_limit_requests_get_503_with_retry_after_at_once() -> None:
     async def scenario() -> None:
-        app = App()
-        protocol, transport, _ = connect(app, limit=1)  # this connection alone reaches the limit
+        app = Stuck()
+        (busy, _), (protocol, transport) = on_one_listener(app, count=2, limit=1)
+        busy.data_received(HEAD + b"Content-Length: 2\r\n\r\n{}")  # the one request in progress
+        await settle()
         protocol.data_received(HEAD + b"Content-Length: 2\r\n\r\n{}")
         await settle()
         assert transport.text.startswith("HTTP/1.1 503") and "retry-after: 2" in transport.text
-        assert app.calls == 0
+        assert app.calls == 1
+
+    run(scenario)
+
+
+def test_connections_without_a_request_in_progress_do_not_count_against_the_backstop() -> None:
+    """Anyone can hold `limit` silent connections (a new one per header deadline): counted, they turned
+    every delivery into a 503."""
+
+    async def scenario() -> None:
+        app = App()
+        *silent, (protocol, transport) = on_one_listener(app, count=4, limit=2)
+        protocol.data_received(HEAD + b"Content-Length: 2\r\n\r\n{}")
+        await settle()
+        assert transport.text.startswith("HTTP/1.1 200") and app.calls == 1
+        assert not any(silent_transport.written for _, silent_transport in silent)
 
     run(scenario)
 
