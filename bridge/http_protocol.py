@@ -15,7 +15,8 @@ Per connection:
   deadline, armed only when a read ends with a body still arriving. An idle keep-alive connection closes after
   `keep_alive_timeout`. The TLS handshake's deadline is set on the listener (bridge/servers.py).
 - A head budget, enforced as the bytes arrive: at most `max_header_bytes` bytes of a request head are ever
-  fed to the parser (httptools accumulates a header value until it is complete), and the URL plus the
+  fed to the parser (httptools accumulates a header value until it is complete; twice that for a head
+  that begins in the read ending a body, see `_feed`), and the URL plus the
   fields may hold at most `max_header_fields` fields and `max_header_bytes` bytes. The signature headers
   are capped at `auth.MAX_SIGNATURE_HEADER_BYTES` each, so the RFC 8941 parser only ever sees small input.
   Past any of these: 431 and the connection is closed.
@@ -216,18 +217,24 @@ class HttpProtocol(asyncio.Protocol):
     # --- reading ------------------------------------------------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
-        """Feed the parser, a request head only up to the head budget."""
-        while data:
+        """Feed the parser, a request head only up to the head budget. A body is fed a head budget at a
+        time too: it may end inside a piece and the next request's head begin there, uncounted, so at most
+        that much of a head reaches the parser before the budget applies (a whole read, 256 KiB, held until
+        the head deadline, when a body's piece was the rest of the read)."""
+        # A read larger than a piece is sliced without copies; a smaller one (every IDaaS delivery) is fed as
+        # it is (a memoryview costs more than the slices of bytes it saves there).
+        view: bytes | memoryview = memoryview(data) if len(data) > self.max_header_bytes else data
+        while view:
             if self._reading_head:
                 if self._deadline is None:
                     self._arm(_HEAD, self.header_read_timeout)
-                piece, data = data[: self._head_room], data[self._head_room :]
+                piece, view = view[: self._head_room], view[self._head_room :]
                 if not piece:
                     self._refusal = f"request heads are limited to {self.max_header_bytes} bytes"
                     break
                 self._head_room -= len(piece)
             else:
-                piece, data = data, b""
+                piece, view = view[: self.max_header_bytes], view[self.max_header_bytes :]
             try:
                 self.parser.feed_data(piece)
             except httptools.HttpParserUpgrade:
