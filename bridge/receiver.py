@@ -57,7 +57,7 @@ READ_HEADERS: Final = frozenset(
 )
 WEBHOOK_PATH_PREFIX: Final = "/webhooks/"
 #: The answers to anything but POST /webhooks/<name>. They also end the connection, so a scanner probing
-#: paths gets no keep-alive to hold.
+#: paths gets no keep-alive to hold (an unknown webhook's 404 too).
 NOT_SERVED: Final = json_answer(
     404, {"error": "not_found", "detail": "this port serves only POST /webhooks/<name>"}, close=True
 )
@@ -144,7 +144,7 @@ class WebhookReceiver:
         webhook = self._webhooks.get(name)
         if webhook is None:
             detail = f"no webhook named {name!r} is configured"
-            return json_answer(404, {"error": "unknown_webhook", "detail": detail})
+            return json_answer(404, {"error": "unknown_webhook", "detail": detail}, close=True)
         check = auth.verify_headers(
             auth.SignedHeaders(
                 method=request.method,

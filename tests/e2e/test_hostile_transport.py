@@ -150,6 +150,9 @@ def test_operations_endpoints_are_served_only_on_the_ops_port(plain: BridgeProce
         answer = public.get("/webhooks/prod")
         assert answer.status_code == 405 and answer.headers["connection"] == "close"
         assert answer.headers["allow"] == "POST"
+        answer = public.post("/webhooks/guessed")  # no body: answered after the whole request arrived
+        assert answer.status_code == 404 and answer.headers["connection"] == "close"
+        assert answer.json()["error"] == "unknown_webhook"
     with plain.ops_client() as ops:
         assert ops.get("/healthz").json() == {"status": "alive"}
         assert ops.get("/readyz").status_code == 200
