@@ -241,7 +241,7 @@ class WebhookReceiver:
         try:
             if request.arrived:
                 # Reading cannot wait, so no deadline: asyncio.timeout costs ~5 µs, a few % of a delivery.
-                body = await request.body(limit)
+                body = request.arrived_body(limit)
             else:
                 # asyncio.timeout, not wait_for: wait_for runs the read in a task of its own (3.11).
                 async with asyncio.timeout(deadline):
