@@ -114,7 +114,9 @@ class WebhookReceiver:
         guard: AutoDisableGuard,
     ) -> None:
         self._settings = settings
-        self._webhooks = {hook.name: hook for hook in settings.webhooks}
+        #: The configured webhooks by their path: a delivery's webhook in one look-up (`webhook_name`, a
+        #: prefix test and a slice, only for the answers to anything else).
+        self._paths = {WEBHOOK_PATH_PREFIX + hook.name: hook for hook in settings.webhooks}
         self._router = router
         self._delivery = delivery
         self._dedup = dedup
@@ -136,15 +138,10 @@ class WebhookReceiver:
     async def handle(self, request: Request) -> Answer | None:
         """The answer to one delivery; None when the client hung up (nobody is listening)."""
         started = time.perf_counter()
-        name = webhook_name(request.path)
-        if name is None:
-            return NOT_SERVED
-        if request.method != "POST":
-            return ONLY_POST
-        webhook = self._webhooks.get(name)
-        if webhook is None:
-            detail = f"no webhook named {name!r} is configured"
-            return json_answer(404, {"error": "unknown_webhook", "detail": detail}, close=True)
+        webhook = self._paths.get(request.path)
+        if webhook is None or request.method != "POST":
+            return self._not_a_delivery(request)
+        name = webhook.name
         check = auth.verify_headers(
             auth.SignedHeaders(
                 method=request.method,
@@ -175,6 +172,16 @@ class WebhookReceiver:
         metrics.RESPONSES.labels(webhook=name, code=str(answer.status)).inc()
         self._guard.record(name, answer.status, elapsed, well_formed)
         return answer
+
+    def _not_a_delivery(self, request: Request) -> Answer:
+        """The answer to a request that is not a POST to a configured webhook."""
+        name = webhook_name(request.path)
+        if name is None:
+            return NOT_SERVED
+        if request.method != "POST":
+            return ONLY_POST
+        detail = f"no webhook named {name!r} is configured"
+        return json_answer(404, {"error": "unknown_webhook", "detail": detail}, close=True)
 
     def target_uri(self, request: Request, webhook: WebhookSettings) -> str:
         """The URL IDaaS signed (RFC 9421 @target-uri): the configured public URL, else the request's."""
