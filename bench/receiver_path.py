@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from email.utils import formatdate
 from pathlib import Path
 
 import uvloop
@@ -64,7 +65,10 @@ class Connection:
     def __init__(self, bridge: Bridge) -> None:
         cls = protocol_class(bridge.settings.server, bridge.receiver, 10_000)
         self.transport = RecordingTransport()
-        self.protocol: HttpProtocol = cls(ServerState(), asyncio.get_running_loop())
+        state = ServerState()
+        # What uvicorn's server sets (and renews every second) for the bridge's listeners: the Date header.
+        state.default_headers = [(b"date", formatdate(usegmt=True).encode())]
+        self.protocol: HttpProtocol = cls(state, asyncio.get_running_loop())
         self.protocol.connection_made(self.transport)
 
     async def serve(self, requests: list[bytes]) -> None:
