@@ -144,6 +144,8 @@ class HttpProtocol(asyncio.Protocol):
         self._headers: dict[str, list[bytes]] = {}
         self._expect_continue = False
         self._continue_sent = False
+        # The endpoint has asked for the body of the request being parsed: it no longer piles up unasked.
+        self._body_asked = False
         self._reading_head = True
         self._head_room = self.max_header_bytes
         self._fields = 0
@@ -272,7 +274,12 @@ class HttpProtocol(asyncio.Protocol):
             bool(self._waiting)
             or self._pipeline_full
             or self._writing_paused
-            or (parsing is not None and parsing.buffered > BODY_HIGH_WATER_BYTES and not self._reading_head)
+            or (
+                parsing is not None
+                and not self._reading_head
+                and not self._body_asked
+                and parsing.buffered > BODY_HIGH_WATER_BYTES
+            )
         )
         if pause != self._reading_paused:
             self._reading_paused = pause
@@ -286,10 +293,8 @@ class HttpProtocol(asyncio.Protocol):
         if self._expect_continue and not self._continue_sent and self.transport is not None:
             self._continue_sent = True
             self.transport.write(_CONTINUE)
-        if self._reading_paused and not self._waiting and not self._writing_paused:
-            self._reading_paused = False
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.resume_reading()
+        self._body_asked = True
+        self._update_reading()
 
     # --- deadlines ------------------------------------------------------------------------------------
 
@@ -342,7 +347,7 @@ class HttpProtocol(asyncio.Protocol):
             raise _PipelineFull
         self._url = b""
         self._headers = {}
-        self._expect_continue = self._continue_sent = False
+        self._expect_continue = self._continue_sent = self._body_asked = False
         self._fields = self._field_bytes = 0
         self._signature_bytes.clear()
         if self._deadline is None:
