@@ -40,6 +40,7 @@ import asyncio
 import logging
 import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, Final, cast
 
@@ -113,10 +114,17 @@ class HttpProtocol(asyncio.Protocol):
     #: Requests in progress on the listener past which requests get 503 at once.
     limit: int = 2000
 
-    def __init__(self, server_state: ServerState, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        server_state: ServerState,
+        loop: asyncio.AbstractEventLoop,
+        listening: Callable[[], bool] | None = None,
+    ) -> None:
         """`server_state`: the uvicorn server's, which holds the listener's connections, its requests in
-        progress (the graceful shutdown waits for both) and the Date header."""
+        progress (the graceful shutdown waits for both) and the Date header. `listening`: whether the
+        listener still accepts connections (None: it does whenever one is made)."""
         self.loop = loop
+        self._listening = listening
         self.server_state = server_state
         # uvicorn types the connections with its own protocol classes; it only counts them and calls
         # `shutdown()`.
@@ -173,6 +181,11 @@ class HttpProtocol(asyncio.Protocol):
         if transport.get_extra_info("sslcontext") is not None:
             self._scheme = "https"
         self._arm(_HEAD, self.header_read_timeout)
+        if self._listening is not None and not self._listening():
+            # Made after the shutdown began (a TLS handshake that completed meanwhile): uvicorn asked the
+            # connections it knew then to close, and never asks this one. Closed, so TLS ends with its
+            # close_notify rather than with the process.
+            self.shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)

@@ -461,6 +461,19 @@ def test_a_body_request_does_not_resume_a_connection_whose_pipeline_is_full() ->
     run(scenario)
 
 
+def test_a_connection_made_after_the_listener_stopped_accepting_is_closed_at_once() -> None:
+    """A TLS handshake that completes during the shutdown: uvicorn asked the connections it knew to close."""
+
+    async def scenario() -> None:
+        listener = protocol_class(ServerSettings(), App(), 1000)
+        for listening in (lambda: True, lambda: False):
+            transport = RecordingTransport(tls=True)
+            listener(ServerState(), asyncio.get_running_loop(), listening).connection_made(transport)
+            assert transport.closed is not listening() and transport.written == b""
+
+    run(scenario)
+
+
 def test_a_client_that_asked_gets_100_continue_when_its_body_is_read() -> None:
     async def scenario() -> None:
         protocol, transport, _ = connect(App())
