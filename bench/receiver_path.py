@@ -3,8 +3,9 @@ uvloop, with the durable submit stubbed (answers "published" at once), one keep-
 
     python -m bench.receiver_path [N] [repeats]    min and median of `repeats` runs of N deliveries (defaults
                                                    2000 and 25), µs of process CPU per delivery
-    python -m bench.receiver_path once N           N deliveries and exit: under `valgrind --tool=callgrind`,
-                                                   the instructions for N=20000 minus N=0, over 20000
+    python -m bench.receiver_path once N [served]  N deliveries prepared, `served` of them (default all)
+                                                   served, and exit: under `valgrind --tool=callgrind`,
+                                                   the instructions of `once N` minus `once N 0`, over N
 
 Each delivery is a unique, signed sample of bench/deliveries.py, fed whole to `data_received` as one read; the
 answer is awaited before the next is fed. What Kafka's part costs is measured by bench.publish_path; what the
@@ -96,19 +97,20 @@ async def _run(count: int, repeats: int) -> list[float]:
         return figures
 
 
-async def _once(count: int) -> None:
+async def _once(count: int, served: int) -> None:
     with tempfile.TemporaryDirectory() as work:
         connection = Connection(_bridge(Path(work)))
         requests = [r.raw() for r in signed_deliveries(URL, TOKEN, WARM_UP + count)]
         await connection.serve(requests[:WARM_UP])
         heap.settle_after_startup()
-        await connection.serve(requests[WARM_UP:])
+        await connection.serve(requests[WARM_UP : WARM_UP + served])
     os._exit(0)  # no teardown: only the deliveries count
 
 
 def main() -> None:
     if sys.argv[1:2] == ["once"]:
-        uvloop.run(_once(int(sys.argv[2])))
+        count = int(sys.argv[2])
+        uvloop.run(_once(count, int(sys.argv[3]) if len(sys.argv) > 3 else count))
         return
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 25
