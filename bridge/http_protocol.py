@@ -40,6 +40,7 @@ import asyncio
 import logging
 import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, Final, cast
 
@@ -113,10 +114,17 @@ class HttpProtocol(asyncio.Protocol):
     #: Requests in progress on the listener past which requests get 503 at once.
     limit: int = 2000
 
-    def __init__(self, server_state: ServerState, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        server_state: ServerState,
+        loop: asyncio.AbstractEventLoop,
+        listening: Callable[[], bool] | None = None,
+    ) -> None:
         """`server_state`: the uvicorn server's, which holds the listener's connections, its requests in
-        progress (the graceful shutdown waits for both) and the Date header."""
+        progress (the graceful shutdown waits for both) and the Date header. `listening`: whether the
+        listener still accepts connections (None: it does whenever one is made)."""
         self.loop = loop
+        self._listening = listening
         self.server_state = server_state
         # uvicorn types the connections with its own protocol classes; it only counts them and calls
         # `shutdown()`.
@@ -144,6 +152,8 @@ class HttpProtocol(asyncio.Protocol):
         self._headers: dict[str, list[bytes]] = {}
         self._expect_continue = False
         self._continue_sent = False
+        # The endpoint has asked for the body of the request being parsed: it no longer piles up unasked.
+        self._body_asked = False
         self._reading_head = True
         self._head_room = self.max_header_bytes
         self._fields = 0
@@ -171,6 +181,11 @@ class HttpProtocol(asyncio.Protocol):
         if transport.get_extra_info("sslcontext") is not None:
             self._scheme = "https"
         self._arm(_HEAD, self.header_read_timeout)
+        if self._listening is not None and not self._listening():
+            # Made after the shutdown began (a TLS handshake that completed meanwhile): uvicorn asked the
+            # connections it knew then to close, and never asks this one. Closed, so TLS ends with its
+            # close_notify rather than with the process.
+            self.shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
@@ -272,7 +287,12 @@ class HttpProtocol(asyncio.Protocol):
             bool(self._waiting)
             or self._pipeline_full
             or self._writing_paused
-            or (parsing is not None and parsing.buffered > BODY_HIGH_WATER_BYTES and not self._reading_head)
+            or (
+                parsing is not None
+                and not self._reading_head
+                and not self._body_asked
+                and parsing.buffered > BODY_HIGH_WATER_BYTES
+            )
         )
         if pause != self._reading_paused:
             self._reading_paused = pause
@@ -286,10 +306,8 @@ class HttpProtocol(asyncio.Protocol):
         if self._expect_continue and not self._continue_sent and self.transport is not None:
             self._continue_sent = True
             self.transport.write(_CONTINUE)
-        if self._reading_paused and not self._waiting and not self._writing_paused:
-            self._reading_paused = False
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.resume_reading()
+        self._body_asked = True
+        self._update_reading()
 
     # --- deadlines ------------------------------------------------------------------------------------
 
@@ -342,7 +360,7 @@ class HttpProtocol(asyncio.Protocol):
             raise _PipelineFull
         self._url = b""
         self._headers = {}
-        self._expect_continue = self._continue_sent = False
+        self._expect_continue = self._continue_sent = self._body_asked = False
         self._fields = self._field_bytes = 0
         self._signature_bytes.clear()
         if self._deadline is None:
