@@ -293,8 +293,12 @@ def test_the_failure_streak_counts_answers_of_every_worker(two_workers: BridgePr
         with bridge.client() as client:
             answer = client.post("/webhooks/prod", content=body, headers=signed_headers(wrong, body))
         assert answer.status_code == 401
+    soon(
+        lambda: all(per_worker(bridge, pid, "idaas_bridge_auth_failures") > 0 for pid in pids),
+        "401s counted by both workers",
+        bridge,
+    )
     soon(lambda: streak(bridge) == 30, "the streak of 30", bridge)
-    assert all(per_worker(bridge, pid, "idaas_bridge_auth_failures") > 0 for pid in pids)
     body = delivery()
     with bridge.client() as client:
         assert (
