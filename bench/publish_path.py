@@ -6,11 +6,17 @@
                                                    for N=20000 minus N=0, over 20000 (PART: produce, settle)
 
 Parts: `publish` (publish() around a stubbed produce(), resolved at once: the ack deadline's bookkeeping),
-`produce` (a real producer), `settle` (_settle fed real delivery reports), `submit` (DurableDelivery.submit
-over a publisher that answers at once), `loop` (waves of 128 concurrent publish() on the broker, the real
-poll thread; the Task and gather per record included). The broker is kafka.sh's default instance
-(KAFKA_PORT, default 9092), running. To compare two code versions, run each in its own process with the
-other version's package first on PYTHONPATH, several times alternately (docs/benchmarks.md).
+`produce` (a real producer: produce() and the hand-over to librdkafka at the end of the loop's turn),
+`settle` (_settle fed real delivery reports), `submit` (DurableDelivery.submit over a publisher that
+answers at once), `loop` (waves of 128 concurrent publish() on the broker, the real poll thread; the Task
+and gather per record included), `threads` (every thread of the process, librdkafka's included, per
+record: 128 concurrent clients that each spend SPIN_MICROSECONDS of the loop's CPU, as the bridge's own
+work on a delivery does, then publish() a real record (native format, its five headers) and wait for the
+acknowledgement; records reach librdkafka one by one, as under load, not in waves; it also prints the
+threads' voluntary context switches per 100 records, librdkafka's broker thread's wake-ups among them).
+The broker is kafka.sh's default instance (KAFKA_PORT, default 9092), running. To compare two code
+versions, run each in its own process with the other version's package first on PYTHONPATH, several times
+alternately (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -22,18 +28,25 @@ import os
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import uvloop
 from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka.cimpl import NewTopic
 
+from bench.deliveries import delivery_bodies
 from bridge import metrics
 from bridge.config import KafkaSettings
+from bridge.events.envelope import parse_envelope
+from bridge.events.normalize import normalize
 from bridge.publish.delivery import DurableDelivery
 from bridge.publish.kafka import Delivered, KafkaPublisher, admin_client
-from bridge.routing import OutboundRecord
+from bridge.routing import OutboundRecord, Router
 
 TOPIC = "bench.publish-path"
 SETTINGS = dataclasses.replace(
@@ -43,11 +56,17 @@ HEADERS = [("event_type", b"user.created"), ("schema", b"ecs"), ("tenant", b"pro
 VALUE = b"x" * 600
 RECORDS = 2000
 DEADLINE = 0.01
+#: `threads`: three partitions, as the benchmark's topics have (tests/kafka_broker.create_topics).
+THREADS_TOPIC = "bench.publish-path-threads"
+THREADS_CLIENTS = 128
+THREADS_RECORDS = 12_800
+#: `threads`: the loop's CPU each delivery costs besides publishing (the bridge's, with Kafka stubbed).
+SPIN_MICROSECONDS = 100
 
 
-def _create_topic() -> None:
+def _create_topics() -> None:
     admin = admin_client(SETTINGS)  # must outlive the futures: destroying it fails them
-    futures = admin.create_topics([NewTopic(TOPIC, 1, 1)])
+    futures = admin.create_topics([NewTopic(TOPIC, 1, 1), NewTopic(THREADS_TOPIC, 3, 1)])
     for future in futures.values():
         try:
             future.result()
@@ -125,6 +144,7 @@ async def bench_produce(repeats: int) -> list[float]:
     async def one_repeat() -> None:
         for _ in range(RECORDS):
             publisher.produce(TOPIC, b"k", VALUE, HEADERS, now_ms)
+        publisher._hand_over()  # what the end of the loop's turn does, timed with the produce() calls
 
     figures: list[float] = []
     for _ in range(repeats):
@@ -191,10 +211,88 @@ async def bench_loop(repeats: int) -> list[float]:
         await asyncio.to_thread(publisher.close, 5)
 
 
+def _thread_counters() -> dict[str, tuple[int, int]]:
+    """Per thread of this process: CPU in clock ticks (user + system) and voluntary context switches."""
+    counters = {}
+    for task in os.listdir("/proc/self/task"):
+        try:
+            stat = Path(f"/proc/self/task/{task}/stat").read_text()
+            status = Path(f"/proc/self/task/{task}/status").read_text()
+        except FileNotFoundError:  # the thread ended
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        switches = next(line for line in status.splitlines() if line.startswith("voluntary_ctxt_switches"))
+        counters[task] = (int(fields[11]) + int(fields[12]), int(switches.split()[1]))
+    return counters
+
+
+def _thread_names(publisher: KafkaPublisher) -> dict[str, str]:
+    """librdkafka names its threads (rdk:main, rdk:broker<id>); the loop and the poll thread by role."""
+    names = {str(os.getpid()): "loop", str(publisher._thread.native_id): "poll"}
+    for task in os.listdir("/proc/self/task"):
+        if task not in names:
+            names[task] = Path(f"/proc/self/task/{task}/comm").read_text().strip()
+    return names
+
+
+def _native_records(count: int) -> list[OutboundRecord]:
+    router = Router(
+        replace(SETTINGS, topics={k: replace(t, name=THREADS_TOPIC) for k, t in SETTINGS.topics.items()})
+    )
+    now = datetime.now(UTC)
+    return [router.route(normalize(parse_envelope(body), "prod", now)) for body in delivery_bodies(count)]
+
+
+async def bench_threads(repeats: int) -> list[float]:
+    publisher = KafkaPublisher(SETTINGS, 5.0, "bench", export_statistics=True)
+    publisher.start()
+    records = _native_records(2000)
+    each = THREADS_RECORDS // THREADS_CLIENTS
+    spin = SPIN_MICROSECONDS / 1e6
+
+    async def client(number: int) -> None:
+        for i in range(each):
+            until = time.perf_counter() + spin
+            while time.perf_counter() < until:
+                pass
+            r = records[(number * each + i) % len(records)]
+            await publisher.publish(r.topic, r.key, r.value, r.headers, r.timestamp_ms, 5.0)
+
+    async def one_repeat() -> None:
+        await asyncio.gather(*(client(number) for number in range(THREADS_CLIENTS)))
+
+    figures = []
+    try:
+        await one_repeat()  # connections, metadata, the first batches
+        names = _thread_names(publisher)
+        ticks_to_us = 1e6 / os.sysconf("SC_CLK_TCK") / (each * THREADS_CLIENTS)
+        for _ in range(repeats):
+            before = _thread_counters()
+            await one_repeat()
+            after = _thread_counters()
+            cpu: Counter[str] = Counter()
+            switches: Counter[str] = Counter()
+            for task, (ticks, switched) in after.items():
+                ticks_before, switched_before = before.get(task, (0, 0))
+                cpu[names.get(task, task)] += ticks - ticks_before
+                switches[names.get(task, task)] += switched - switched_before
+            total = sum(cpu.values()) * ticks_to_us
+            per_thread = ", ".join(
+                f"{name} {ticks * ticks_to_us:.1f} ({switches[name] * 100 / (each * THREADS_CLIENTS):.0f} cs)"
+                for name, ticks in cpu.most_common()
+            )
+            print(f"  {total:.1f} µs per record, spin included: {per_thread}", flush=True)
+            figures.append(total)
+    finally:
+        await asyncio.to_thread(publisher.close, 5)
+    return figures
+
+
 async def once_produce(count: int) -> None:
     publisher = _publisher()
     for _ in range(count):
         publisher.produce(TOPIC, b"k", VALUE, HEADERS, 1_700_000_000_000)
+    publisher._hand_over()
     os._exit(0)  # no flush: only the produce() calls count
 
 
@@ -215,6 +313,7 @@ BENCHMARKS: dict[str, Callable[[int], Coroutine[Any, Any, list[float]]]] = {
     "settle": bench_settle,
     "submit": bench_submit,
     "loop": bench_loop,
+    "threads": bench_threads,
 }
 ONCE: dict[str, Callable[[int], Coroutine[Any, Any, None]]] = {
     "produce-once": once_produce,
@@ -225,7 +324,7 @@ ONCE: dict[str, Callable[[int], Coroutine[Any, Any, None]]] = {
 def main() -> None:
     part = sys.argv[1]
     number = int(sys.argv[2]) if len(sys.argv) > 2 else 25
-    _create_topic()
+    _create_topics()
     for result in metrics.KAFKA_RESULTS:
         metrics.KAFKA_MESSAGES.labels(topic=TOPIC, result=result)
     if part in ONCE:

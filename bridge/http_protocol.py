@@ -12,7 +12,8 @@ Per connection:
 - A deadline in every phase the client controls. The request head must arrive within `header_read_timeout`
   of the connection opening or of its first byte (bytes arriving on an idle keep-alive connection start a
   head). The body must arrive within `body_timeout`, a backstop behind the receiver's own, more precise body
-  deadline, armed only when a read ends with a body still arriving. An idle keep-alive connection closes after
+  deadline, armed only when a read ends with a body still arriving, and for a pipelined request only once it
+  is served (reading pauses while it waits). An idle keep-alive connection closes after
   `keep_alive_timeout`. The TLS handshake's deadline is set on the listener (bridge/servers.py).
 - A head budget, enforced as the bytes arrive: at most `max_header_bytes` bytes of a request head are ever
   fed to the parser (httptools accumulates a header value until it is complete; twice that for a head
@@ -40,6 +41,7 @@ import asyncio
 import logging
 import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, Final, cast
 
@@ -113,10 +115,17 @@ class HttpProtocol(asyncio.Protocol):
     #: Requests in progress on the listener past which requests get 503 at once.
     limit: int = 2000
 
-    def __init__(self, server_state: ServerState, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        server_state: ServerState,
+        loop: asyncio.AbstractEventLoop,
+        listening: Callable[[], bool] | None = None,
+    ) -> None:
         """`server_state`: the uvicorn server's, which holds the listener's connections, its requests in
-        progress (the graceful shutdown waits for both) and the Date header."""
+        progress (the graceful shutdown waits for both) and the Date header. `listening`: whether the
+        listener still accepts connections (None: it does whenever one is made)."""
         self.loop = loop
+        self._listening = listening
         self.server_state = server_state
         # uvicorn types the connections with its own protocol classes; it only counts them and calls
         # `shutdown()`.
@@ -144,6 +153,8 @@ class HttpProtocol(asyncio.Protocol):
         self._headers: dict[str, list[bytes]] = {}
         self._expect_continue = False
         self._continue_sent = False
+        # The endpoint has asked for the body of the request being parsed: it no longer piles up unasked.
+        self._body_asked = False
         self._reading_head = True
         self._head_room = self.max_header_bytes
         self._fields = 0
@@ -171,6 +182,11 @@ class HttpProtocol(asyncio.Protocol):
         if transport.get_extra_info("sslcontext") is not None:
             self._scheme = "https"
         self._arm(_HEAD, self.header_read_timeout)
+        if self._listening is not None and not self._listening():
+            # Made after the shutdown began (a TLS handshake that completed meanwhile): uvicorn asked the
+            # connections it knew then to close, and never asks this one. Closed, so TLS ends with its
+            # close_notify rather than with the process.
+            self.shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
@@ -194,8 +210,8 @@ class HttpProtocol(asyncio.Protocol):
         if self._phase is _IDLE:
             self._disarm()
         self._feed(data)
-        if not self._reading_head and self._deadline is None and not transport.is_closing():
-            self._arm(_BODY, self.body_timeout)
+        if not self._reading_head:
+            self._arm_body()
 
     def eof_received(self) -> bool | None:
         return None  # close the connection; a request in progress learns it from connection_lost
@@ -272,7 +288,12 @@ class HttpProtocol(asyncio.Protocol):
             bool(self._waiting)
             or self._pipeline_full
             or self._writing_paused
-            or (parsing is not None and parsing.buffered > BODY_HIGH_WATER_BYTES and not self._reading_head)
+            or (
+                parsing is not None
+                and not self._reading_head
+                and not self._body_asked
+                and parsing.buffered > BODY_HIGH_WATER_BYTES
+            )
         )
         if pause != self._reading_paused:
             self._reading_paused = pause
@@ -286,12 +307,26 @@ class HttpProtocol(asyncio.Protocol):
         if self._expect_continue and not self._continue_sent and self.transport is not None:
             self._continue_sent = True
             self.transport.write(_CONTINUE)
-        if self._reading_paused and not self._waiting and not self._writing_paused:
-            self._reading_paused = False
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.resume_reading()
+        self._body_asked = True
+        self._update_reading()
 
     # --- deadlines ------------------------------------------------------------------------------------
+
+    def _arm_body(self) -> None:
+        """Start the body deadline when a read ended with the body of the request being served still
+        arriving. Not for a pipelined request waiting behind it: reading is paused, its body cannot come
+        (it starts when the request is served)."""
+        parsing = self._parsing
+        transport = self.transport
+        if (
+            parsing is not None
+            and parsing is self._serving
+            and not self._reading_head
+            and self._deadline is None
+            and transport is not None
+            and not transport.is_closing()
+        ):
+            self._arm(_BODY, self.body_timeout)
 
     def _arm(self, phase: str, seconds: float) -> None:
         deadline = self.loop.time() + seconds
@@ -342,7 +377,7 @@ class HttpProtocol(asyncio.Protocol):
             raise _PipelineFull
         self._url = b""
         self._headers = {}
-        self._expect_continue = self._continue_sent = False
+        self._expect_continue = self._continue_sent = self._body_asked = False
         self._fields = self._field_bytes = 0
         self._signature_bytes.clear()
         if self._deadline is None:
@@ -468,6 +503,7 @@ class HttpProtocol(asyncio.Protocol):
         if self._waiting:
             self._serve(self._waiting.popleft())
             self._update_reading()
+            self._arm_body()
         elif self._parsing is None and self._reading_head and self._deadline is None:
             self._arm(_IDLE, self.keep_alive_timeout)
 

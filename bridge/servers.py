@@ -129,17 +129,20 @@ class Listener(uvicorn.Server):
         loop = asyncio.get_running_loop()
 
         protocol_class = cast(type[HttpProtocol], config.http_protocol_class)
+        server: asyncio.Server | None = None
+
+        def listening() -> bool:
+            return server is None or server.is_serving()  # None: accepted while create_server returns
 
         def connection() -> asyncio.Protocol:
-            return protocol_class(self.server_state, loop)
+            return protocol_class(self.server_state, loop, listening)
 
         tls: dict[str, Any] = {}
         if config.ssl is not None:
             timeout = self.tls_handshake_timeout
             tls = {"ssl": config.ssl, "ssl_handshake_timeout": timeout, "ssl_shutdown_timeout": timeout}
-        self.servers.append(
-            await loop.create_server(connection, sock=self.sock, backlog=config.backlog, **tls)
-        )
+        server = await loop.create_server(connection, sock=self.sock, backlog=config.backlog, **tls)
+        self.servers.append(server)
         host, port = self.sock.getsockname()[:2]
         log.info(f"listening on {'https' if config.ssl else 'http'}://{host}:{port}")
 

@@ -14,6 +14,8 @@ class RecordingTransport(asyncio.Transport):
         self.closed = False
         self.aborted = False
         self.reading = True
+        #: How often the protocol paused reading.
+        self.pauses = 0
         #: Bytes written that the client has not read yet (what asyncio's transport would still hold).
         self.unread = 0
 
@@ -40,6 +42,7 @@ class RecordingTransport(asyncio.Transport):
 
     def pause_reading(self) -> None:
         self.reading = False
+        self.pauses += 1
 
     def resume_reading(self) -> None:
         self.reading = True

@@ -8,6 +8,14 @@ again on its own: the broker fails a whole batch for one oversized record, so on
 about this record. Refused alone, it moves to the rejected file (rejected.py) and the drain goes on. A
 record for a topic no longer in `kafka.topics` (the configuration changed while it waited) goes there too,
 without being produced.
+
+Only a confirmed prefix of a batch leaves the spool, but the records behind the first unsettled one may be
+in Kafka already: librdkafka sends a batch in several produce requests (with linger.ms 0, whatever was
+queued when the previous request left), so the records after a refused one are often acknowledged. Their
+attempts are kept, and the next batch produces again only the records whose attempt failed (one still
+running after `ack_wait` is waited for again). So without a restart a record is in Kafka twice only when
+librdkafka reported a failure for a produce request the broker had written (at least once, like the
+receiver's ack timeout); a restart republishes what the spool had not confirmed.
 """
 
 from __future__ import annotations
@@ -21,9 +29,10 @@ from typing import Final
 
 from bridge import metrics
 from bridge.errors import ReasonedError
-from bridge.publish.kafka import KafkaPublisher, PublishError
+from bridge.publish.kafka import Delivered, KafkaPublisher, PublishError
 from bridge.publish.rejected import RejectedRecords
 from bridge.publish.spool import Spool, SpooledRecord
+from bridge.routing import OutboundRecord
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,10 @@ class Drainer:
         self._backoff = MIN_BACKOFF_SECONDS
         #: The next batch is one record: the one the broker just refused together with its batch.
         self._isolate_next = False
+        #: When a batch settled only a prefix: the attempts of the records after it, in order from the
+        #: segment's confirmed prefix (`_attempts_segment`). One that succeeded or still runs is reused.
+        self._attempts: list[asyncio.Future[Delivered]] = []
+        self._attempts_segment = -1
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="spool-drainer")
@@ -109,7 +122,8 @@ class Drainer:
             return True
         size = 1 if self._isolate_next else BATCH_RECORDS
         batch = await self._spool.next_batch(segments[0], size)
-        if not batch:  # unreadable: the spool moved the segment's rest aside
+        if not batch:  # unreadable: the spool moved the segment's rest aside (and the attempts' places)
+            self._attempts = []
             return True
         unknown = next((i for i, item in enumerate(batch) if item.record.topic not in self._topics), None)
         if unknown == 0:
@@ -126,6 +140,7 @@ class Drainer:
         if not await self._reject(item, refusal):
             return False
         await self._spool.confirm([item], None)
+        self._attempts = self._attempts_from(item.segment)[1:]  # its own attempt, if any, failed
         return True
 
     async def _reject(self, item: SpooledRecord, error: ReasonedError) -> bool:
@@ -146,16 +161,8 @@ class Drainer:
     async def _publish(self, batch: list[SpooledRecord]) -> bool:
         """Publish a batch; confirm its longest settled prefix (acknowledged, or refused for good and kept in
         the rejected file). True when the drain can go on at once: all settled, or a record to isolate."""
-        futures = [
-            self._publisher.produce(
-                item.record.topic,
-                item.record.key,
-                item.record.value,
-                item.record.headers,
-                item.record.timestamp_ms,
-            )
-            for item in batch
-        ]
+        attempts = self._attempts_from(batch[0].segment)
+        futures = [self._attempt(attempts, index, item.record) for index, item in enumerate(batch)]
         await asyncio.wait(futures, timeout=self._ack_wait)
         self._isolate_next = False
         settled = 0
@@ -177,6 +184,27 @@ class Drainer:
             else:
                 metrics.SPOOL_DRAINED.labels(topic=item.record.topic).inc()
             settled += 1
+        # What the next batch begins with: this one's unsettled records, then attempts beyond this batch.
+        self._attempts = futures[settled:] + attempts[len(batch) :]
         next_spooled_at = batch[settled].spooled_at if settled < len(batch) else None
         await self._spool.confirm(batch[:settled], next_spooled_at)
         return settled == len(batch) or self._isolate_next
+
+    def _attempts_from(self, segment: int) -> list[asyncio.Future[Delivered]]:
+        """The attempts kept for the records from `segment`'s confirmed prefix on (none for another one)."""
+        if segment != self._attempts_segment:
+            self._attempts, self._attempts_segment = [], segment
+        return self._attempts
+
+    def _attempt(
+        self, attempts: list[asyncio.Future[Delivered]], index: int, record: OutboundRecord
+    ) -> asyncio.Future[Delivered]:
+        """The record at `index` from its segment's confirmed prefix: its previous attempt when that
+        succeeded or still runs (producing it again would publish it twice), else a new one."""
+        if index < len(attempts):
+            previous = attempts[index]
+            if not previous.done() or (not previous.cancelled() and previous.exception() is None):
+                return previous
+        return self._publisher.produce(
+            record.topic, record.key, record.value, record.headers, record.timestamp_ms
+        )

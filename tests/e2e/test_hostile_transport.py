@@ -7,6 +7,8 @@ under "measured figures"; bench/hostile.py measures the same attacks at full siz
 
 from __future__ import annotations
 
+import signal
+import ssl
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +22,7 @@ from tests.e2e.hostile import (
     closed_by_peer,
     delivery,
     hold_open_after_early_answers,
+    open_socket,
     oversized_digest,
     peak_rss,
     signed_headers,
@@ -139,6 +142,42 @@ def test_silent_connections_to_the_tls_port_are_closed_at_the_handshake_deadline
     finally:
         for connection in silent:
             connection.close()
+
+
+def test_a_tls_handshake_completed_during_the_shutdown_gets_a_closed_connection_at_once(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """uvicorn asks the connections it knows to close when the shutdown begins; one still in its TLS
+    handshake became known only when the handshake completed, was never asked, and held the shutdown until
+    its head deadline (or, sending requests, its grace period)."""
+    bridge = BridgeProcess(
+        workdir=tmp_path / "tls",
+        bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        overrides={"server.tls_handshake_timeout_seconds": 20, "server.header_read_timeout_seconds": 20},
+    )
+    create_topics(kafka_bootstrap, list(bridge.topics.values()))
+    bridge.start()
+    connection = open_socket(bridge.port)  # the TCP connection, its handshake not begun
+    try:
+        bridge.signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while "Shutting down" not in bridge.log_path.read_text():  # uvicorn stopped accepting
+            assert time.monotonic() < deadline, bridge.log_tail()
+            time.sleep(0.05)
+        client = ssl.create_default_context()
+        client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+        with client.wrap_socket(connection, server_hostname="localhost", suppress_ragged_eofs=False) as tls:
+            started = time.monotonic()
+            tls.settimeout(10)
+            assert tls.recv(1024) == b""  # a close_notify: no SSLEOFError (the socket closed without one)
+            closed_after = time.monotonic() - started
+        assert closed_after < 3.0, f"closed after {closed_after:.1f} s"
+        assert bridge.process is not None
+        bridge.process.wait(timeout=10)
+    finally:
+        connection.close()
+        bridge.stop()
 
 
 def test_operations_endpoints_are_served_only_on_the_ops_port(plain: BridgeProcess) -> None:

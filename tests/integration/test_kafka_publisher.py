@@ -105,3 +105,31 @@ def test_every_publish_of_a_burst_gets_its_own_acknowledgement(
     offsets = [record.offset for record in delivered]  # type: ignore[attr-defined]
     assert sorted(offsets) == list(range(len(delivered)))
     assert _timeouts(topic) == 0
+
+
+def test_records_produced_in_one_turn_reach_kafka_in_the_order_produced(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """produce() hands records to librdkafka at the end of the loop's turn, all of the turn's together: in
+    produce order, each with its own acknowledgement; and close() hands over those still waiting for the
+    end of the turn that calls it, so none is left behind."""
+    topic = f"{topic_prefix}one-turn"
+    create_topics(kafka_bootstrap, [topic], partitions=1)
+    publisher = KafkaPublisher(
+        dataclasses.replace(KafkaSettings(), bootstrap_servers=kafka_bootstrap), 10, "t"
+    )
+
+    async def one_turn_then_close() -> tuple[list[object], list[bytes | None]]:
+        publisher.start()
+        now_ms = int(time.time() * 1000)
+        futures = [publisher.produce(topic, b"k", b"%d" % i, [], now_ms) for i in range(50)]
+        delivered = await asyncio.gather(*futures)
+        for i in range(3):
+            publisher.produce(topic, b"k", b"last %d" % i, [], now_ms)
+        assert publisher.close(10) == 0  # in the same turn as the produce() calls above
+        # Still in that turn (the loop is blocked here): what Kafka has now, close() handed over.
+        return delivered, [record.value() for record in consume_all(kafka_bootstrap, [topic], 53, 10)]
+
+    delivered, values = asyncio.run(one_turn_then_close())
+    assert [record.offset for record in delivered] == list(range(50))  # type: ignore[attr-defined]
+    assert values == [b"%d" % i for i in range(50)] + [b"last %d" % i for i in range(3)]

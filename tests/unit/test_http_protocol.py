@@ -17,7 +17,12 @@ from uvicorn.server import ServerState
 from bridge.auth import MAX_SIGNATURE_HEADER_BYTES
 from bridge.config import ServerSettings
 from bridge.http_message import Answer, ClientDisconnect, Request
-from bridge.http_protocol import MAX_PIPELINED_REQUESTS, HttpProtocol, protocol_class
+from bridge.http_protocol import (
+    BODY_HIGH_WATER_BYTES,
+    MAX_PIPELINED_REQUESTS,
+    HttpProtocol,
+    protocol_class,
+)
 from tests.recording_transport import RecordingTransport
 
 OK: Answer = Answer(200, b"ok", b"text/plain")
@@ -277,6 +282,38 @@ def test_a_request_whose_body_arrived_with_its_head_leaves_no_deadline_armed() -
     run(scenario)
 
 
+def test_a_pipelined_body_gets_its_deadline_when_served_not_while_it_waits() -> None:
+    """Reading pauses while a pipelined request waits, so its body cannot arrive then: its deadline ran
+    anyway, and closed the connection under the answer to the request before it."""
+
+    class SlowFirst(App):
+        async def handle(self, request: Request) -> Answer | None:
+            await request.body(1000)
+            if self.calls == 0:
+                await asyncio.sleep(0.4)  # longer than the body deadline
+            self.calls += 1
+            return OK
+
+    async def scenario() -> None:
+        protocol, transport, _ = connect(SlowFirst())
+        protocol.body_timeout = 0.2
+        first = HEAD + b"Content-Length: 2\r\n\r\n{}"
+        protocol.data_received(first + HEAD + b"Content-Length: 2\r\n\r\n{")  # the second's body: half
+        await asyncio.sleep(0.5)
+        assert transport.text.count("HTTP/1.1 200") == 1 and not transport.closed and transport.reading
+        protocol.data_received(b"}")
+        await settle()
+        assert transport.text.count("HTTP/1.1 200") == 2 and not transport.closed
+
+        protocol, transport, _ = connect(SlowFirst())  # once served, its deadline runs
+        protocol.body_timeout = 0.2
+        protocol.data_received(first + HEAD + b"Content-Length: 2\r\n\r\n{")
+        await asyncio.sleep(0.8)
+        assert transport.text.count("HTTP/1.1 200") == 1 and transport.closed
+
+    run(scenario)
+
+
 def test_junk_refused_and_slow_heads_are_logged_at_debug_with_the_peer_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -393,6 +430,78 @@ def test_one_read_of_many_pipelined_requests_queues_a_few_and_closes_after_answe
         assert app.calls == answered and transport.text.count("HTTP/1.1 200") == answered
         assert transport.text.count("connection: close") == 1 and transport.text.endswith("close\r\n\r\nok")
         assert transport.closed and not transport.reading
+
+    run(scenario)
+
+
+def test_a_large_body_the_endpoint_reads_is_read_without_pausing() -> None:
+    """Reading pauses for a body that piles up unasked; one the endpoint waits for is read on. (A copy of
+    the reading rule in the body hook paused and resumed reading once per read past the high-water mark.)"""
+
+    async def scenario() -> None:
+        app = App()
+        protocol, transport, _ = connect(app)
+        size = 8 * BODY_HIGH_WATER_BYTES
+        protocol.data_received(HEAD + b"Content-Length: %d\r\n\r\n" % size)
+        await settle()
+        assert app.calls == 1  # the endpoint waits for the body
+        for _ in range(8):
+            protocol.data_received(b" " * BODY_HIGH_WATER_BYTES)
+            await settle()
+        assert transport.text.startswith("HTTP/1.1 200") and transport.pauses == 0
+
+        protocol, transport, _ = connect(App(early=True))  # asks for nothing: the body does not pile up
+        protocol.data_received(
+            HEAD + b"Content-Length: %d\r\n\r\n" % size + b" " * (2 * BODY_HIGH_WATER_BYTES)
+        )
+        assert not transport.reading
+
+    run(scenario)
+
+
+def test_a_body_request_does_not_resume_a_connection_whose_pipeline_is_full() -> None:
+    """One rule decides whether to read, whoever asks: the body hook the protocol hands every request
+    resumed reading by its own copy of the rule, which left out the full pipeline, so the last queued
+    request's hook read on past the request the parser had stopped at. (No request can ask for its body in
+    that state today, every queued request being complete, so the hook is called directly.)"""
+
+    class HoldsTheLast(App):
+        def __init__(self) -> None:
+            super().__init__()
+            self.last = asyncio.Event()
+            self.release = asyncio.Event()
+
+        async def handle(self, request: Request) -> Answer | None:
+            answer = await super().handle(request)
+            if self.calls == MAX_PIPELINED_REQUESTS + 1:
+                self.last.set()
+                await self.release.wait()
+            return answer
+
+    async def scenario() -> None:
+        app = HoldsTheLast()
+        protocol, transport, _ = connect(app)
+        protocol.data_received(b"POST /webhooks/a HTTP/1.1\r\n\r\n" * 100)
+        await asyncio.wait_for(app.last.wait(), 5)  # the last queued request is served, none waits
+        assert not transport.reading
+        protocol._body_wanted()
+        assert not transport.reading
+        app.release.set()
+        await settle()
+        assert transport.text.count("HTTP/1.1 200") == MAX_PIPELINED_REQUESTS + 1 and transport.closed
+
+    run(scenario)
+
+
+def test_a_connection_made_after_the_listener_stopped_accepting_is_closed_at_once() -> None:
+    """A TLS handshake that completes during the shutdown: uvicorn asked the connections it knew to close."""
+
+    async def scenario() -> None:
+        listener = protocol_class(ServerSettings(), App(), 1000)
+        for listening in (lambda: True, lambda: False):
+            transport = RecordingTransport(tls=True)
+            listener(ServerState(), asyncio.get_running_loop(), listening).connection_made(transport)
+            assert transport.closed is not listening() and transport.written == b""
 
     run(scenario)
 
