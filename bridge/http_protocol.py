@@ -12,7 +12,8 @@ Per connection:
 - A deadline in every phase the client controls. The request head must arrive within `header_read_timeout`
   of the connection opening or of its first byte (bytes arriving on an idle keep-alive connection start a
   head). The body must arrive within `body_timeout`, a backstop behind the receiver's own, more precise body
-  deadline, armed only when a read ends with a body still arriving. An idle keep-alive connection closes after
+  deadline, armed only when a read ends with a body still arriving, and for a pipelined request only once it
+  is served (reading pauses while it waits). An idle keep-alive connection closes after
   `keep_alive_timeout`. The TLS handshake's deadline is set on the listener (bridge/servers.py).
 - A head budget, enforced as the bytes arrive: at most `max_header_bytes` bytes of a request head are ever
   fed to the parser (httptools accumulates a header value until it is complete; twice that for a head
@@ -209,8 +210,8 @@ class HttpProtocol(asyncio.Protocol):
         if self._phase is _IDLE:
             self._disarm()
         self._feed(data)
-        if not self._reading_head and self._deadline is None and not transport.is_closing():
-            self._arm(_BODY, self.body_timeout)
+        if not self._reading_head:
+            self._arm_body()
 
     def eof_received(self) -> bool | None:
         return None  # close the connection; a request in progress learns it from connection_lost
@@ -310,6 +311,22 @@ class HttpProtocol(asyncio.Protocol):
         self._update_reading()
 
     # --- deadlines ------------------------------------------------------------------------------------
+
+    def _arm_body(self) -> None:
+        """Start the body deadline when a read ended with the body of the request being served still
+        arriving. Not for a pipelined request waiting behind it: reading is paused, its body cannot come
+        (it starts when the request is served)."""
+        parsing = self._parsing
+        transport = self.transport
+        if (
+            parsing is not None
+            and parsing is self._serving
+            and not self._reading_head
+            and self._deadline is None
+            and transport is not None
+            and not transport.is_closing()
+        ):
+            self._arm(_BODY, self.body_timeout)
 
     def _arm(self, phase: str, seconds: float) -> None:
         deadline = self.loop.time() + seconds
@@ -486,6 +503,7 @@ class HttpProtocol(asyncio.Protocol):
         if self._waiting:
             self._serve(self._waiting.popleft())
             self._update_reading()
+            self._arm_body()
         elif self._parsing is None and self._reading_head and self._deadline is None:
             self._arm(_IDLE, self.keep_alive_timeout)
 

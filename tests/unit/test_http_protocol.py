@@ -282,6 +282,38 @@ def test_a_request_whose_body_arrived_with_its_head_leaves_no_deadline_armed() -
     run(scenario)
 
 
+def test_a_pipelined_body_gets_its_deadline_when_served_not_while_it_waits() -> None:
+    """Reading pauses while a pipelined request waits, so its body cannot arrive then: its deadline ran
+    anyway, and closed the connection under the answer to the request before it."""
+
+    class SlowFirst(App):
+        async def handle(self, request: Request) -> Answer | None:
+            await request.body(1000)
+            if self.calls == 0:
+                await asyncio.sleep(0.4)  # longer than the body deadline
+            self.calls += 1
+            return OK
+
+    async def scenario() -> None:
+        protocol, transport, _ = connect(SlowFirst())
+        protocol.body_timeout = 0.2
+        first = HEAD + b"Content-Length: 2\r\n\r\n{}"
+        protocol.data_received(first + HEAD + b"Content-Length: 2\r\n\r\n{")  # the second's body: half
+        await asyncio.sleep(0.5)
+        assert transport.text.count("HTTP/1.1 200") == 1 and not transport.closed and transport.reading
+        protocol.data_received(b"}")
+        await settle()
+        assert transport.text.count("HTTP/1.1 200") == 2 and not transport.closed
+
+        protocol, transport, _ = connect(SlowFirst())  # once served, its deadline runs
+        protocol.body_timeout = 0.2
+        protocol.data_received(first + HEAD + b"Content-Length: 2\r\n\r\n{")
+        await asyncio.sleep(0.8)
+        assert transport.text.count("HTTP/1.1 200") == 1 and transport.closed
+
+    run(scenario)
+
+
 def test_junk_refused_and_slow_heads_are_logged_at_debug_with_the_peer_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
