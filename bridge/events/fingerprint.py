@@ -18,6 +18,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Final
 
+from bridge.digits import TWO_DIGITS
 from bridge.events.model import Event
 
 FINGERPRINT_HEADER: Final = "idaas-fingerprint"
@@ -25,11 +26,11 @@ FINGERPRINT_HEADER: Final = "idaas-fingerprint"
 
 def utc_second(moment: datetime) -> str:
     """`moment` in UTC to the second, as `strftime("%Y-%m-%dT%H:%M:%SZ")` writes it with glibc (the year
-    unpadded), formatted field by field: strftime builds a `struct tm` and cost half of the fingerprint.
-    printf-style, because `%02d` costs half what an f-string's `:02d` format spec does."""
+    unpadded), written field by field from a digit table: strftime builds a `struct tm` and cost half of the
+    fingerprint, a `%02d` format twice the table's look-ups."""
     utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-    fields = (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second)
-    return "%d-%02d-%02dT%02d:%02d:%02dZ" % fields  # noqa: UP031 - half the cost of an f-string
+    two = TWO_DIGITS
+    return f"{utc.year}-{two[utc.month]}-{two[utc.day]}T{two[utc.hour]}:{two[utc.minute]}:{two[utc.second]}Z"
 
 
 def fingerprint(event: Event) -> bytes:

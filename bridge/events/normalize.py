@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -66,35 +66,55 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-#: Keys up to this length have their reason-likeness remembered, the first this many of them: IDaaS's
-#: vocabulary is a few dozen keys, and the memory stays small whatever is sent.
-CACHED_KEY_CHARS: Final = 64
-CACHED_KEYS: Final = 1024
-
-#: The regex search is the costly part of `_reason`, and the same few keys come in every event. A plain
-#: dict read inline rather than an lru_cache behind a function: one look-up per key instead of two calls.
-_reason_like_keys: dict[str, bool] = {}
+#: The reason keys of one object's key set are remembered for key sets of up to this many characters, the
+#: first this many of them: IDaaS sends a few dozen key sets (one or two per event type), and the memory
+#: stays small whatever is sent.
+CACHED_KEY_SET_CHARS: Final = 1024
+CACHED_KEY_SETS: Final = 512
 
 
-def _reason_like(key: str) -> bool:
-    """Whether `key` names a reason other than the guessed keys; called when it is not remembered."""
-    found = key not in REASON_KEYS and REASON_LIKE.search(key) is not None
-    if len(key) <= CACHED_KEY_CHARS and len(_reason_like_keys) < CACHED_KEYS:
-        _reason_like_keys[key] = found
+class _ReasonKeys(NamedTuple):
+    """Where one object's reason may be, in the object's key order."""
+
+    #: The guessed keys it has, in REASON_KEYS' order.
+    guessed: tuple[str, ...]
+    #: Its other reason-like keys.
+    other: tuple[str, ...]
+
+
+#: Key set → its reason keys. The same few key sets come in every event, and the regex search over each key
+#: was the costly part of `_reason`: one look-up per object instead of one per key.
+_reason_keys_of: dict[tuple[str, ...], _ReasonKeys] = {}
+
+
+def _find_reason_keys(keys: tuple[str, ...]) -> _ReasonKeys:
+    """The reason keys among `keys`; called when the key set is not remembered."""
+    found = _ReasonKeys(
+        tuple(key for key in REASON_KEYS if key in keys),
+        tuple(key for key in keys if key not in REASON_KEYS and REASON_LIKE.search(key)),
+    )
+    if len(_reason_keys_of) < CACHED_KEY_SETS and sum(map(len, keys)) <= CACHED_KEY_SET_CHARS:
+        _reason_keys_of[keys] = found
     return found
 
 
 def _reason(data: dict[str, Any], attributes: dict[str, Any]) -> str | None:
     """The guessed reason keys' texts, then every other reason-like field as `key: value`, joined."""
-    sources = (attributes, data)
-    parts = [text for source in sources for key in REASON_KEYS if (text := _text(source, key))]
-    known = _reason_like_keys
-    for source in sources:
-        for key, value in source.items():
-            like = known.get(key)
-            if like is None:
-                like = _reason_like(key)
-            if like and value not in (None, "", [], {}):
+    sources = []
+    for source in (attributes, data):
+        keys = tuple(source)
+        found = _reason_keys_of.get(keys)
+        if found is None:
+            found = _find_reason_keys(keys)
+        if found.guessed or found.other:
+            sources.append((source, found))
+    if not sources:
+        return None
+    parts = [text for source, found in sources for key in found.guessed if (text := _text(source, key))]
+    for source, found in sources:
+        for key in found.other:
+            value = source[key]
+            if value not in (None, "", [], {}):
                 parts.append(f"{key}: {_as_text(value)}")
     return "; ".join(parts) or None
 

