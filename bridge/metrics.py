@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import os
 import threading
 import time
@@ -36,6 +37,8 @@ from typing import Any, Final, Self
 import prometheus_client
 from prometheus_client import values
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+log = logging.getLogger(__name__)
 
 
 class _RememberedChildren:
@@ -556,10 +559,26 @@ def flush_worker_files() -> None:
 
 
 async def flush_periodically() -> None:
-    """A worker's values reach its files, and the serving process's /metrics, within FLUSH_SECONDS."""
+    """A worker's values reach its files, and the serving process's /metrics, within FLUSH_SECONDS. A
+    failed write (the volume full: a file grows with each new series) is logged once and tried again
+    every FLUSH_SECONDS; the values stay in memory meanwhile."""
+    failing = False
     while True:
         await asyncio.sleep(FLUSH_SECONDS)
-        flush_worker_files()
+        try:
+            flush_worker_files()
+        except OSError as exc:
+            if not failing:
+                log.error(
+                    "could not write this worker's metric values; /metrics shows their last written "
+                    "values until a write succeeds",
+                    extra={"error": str(exc)},
+                )
+            failing = True
+        else:
+            if failing:
+                log.info("metric values written again")
+            failing = False
 
 
 def _after_fork_in_child() -> None:

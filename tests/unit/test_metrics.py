@@ -4,6 +4,7 @@ thread, and in a forked child's own files."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import threading
@@ -160,3 +161,32 @@ def test_a_forked_child_counts_in_files_of_its_own(
     files = {path.name: path for path in tmp_path.glob("counter_*.db")}
     assert set(files) == {f"counter_{os.getpid()}.db", f"counter_{pid}.db"}
     assert collected(tmp_path)[("c_total", ())] == 8
+
+
+def test_a_failed_flush_is_logged_once_and_tried_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    outcomes: list[OSError | None] = [OSError(28, "No space left on device")] * 3 + [None]
+
+    def flush() -> None:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    async def flush_until_written() -> None:
+        flusher = asyncio.create_task(metrics.flush_periodically())
+        deadline = time.monotonic() + 10
+        while outcomes and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # past the successful flush's log line
+        flusher.cancel()
+
+    monkeypatch.setattr(metrics, "FLUSH_SECONDS", 0.01)
+    monkeypatch.setattr(metrics, "flush_worker_files", flush)
+    with caplog.at_level("INFO", logger="bridge.metrics"):
+        asyncio.run(flush_until_written())
+    assert not outcomes
+    errors = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert len(errors) == 1 and "could not write this worker's metric values" in errors[0].getMessage()
+    assert errors[0].error == "[Errno 28] No space left on device"
+    assert [record.getMessage() for record in caplog.records][-1] == "metric values written again"
