@@ -13,7 +13,8 @@ Each delivery is a unique, signed sample of bench/deliveries.py, fed whole to `d
 answer is awaited before the next is fed. What Kafka's part costs is measured by bench.publish_path; what the
 stages cost alone (verify, parse, normalize, encode) by bench.stages. To compare two code versions, run each
 in its own process with that version's package first on PYTHONPATH, several times alternately
-(docs/benchmarks.md).
+(docs/benchmarks.md), from a directory without a `bridge` package: `python -m` puts the current directory
+first on the path.
 """
 
 from __future__ import annotations
