@@ -498,6 +498,12 @@ class KafkaPublisher:
         except KafkaException as exc:
             metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
             _fail(future, PublishError.from_kafka(exc.args[0]))
+        except Exception as exc:
+            # An argument the client library does not take (a type, a value out of range): this record's
+            # failure, raised to whoever waits for it as produce() raised it before the hand-over. Raised
+            # here it would leave the turn's later records queued, and every later turn's with them.
+            metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
+            future.set_exception(exc)
 
     async def publish(
         self, topic: str, key: bytes, value: bytes, headers: Headers, timestamp_ms: int, deadline: float
