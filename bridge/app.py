@@ -209,6 +209,7 @@ class Bridge:
             self._background.append(asyncio.create_task(self.guard.relay_warnings(), name="warning-relay"))
         if worker is not None:
             self._background.append(asyncio.create_task(self._report_readiness(worker), name="readiness"))
+            self._background.append(asyncio.create_task(metrics.flush_periodically(), name="metrics-flush"))
         log.info(
             "bridge started",
             extra={

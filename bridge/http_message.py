@@ -168,6 +168,11 @@ class Request:
             self._waiter = asyncio.get_running_loop().create_future()
             self._wanted()
             await self._waiter
+        return self.arrived_body(limit)
+
+    def arrived_body(self, limit: int) -> bytes:
+        """The whole body once it has `arrived`, without the coroutine `body()` is; BodyTooLarge over `limit`
+        bytes."""
         if self._size > limit:
             raise BodyTooLarge
         chunks = self._chunks

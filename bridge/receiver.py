@@ -114,7 +114,9 @@ class WebhookReceiver:
         guard: AutoDisableGuard,
     ) -> None:
         self._settings = settings
-        self._webhooks = {hook.name: hook for hook in settings.webhooks}
+        #: The configured webhooks by their path: a delivery's webhook in one look-up (`webhook_name`, a
+        #: prefix test and a slice, only for the answers to anything else).
+        self._paths = {WEBHOOK_PATH_PREFIX + hook.name: hook for hook in settings.webhooks}
         self._router = router
         self._delivery = delivery
         self._dedup = dedup
@@ -136,28 +138,24 @@ class WebhookReceiver:
     async def handle(self, request: Request) -> Answer | None:
         """The answer to one delivery; None when the client hung up (nobody is listening)."""
         started = time.perf_counter()
-        name = webhook_name(request.path)
-        if name is None:
-            return NOT_SERVED
-        if request.method != "POST":
-            return ONLY_POST
-        webhook = self._webhooks.get(name)
-        if webhook is None:
-            detail = f"no webhook named {name!r} is configured"
-            return json_answer(404, {"error": "unknown_webhook", "detail": detail}, close=True)
+        webhook = self._paths.get(request.path)
+        if webhook is None or request.method != "POST":
+            return self._not_a_delivery(request)
+        name = webhook.name
+        # Positional arguments, each named by its expression: keywords cost ~0.15 µs more per delivery.
         check = auth.verify_headers(
             auth.SignedHeaders(
-                method=request.method,
-                target_uri=self.target_uri(request, webhook),
-                content_digest=request.joined("content-digest"),
-                signature_input=request.joined("signature-input"),
-                signature=request.joined("signature"),
-                legacy_signature=request.header(auth.LEGACY_HEADER),
+                request.method,
+                self.target_uri(request, webhook),
+                request.joined("content-digest"),
+                request.joined("signature-input"),
+                request.joined("signature"),
+                request.header(auth.LEGACY_HEADER),
             ),
             webhook.tokens,
-            now=time.time(),
-            window=self._settings.signature.created_window_seconds,
-            legacy=webhook.legacy_sha2_signature,
+            time.time(),
+            self._settings.signature.created_window_seconds,
+            webhook.legacy_sha2_signature,
         )
         if isinstance(check, auth.AuthFailure):
             answer, well_formed = self._unauthorized(name, request, check), check.well_formed
@@ -175,6 +173,16 @@ class WebhookReceiver:
         metrics.RESPONSES.labels(webhook=name, code=str(answer.status)).inc()
         self._guard.record(name, answer.status, elapsed, well_formed)
         return answer
+
+    def _not_a_delivery(self, request: Request) -> Answer:
+        """The answer to a request that is not a POST to a configured webhook."""
+        name = webhook_name(request.path)
+        if name is None:
+            return NOT_SERVED
+        if request.method != "POST":
+            return ONLY_POST
+        detail = f"no webhook named {name!r} is configured"
+        return json_answer(404, {"error": "unknown_webhook", "detail": detail}, close=True)
 
     def target_uri(self, request: Request, webhook: WebhookSettings) -> str:
         """The URL IDaaS signed (RFC 9421 @target-uri): the configured public URL, else the request's."""
@@ -241,7 +249,7 @@ class WebhookReceiver:
         try:
             if request.arrived:
                 # Reading cannot wait, so no deadline: asyncio.timeout costs ~5 µs, a few % of a delivery.
-                body = await request.body(limit)
+                body = request.arrived_body(limit)
             else:
                 # asyncio.timeout, not wait_for: wait_for runs the read in a task of its own (3.11).
                 async with asyncio.timeout(deadline):

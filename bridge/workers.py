@@ -268,6 +268,12 @@ class WorkerPool:
         }
         return readiness_answer(body)
 
+    def scrape(self, registry: CollectorRegistry) -> Answer:
+        """The workers' files as they last wrote them, with this process's own values (the worker count
+        and restarts) written first."""
+        metrics.flush_worker_files()
+        return metrics_answer(generate_latest(registry))
+
     def ops_endpoints(self) -> OpsEndpoints:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, str(self.metrics_directory))  # type: ignore[no-untyped-call]
@@ -276,7 +282,7 @@ class WorkerPool:
             {
                 "/healthz": self.healthz,
                 "/readyz": self.readyz,
-                "/metrics": lambda: metrics_answer(generate_latest(registry)),
+                "/metrics": lambda: self.scrape(registry),
             }
         )
 
@@ -403,9 +409,19 @@ def _run_worker(pool: WorkerPool, index: int) -> NoReturn:
         log.exception("worker failed")
         code = EXIT_RUNTIME
     finally:
+        _flush_metrics()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _flush_metrics() -> None:
+    """A worker's last counts reach its files however it ends (short of SIGKILL): its /metrics are flushed
+    every metrics.FLUSH_SECONDS only."""
+    try:
+        metrics.flush_worker_files()
+    except Exception:
+        log.exception("could not write the worker's last metric values")
 
 
 def _follow_parent(parent: int) -> None:

@@ -91,6 +91,8 @@ def metrics_markdown() -> str:
         "With `server.workers` above 1 the serving process answers `/metrics` for all its workers, under",
         "the same names: counters and histograms added up, each gauge as its row says; `process_*` covers",
         "the serving process and its workers together (CPU seconds, memory and open files added up).",
+        f"A worker writes its values for the serving process every {metrics.FLUSH_SECONDS:g} s and when it",
+        f"stops: `/metrics` lags the workers by up to {metrics.FLUSH_SECONDS:g} s (docs/operations.md).",
     ]
     for title, names in _sections():
         lines += [

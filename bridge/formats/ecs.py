@@ -70,8 +70,9 @@ def to_document(event: Event) -> dict[str, Any]:
         "original": orjson.dumps(event.data).decode(),
     }
     if classification is not None:
-        ecs_event["category"] = list(classification.ecs.category)
-        ecs_event["type"] = list(classification.ecs.type)
+        # The catalog's tuples as they are: orjson writes a tuple as an array.
+        ecs_event["category"] = classification.ecs.category
+        ecs_event["type"] = classification.ecs.type
         if classification.ecs.has_outcome:
             ecs_event["outcome"] = event.outcome
     if event.reason is not None:

@@ -2,7 +2,8 @@
 /metrics adds the workers up under the usual names, keep-alive connections opened at once spread over both
 workers, a killed worker is replaced without losing a 2xx'd event nor the connections queued on its socket,
 SIGTERM stops them all; spools stranded by a smaller worker count drain; the failure streak counts
-across workers."""
+across workers; a worker's counts reach /metrics within metrics.FLUSH_SECONDS, and all of them when it
+stops."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import orjson
 import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from bridge.metrics import FLUSH_SECONDS
 from tests.e2e.harness import BridgeProcess, consume_all, metric_value, plain_bridge, signed_post
 from tests.e2e.hostile import delivery, signed_headers
 from tests.e2e.load import LoadResult, run_load
@@ -50,6 +52,15 @@ def wait_until(condition: Callable[[], bool], what: str, bridge: BridgeProcess) 
         time.sleep(0.1)
 
 
+def soon(condition: Callable[[], bool], what: str, bridge: BridgeProcess) -> None:
+    """What the workers counted reaches their files, and /metrics, within FLUSH_SECONDS (they write their
+    values that often)."""
+    deadline = time.monotonic() + FLUSH_SECONDS + MARGIN
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not within {FLUSH_SECONDS} s:\n{bridge.log_tail()}"
+        time.sleep(0.05)
+
+
 def ready(bridge: BridgeProcess) -> bool:
     with bridge.ops_client() as client:
         try:
@@ -58,8 +69,9 @@ def ready(bridge: BridgeProcess) -> bool:
             return False
 
 
-def per_worker(bridge: BridgeProcess, pid: int, name: str) -> float:
-    """A counter's total as one worker counted it, from that worker's own metrics file."""
+def per_worker(bridge: BridgeProcess, pid: int, name: str, **labels: str) -> float:
+    """A counter's total as one worker counted it (the samples whose labels include `labels`), from that
+    worker's own metrics file."""
     path = bridge.workdir / "spool" / ".metrics" / f"counter_{pid}.db"
     if not path.exists():
         return 0.0
@@ -67,8 +79,12 @@ def per_worker(bridge: BridgeProcess, pid: int, name: str) -> float:
         sample.value
         for family in MultiProcessCollector.merge([str(path)], accumulate=False)
         for sample in family.samples
-        if sample.name == f"{name}_total"
+        if sample.name == f"{name}_total" and labels.items() <= sample.labels.items()
     )
+
+
+def deliveries_per_worker(bridge: BridgeProcess, pids: list[int], expected: int) -> bool:
+    return sum(per_worker(bridge, pid, "idaas_bridge_deliveries") for pid in pids) == expected
 
 
 def total(bridge: BridgeProcess, name: str, **labels: str) -> float:
@@ -128,8 +144,9 @@ def test_two_workers_share_the_deliveries_each_in_kafka_once_and_metrics_add_up(
     accepted = result.accepted | on_new_connections(bridge, 40)
     assert len(accepted) == 340, Counter(a.status for a in result.answers)
     # Both workers answered deliveries (each counts in its own file).
+    soon(lambda: deliveries_per_worker(bridge, pids, 340), "340 deliveries in the workers' files", bridge)
     served = {pid: per_worker(bridge, pid, "idaas_bridge_deliveries") for pid in pids}
-    assert all(count > 0 for count in served.values()) and sum(served.values()) == 340, served
+    assert all(count > 0 for count in served.values()), served
     # /metrics: the usual names, the workers added up; gauges of both workers, process metrics of the tree.
     assert total(bridge, "idaas_bridge_deliveries", status="published") == 340
     assert total(bridge, "idaas_bridge_http_responses", code="200") == 340
@@ -170,8 +187,8 @@ def test_keep_alive_connections_opened_at_once_spread_over_both_workers(two_work
 
     result = asyncio.run(open_while_busy())
     assert len(result.accepted) == SIMULTANEOUS, Counter(a.status for a in result.answers)
+    soon(lambda: deliveries_per_worker(bridge, pids, SIMULTANEOUS), "the deliveries counted", bridge)
     served = {pid: per_worker(bridge, pid, "idaas_bridge_deliveries") for pid in pids}
-    assert sum(served.values()) == SIMULTANEOUS
     # An even hash gives each worker fewer than a quarter of 64 once in about 50,000 runs.
     assert all(count >= SIMULTANEOUS // 4 for count in served.values()), served
 
@@ -222,8 +239,8 @@ def test_connections_arriving_while_a_worker_is_replaced_wait_for_the_replacemen
     accepted = on_new_connections(bridge, 40)
     assert len(accepted) == 40
     [replacement] = set(workers_of(bridge)) - {survivor}
-    served = per_worker(bridge, replacement, "idaas_bridge_deliveries")
-    assert served > 0 and served + per_worker(bridge, survivor, "idaas_bridge_deliveries") == 40
+    soon(lambda: deliveries_per_worker(bridge, [replacement, survivor], 40), "40 deliveries counted", bridge)
+    assert per_worker(bridge, replacement, "idaas_bridge_deliveries") > 0
     assert metric_value(bridge.metrics(), "idaas_bridge_worker_restarts_total") == 1
 
 
@@ -243,9 +260,16 @@ def test_spools_of_two_workers_drain_after_going_back_to_one(
         pids = workers_of(offline)
         accepted = on_new_connections(offline, 60)
         assert len(accepted) == 60
-        assert all(per_worker(offline, pid, "idaas_bridge_spool_appends") > 0 for pid in pids)
+        soon(
+            lambda: all(per_worker(offline, pid, "idaas_bridge_spool_appends") > 0 for pid in pids),
+            "appends in both workers' spools",
+            offline,
+        )
     finally:
         assert offline.stop(timeout=TIMEOUT) == 0
+    # Counted during the shutdown, after the last periodic flush: written by the worker's last one.
+    left = sum(per_worker(offline, pid, "idaas_bridge_shutdown_left", what="spooled_records") for pid in pids)
+    assert left == 60
     spool = offline.workdir / "spool"
     assert sorted(path.name for path in spool.glob("worker-*")) == ["worker-0", "worker-1"]
     single = offline.restarted_with(kafka_bootstrap)
@@ -269,15 +293,45 @@ def test_the_failure_streak_counts_answers_of_every_worker(two_workers: BridgePr
         with bridge.client() as client:
             answer = client.post("/webhooks/prod", content=body, headers=signed_headers(wrong, body))
         assert answer.status_code == 401
-    assert all(per_worker(bridge, pid, "idaas_bridge_auth_failures") > 0 for pid in pids)
-    assert metric_value(bridge.metrics(), "idaas_bridge_failure_streak", webhook="prod") == 30
+    soon(
+        lambda: all(per_worker(bridge, pid, "idaas_bridge_auth_failures") > 0 for pid in pids),
+        "401s counted by both workers",
+        bridge,
+    )
+    soon(lambda: streak(bridge) == 30, "the streak of 30", bridge)
     body = delivery()
     with bridge.client() as client:
         assert (
             client.post("/webhooks/prod", content=body, headers=signed_headers(bridge, body)).status_code
             == 200
         )
-    assert metric_value(bridge.metrics(), "idaas_bridge_failure_streak", webhook="prod") == 0
+    soon(lambda: streak(bridge) == 0, "the streak back to 0", bridge)
+
+
+def streak(bridge: BridgeProcess) -> float:
+    return metric_value(bridge.metrics(), "idaas_bridge_failure_streak", webhook="prod")
+
+
+def test_a_workers_last_counts_reach_metrics_when_it_stops_and_after_its_restart(
+    two_workers: BridgeProcess,
+) -> None:
+    # A worker writes its values every FLUSH_SECONDS and when it ends: one stopped (SIGTERM, a clean
+    # shutdown; the serving process starts it again) right after its deliveries still has them all on
+    # /metrics, and so do both once the bridge stops.
+    bridge = two_workers
+    victim, survivor = workers_of(bridge)
+    assert len(on_new_connections(bridge, 20)) == 20
+    os.kill(victim, signal.SIGTERM)
+    wait_until(lambda: victim not in workers_of(bridge) and len(workers_of(bridge)) == 2, "restarted", bridge)
+    [replacement] = set(workers_of(bridge)) - {survivor}
+    assert per_worker(bridge, victim, "idaas_bridge_deliveries") > 0
+    soon(lambda: total(bridge, "idaas_bridge_deliveries", status="published") == 20, "20 counted", bridge)
+    assert metric_value(bridge.metrics(), "idaas_bridge_worker_restarts_total") == 1
+    assert len(on_new_connections(bridge, 20)) == 20
+    soon(lambda: total(bridge, "idaas_bridge_deliveries", status="published") == 40, "40 counted", bridge)
+    assert len(on_new_connections(bridge, 20)) == 20
+    assert bridge.stop(timeout=TIMEOUT) == 0
+    assert deliveries_per_worker(bridge, [victim, survivor, replacement], 60)
 
 
 def test_a_worker_that_cannot_start_ends_the_bridge_with_the_precise_error(
