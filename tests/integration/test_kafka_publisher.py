@@ -11,7 +11,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME
 from prometheus_client import REGISTRY
 
 from bridge.config import KafkaSettings
-from bridge.publish.kafka import KafkaPublisher, PublishError
+from bridge.publish.kafka import KafkaPublisher, PublishError, topic_limit_bytes
 from tests.e2e.harness import consume_all
 from tests.kafka_broker import create_topics
 
@@ -162,4 +162,33 @@ def test_a_record_the_client_refuses_fails_alone_and_the_turns_after_it_are_hand
             publisher.close(1.0)
 
     first, later = asyncio.run(bad_record_then_good_ones())
+    assert [first.offset, later.offset] == [0, 1]  # type: ignore[attr-defined]
+
+
+def test_a_record_whose_caller_gave_up_before_the_hand_over_does_not_stop_it(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """A publish future can be cancelled before the end of its turn (a request task cancelled when the
+    shutdown's grace runs out cancels the future it awaits). If librdkafka then refuses the record at once
+    (here one larger than message.max.bytes), there is nobody to tell, and the records behind it in the turn,
+    and every later turn's, are still handed over."""
+    topic = f"{topic_prefix}gave-up"
+    create_topics(kafka_bootstrap, [topic], partitions=1)
+    settings = dataclasses.replace(KafkaSettings(), bootstrap_servers=kafka_bootstrap)
+    publisher = KafkaPublisher(settings, 10, "t")
+
+    async def cancelled_refusal_then_good_ones() -> tuple[object, object]:
+        publisher.start()
+        try:
+            now_ms = int(time.time() * 1000)
+            too_large = b"x" * (topic_limit_bytes(settings) + 1)
+            publisher.produce(topic, b"k", too_large, [], now_ms).cancel()
+            same_turn = publisher.produce(topic, b"k", b"same turn", [], now_ms)
+            first = await asyncio.wait_for(same_turn, 10)
+            later = await asyncio.wait_for(publisher.produce(topic, b"k", b"later", [], now_ms), 10)
+            return first, later
+        finally:
+            publisher.close(1.0)
+
+    first, later = asyncio.run(cancelled_refusal_then_good_ones())
     assert [first.offset, later.offset] == [0, 1]  # type: ignore[attr-defined]
