@@ -231,7 +231,10 @@ def _fail(future: asyncio.Future[Delivered], error: PublishError) -> None:
     it is counted in KAFKA_MESSAGES); a future nobody waits for any more (its ack deadline passed, the spool
     took the record) would otherwise log "Future exception was never retrieved" at ERROR for every such
     timeout. Marked here, where a future fails, rather than by a done callback on every future, which the
-    loop would schedule once per acknowledged record too."""
+    loop would schedule once per acknowledged record too. A future its caller cancelled before the end of
+    its turn (`KafkaPublisher._hand_over`) has nobody to tell."""
+    if future.done():
+        return
     future.set_exception(error)
     future.exception()
 
@@ -498,6 +501,13 @@ class KafkaPublisher:
         except KafkaException as exc:
             metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
             _fail(future, PublishError.from_kafka(exc.args[0]))
+        except Exception as exc:
+            # An argument the client library does not take (a type, a value out of range): this record's
+            # failure, raised to whoever waits for it as produce() raised it before the hand-over. Raised
+            # here it would leave the turn's later records queued, and every later turn's with them.
+            metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
+            if not future.done():  # as in `_fail`
+                future.set_exception(exc)
 
     async def publish(
         self, topic: str, key: bytes, value: bytes, headers: Headers, timestamp_ms: int, deadline: float

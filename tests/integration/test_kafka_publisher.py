@@ -11,7 +11,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME
 from prometheus_client import REGISTRY
 
 from bridge.config import KafkaSettings
-from bridge.publish.kafka import KafkaPublisher, PublishError
+from bridge.publish.kafka import KafkaPublisher, PublishError, topic_limit_bytes
 from tests.e2e.harness import consume_all
 from tests.kafka_broker import create_topics
 
@@ -133,3 +133,62 @@ def test_records_produced_in_one_turn_reach_kafka_in_the_order_produced(
     delivered, values = asyncio.run(one_turn_then_close())
     assert [record.offset for record in delivered] == list(range(50))  # type: ignore[attr-defined]
     assert values == [b"%d" % i for i in range(50)] + [b"last %d" % i for i in range(3)]
+
+
+def test_a_record_the_client_refuses_fails_alone_and_the_turns_after_it_are_handed_over(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """An argument the client library does not take (here a header value of the wrong type) is that record's
+    failure, raised to whoever waits for it, as when produce() handed it over at once. It must not stop the
+    hand-over: the records queued behind it in its turn, and every later turn's, still reach Kafka."""
+    topic = f"{topic_prefix}refused-argument"
+    create_topics(kafka_bootstrap, [topic], partitions=1)
+    publisher = KafkaPublisher(
+        dataclasses.replace(KafkaSettings(), bootstrap_servers=kafka_bootstrap), 10, "t"
+    )
+
+    async def bad_record_then_good_ones() -> tuple[object, object]:
+        publisher.start()
+        try:
+            now_ms = int(time.time() * 1000)
+            bad = publisher.produce(topic, b"k", b"bad", [("h", 5)], now_ms)  # type: ignore[list-item]
+            same_turn = publisher.produce(topic, b"k", b"same turn", [], now_ms)
+            with pytest.raises(TypeError):
+                await asyncio.wait_for(bad, 10)
+            first = await asyncio.wait_for(same_turn, 10)
+            later = await asyncio.wait_for(publisher.produce(topic, b"k", b"later", [], now_ms), 10)
+            return first, later
+        finally:
+            publisher.close(1.0)
+
+    first, later = asyncio.run(bad_record_then_good_ones())
+    assert [first.offset, later.offset] == [0, 1]  # type: ignore[attr-defined]
+
+
+def test_a_record_whose_caller_gave_up_before_the_hand_over_does_not_stop_it(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """A publish future can be cancelled before the end of its turn (a request task cancelled when the
+    shutdown's grace runs out cancels the future it awaits). If librdkafka then refuses the record at once
+    (here one larger than message.max.bytes), there is nobody to tell, and the records behind it in the turn,
+    and every later turn's, are still handed over."""
+    topic = f"{topic_prefix}gave-up"
+    create_topics(kafka_bootstrap, [topic], partitions=1)
+    settings = dataclasses.replace(KafkaSettings(), bootstrap_servers=kafka_bootstrap)
+    publisher = KafkaPublisher(settings, 10, "t")
+
+    async def cancelled_refusal_then_good_ones() -> tuple[object, object]:
+        publisher.start()
+        try:
+            now_ms = int(time.time() * 1000)
+            too_large = b"x" * (topic_limit_bytes(settings) + 1)
+            publisher.produce(topic, b"k", too_large, [], now_ms).cancel()
+            same_turn = publisher.produce(topic, b"k", b"same turn", [], now_ms)
+            first = await asyncio.wait_for(same_turn, 10)
+            later = await asyncio.wait_for(publisher.produce(topic, b"k", b"later", [], now_ms), 10)
+            return first, later
+        finally:
+            publisher.close(1.0)
+
+    first, later = asyncio.run(cancelled_refusal_then_good_ones())
+    assert [first.offset, later.offset] == [0, 1]  # type: ignore[attr-defined]
