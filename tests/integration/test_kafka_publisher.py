@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Callable
 
 import pytest
 from confluent_kafka import TIMESTAMP_CREATE_TIME
@@ -135,6 +136,30 @@ def test_records_produced_in_one_turn_reach_kafka_in_the_order_produced(
     assert values == [b"%d" % i for i in range(50)] + [b"last %d" % i for i in range(3)]
 
 
+def _after_a_refusal(
+    kafka_bootstrap: str, topic: str, refuse: Callable[[KafkaPublisher, int], None]
+) -> tuple[object, object]:
+    """`refuse` produces a record the client library refuses at the hand-over; then one record in the same
+    turn and one in a later turn. Returns their acknowledgements."""
+    create_topics(kafka_bootstrap, [topic], partitions=1)
+    publisher = KafkaPublisher(
+        dataclasses.replace(KafkaSettings(), bootstrap_servers=kafka_bootstrap), 10, "t"
+    )
+
+    async def refusal_then_good_ones() -> tuple[object, object]:
+        publisher.start()
+        try:
+            now_ms = int(time.time() * 1000)
+            refuse(publisher, now_ms)
+            same_turn = await asyncio.wait_for(publisher.produce(topic, b"k", b"same turn", [], now_ms), 10)
+            later = await asyncio.wait_for(publisher.produce(topic, b"k", b"later", [], now_ms), 10)
+            return same_turn, later
+        finally:
+            publisher.close(1.0)
+
+    return asyncio.run(refusal_then_good_ones())
+
+
 def test_a_record_the_client_refuses_fails_alone_and_the_turns_after_it_are_handed_over(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
@@ -142,27 +167,14 @@ def test_a_record_the_client_refuses_fails_alone_and_the_turns_after_it_are_hand
     failure, raised to whoever waits for it, as when produce() handed it over at once. It must not stop the
     hand-over: the records queued behind it in its turn, and every later turn's, still reach Kafka."""
     topic = f"{topic_prefix}refused-argument"
-    create_topics(kafka_bootstrap, [topic], partitions=1)
-    publisher = KafkaPublisher(
-        dataclasses.replace(KafkaSettings(), bootstrap_servers=kafka_bootstrap), 10, "t"
-    )
+    refused: list[asyncio.Future[object]] = []
 
-    async def bad_record_then_good_ones() -> tuple[object, object]:
-        publisher.start()
-        try:
-            now_ms = int(time.time() * 1000)
-            bad = publisher.produce(topic, b"k", b"bad", [("h", 5)], now_ms)  # type: ignore[list-item]
-            same_turn = publisher.produce(topic, b"k", b"same turn", [], now_ms)
-            with pytest.raises(TypeError):
-                await asyncio.wait_for(bad, 10)
-            first = await asyncio.wait_for(same_turn, 10)
-            later = await asyncio.wait_for(publisher.produce(topic, b"k", b"later", [], now_ms), 10)
-            return first, later
-        finally:
-            publisher.close(1.0)
+    def wrong_header_type(publisher: KafkaPublisher, now_ms: int) -> None:
+        refused.append(publisher.produce(topic, b"k", b"bad", [("h", 5)], now_ms))  # type: ignore[list-item,arg-type]
 
-    first, later = asyncio.run(bad_record_then_good_ones())
+    first, later = _after_a_refusal(kafka_bootstrap, topic, wrong_header_type)
     assert [first.offset, later.offset] == [0, 1]  # type: ignore[attr-defined]
+    assert isinstance(refused[0].exception(), TypeError)
 
 
 def test_a_record_whose_caller_gave_up_before_the_hand_over_does_not_stop_it(
@@ -173,22 +185,10 @@ def test_a_record_whose_caller_gave_up_before_the_hand_over_does_not_stop_it(
     (here one larger than message.max.bytes), there is nobody to tell, and the records behind it in the turn,
     and every later turn's, are still handed over."""
     topic = f"{topic_prefix}gave-up"
-    create_topics(kafka_bootstrap, [topic], partitions=1)
-    settings = dataclasses.replace(KafkaSettings(), bootstrap_servers=kafka_bootstrap)
-    publisher = KafkaPublisher(settings, 10, "t")
 
-    async def cancelled_refusal_then_good_ones() -> tuple[object, object]:
-        publisher.start()
-        try:
-            now_ms = int(time.time() * 1000)
-            too_large = b"x" * (topic_limit_bytes(settings) + 1)
-            publisher.produce(topic, b"k", too_large, [], now_ms).cancel()
-            same_turn = publisher.produce(topic, b"k", b"same turn", [], now_ms)
-            first = await asyncio.wait_for(same_turn, 10)
-            later = await asyncio.wait_for(publisher.produce(topic, b"k", b"later", [], now_ms), 10)
-            return first, later
-        finally:
-            publisher.close(1.0)
+    def cancelled_oversized(publisher: KafkaPublisher, now_ms: int) -> None:
+        too_large = b"x" * (topic_limit_bytes(KafkaSettings()) + 1)
+        publisher.produce(topic, b"k", too_large, [], now_ms).cancel()
 
-    first, later = asyncio.run(cancelled_refusal_then_good_ones())
+    first, later = _after_a_refusal(kafka_bootstrap, topic, cancelled_oversized)
     assert [first.offset, later.offset] == [0, 1]  # type: ignore[attr-defined]
