@@ -495,18 +495,16 @@ class KafkaPublisher:
                 timestamp_ms,
                 headers,  # type: ignore[arg-type]  # the stub's list of str | bytes | None: lists are invariant
             )
-        except BufferError:
+        except Exception as exc:  # caught whatever it is: raised here it would stop the turn's hand-over
             metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
-            _fail(future, PublishError("queue_full", "the producer queue is full"))
-        except KafkaException as exc:
-            metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
-            _fail(future, PublishError.from_kafka(exc.args[0]))
-        except Exception as exc:
-            # An argument the client library does not take (a type, a value out of range): this record's
-            # failure, raised to whoever waits for it as produce() raised it before the hand-over. Raised
-            # here it would leave the turn's later records queued, and every later turn's with them.
-            metrics.KAFKA_MESSAGES.labels(topic=topic, result="failed").inc()
-            if not future.done():  # as in `_fail`
+            if isinstance(exc, BufferError):
+                _fail(future, PublishError("queue_full", "the producer queue is full"))
+            elif isinstance(exc, KafkaException):
+                _fail(future, PublishError.from_kafka(exc.args[0]))
+            elif not future.done():  # as in `_fail`
+                # An argument the client library does not take (a type, a value out of range): a bug,
+                # raised to whoever waits for it as produce() raised it before the hand-over, and left
+                # unmarked so that it is logged if nobody does.
                 future.set_exception(exc)
 
     async def publish(
