@@ -47,15 +47,18 @@ class _RememberedChildren:
     prometheus-client checks, sorts and stringifies the label names on every `labels()` call, a few µs
     each, and a delivery makes about eight; the values are bounded (see above), so remembering the children
     costs no more memory than the children themselves. Nothing in the bridge removes a child, so a
-    remembered one never goes stale.
+    remembered one never goes stale. The hot path passes the values positionally, in the order of the
+    metric's label names: their tuple is the key as it comes (about 0.3 µs less per call than keywords).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        #: Keyed by the positional values' tuple, or by (values, named items) for a call with keywords: the
+        #: two kinds of key never meet (label values are strings), and both find the library's one child.
         self._remembered: dict[tuple[Any, ...], Self] = {}
 
     def labels(self, *values: Any, **named: Any) -> Self:
-        key = (values, tuple(named.items()))
+        key = (values, tuple(named.items())) if named else values
         child = self._remembered.get(key)
         if child is None:
             created: Self = super().labels(*values, **named)  # type: ignore[misc]

@@ -169,8 +169,10 @@ class WebhookReceiver:
                 self._guard.hang_up(name, well_formed)
                 return None
         elapsed = time.perf_counter() - started
-        metrics.REQUEST_DURATION.labels(webhook=name).observe(elapsed)
-        metrics.RESPONSES.labels(webhook=name, code=str(answer.status)).inc()
+        # Each delivery's label values positionally, in the order of the metric's label names (cheaper than
+        # keywords, bridge/metrics.py); the e2e tests read these series back by label name.
+        metrics.REQUEST_DURATION.labels(name).observe(elapsed)
+        metrics.RESPONSES.labels(name, str(answer.status)).inc()
         self._guard.record(name, answer.status, elapsed, well_formed)
         return answer
 
@@ -324,10 +326,10 @@ class WebhookReceiver:
             metrics.DELIVERIES.labels(webhook=webhook, event_type=type_label, status="unavailable").inc()
             log.warning("delivery not durable", extra={"webhook": webhook, "reason": exc.reason})
             return unavailable({"id": envelope.id, "error": "unavailable", "reason": exc.reason})
-        metrics.DELIVERIES.labels(webhook=webhook, event_type=type_label, status=status).inc()
+        metrics.DELIVERIES.labels(webhook, type_label, status).inc()
         if event.category == "authentication":
             resource = metrics.resource_label(event.resource)
-            metrics.AUTHENTICATIONS.labels(outcome=event.outcome, resource=resource).inc()
+            metrics.AUTHENTICATIONS.labels(event.outcome, resource).inc()
         return json_answer(200 if status == "published" else 202, {"id": envelope.id, "status": status})
 
     async def _deadletter(

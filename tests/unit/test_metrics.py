@@ -60,6 +60,20 @@ def test_updates_keep_the_librarys_checks() -> None:
     assert samples(counter)[0] == ("c_total", 2.5) and samples(gauge) == [("g", 7.0)]
 
 
+def test_values_given_by_position_or_by_name_are_the_same_child() -> None:
+    counter = metrics.Counter("c", "c", ["webhook", "event_type", "status"], registry=None)
+    counter.labels("prod", "user.created", "published").inc()
+    by_name = counter.labels(status="published", webhook="prod", event_type="user.created")
+    assert by_name is counter.labels("prod", "user.created", "published")
+    by_name.inc()
+    assert [
+        (sample.labels, sample.value)
+        for family in counter.collect()
+        for sample in family.samples
+        if sample.name == "c_total"
+    ] == [({"webhook": "prod", "event_type": "user.created", "status": "published"}, 2.0)]
+
+
 @pytest.fixture
 def worker_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[metrics.WorkerFiles]:
     """This process's metrics made from here on are worker-mode values in tmp_path's files."""
