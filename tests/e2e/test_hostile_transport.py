@@ -55,16 +55,25 @@ def plain(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> Iterator[B
     bridge.stop()
 
 
-@pytest.fixture
-def tls(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> Iterator[BridgeProcess]:
+def started_tls_bridge(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, overrides: dict[str, object]
+) -> BridgeProcess:
     bridge = BridgeProcess(
-        workdir=tmp_path / "tls",
-        bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        overrides={"server.tls_handshake_timeout_seconds": TLS_HANDSHAKE_TIMEOUT},
+        workdir=tmp_path / "tls", bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, overrides=overrides
     )
     create_topics(kafka_bootstrap, list(bridge.topics.values()))
     bridge.start()
+    return bridge
+
+
+@pytest.fixture
+def tls(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> Iterator[BridgeProcess]:
+    bridge = started_tls_bridge(
+        tmp_path,
+        kafka_bootstrap,
+        topic_prefix,
+        {"server.tls_handshake_timeout_seconds": TLS_HANDSHAKE_TIMEOUT},
+    )
     yield bridge
     bridge.stop()
 
@@ -153,14 +162,12 @@ def test_a_flood_of_stalled_tls_handshakes_stalls_no_delivery_and_is_accepted_no
     delivery on an established keep-alive connection and one on a new connection are answered meanwhile,
     and every flooding connection is accepted and answered (its ServerHello), none reset or left queued."""
     flood = 300
-    bridge = BridgeProcess(
-        workdir=tmp_path / "tls",
-        bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        overrides={"server.tls_handshakes_per_turn": 1, "server.tls_handshake_timeout_seconds": 5},
+    bridge = started_tls_bridge(
+        tmp_path,
+        kafka_bootstrap,
+        topic_prefix,
+        {"server.tls_handshakes_per_turn": 1, "server.tls_handshake_timeout_seconds": 5},
     )
-    create_topics(kafka_bootstrap, list(bridge.topics.values()))
-    bridge.start()
     stalled: list[socket.socket] = []
     try:
         with bridge.client() as established:
@@ -193,14 +200,12 @@ def test_a_tls_handshake_completed_during_the_shutdown_gets_a_closed_connection_
     """uvicorn asks the connections it knows to close when the shutdown begins; one still in its TLS
     handshake became known only when the handshake completed, was never asked, and held the shutdown until
     its head deadline (or, sending requests, its grace period)."""
-    bridge = BridgeProcess(
-        workdir=tmp_path / "tls",
-        bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        overrides={"server.tls_handshake_timeout_seconds": 20, "server.header_read_timeout_seconds": 20},
+    bridge = started_tls_bridge(
+        tmp_path,
+        kafka_bootstrap,
+        topic_prefix,
+        {"server.tls_handshake_timeout_seconds": 20, "server.header_read_timeout_seconds": 20},
     )
-    create_topics(kafka_bootstrap, list(bridge.topics.values()))
-    bridge.start()
     connection = open_socket(bridge.port)  # the TCP connection, its handshake not begun
     try:
         bridge.signal(signal.SIGTERM)

@@ -78,7 +78,7 @@ def test_connections_opened_at_once_spread_over_the_workers_sockets() -> None:
             sock.close()
 
 
-def test_a_tls_listener_accepts_at_most_its_bound_per_turn_and_the_rest_on_later_turns(tmp_path: Path) -> None:
+def test_a_tls_listener_accepts_at_most_its_bound_per_turn_and_the_rest_later(tmp_path: Path) -> None:
     """Connections waiting in the accept queue are taken `per_turn` at a time, one batch per turn of the
     event loop (between them the loop serves the established connections), until none waits: the ones
     past the bound are accepted later, none refused."""
