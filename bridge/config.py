@@ -136,9 +136,6 @@ class ServerSettings:
     header_read_timeout_seconds: float = 10.0
     body_read_timeout_seconds: float = 10.0
     tls_handshake_timeout_seconds: float = 5.0
-    #: TLS connections a process accepts (and starts the handshake of) per turn of its event loop; the
-    #: rest wait in the accept queue (bridge/servers.py, TlsAcceptor).
-    tls_handshakes_per_turn: int = 8
     max_header_bytes: int = 16 * 1024
     max_header_fields: int = 100
     unauthenticated_limit_concurrency: int = 16
@@ -396,9 +393,6 @@ def _server(section: _Section) -> ServerSettings:
         ),
         tls_handshake_timeout_seconds=section.number(
             "tls_handshake_timeout_seconds", ServerSettings.tls_handshake_timeout_seconds, 0
-        ),
-        tls_handshakes_per_turn=section.integer(
-            "tls_handshakes_per_turn", ServerSettings.tls_handshakes_per_turn, 1
         ),
         max_header_bytes=section.integer(
             "max_header_bytes", ServerSettings.max_header_bytes, MIN_HEADER_BYTES, MAX_HEADER_BYTES

@@ -13,25 +13,17 @@ listener's endpoint: the webhook receiver, or the operations endpoints.
 The sockets are bound here rather than by uvicorn, so that a port in use is a start-up error naming the
 setting, and so that the TLS handshake gets its own deadline (uvicorn has no setting for it and asyncio's
 default lets a silent TCP connection sit 60 s before any HTTP limit applies).
-
-A TLS listener accepts its connections itself (`TlsAcceptor`), at most `server.tls_handshakes_per_turn`
-per turn of the event loop: a full handshake costs the worker far more CPU than a delivery, and uvloop's
-server accepted and started every connection waiting. Clients that open a new connection whenever none of
-theirs is free (Go's http.Transport, vegeta) opened more as answers slowed, and at 5,000 deliveries/s the
-loop spent itself on thousands of handshakes while established connections waited (docs/benchmarks.md,
-sixth round). Past the bound, connections wait in the kernel's accept queue, not refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any, Final, cast
 
@@ -49,11 +41,6 @@ log = logging.getLogger(__name__)
 TLS12_CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS"
 #: Requests the operations listener serves at once: a few probes and scrapers, never a crowd.
 OPS_REQUEST_LIMIT: Final = 64
-#: After accept() fails for want of descriptors or memory, accepting resumes this much later (asyncio's own
-#: pause in the same case); the connections wait in the accept queue meanwhile.
-ACCEPT_RETRY_SECONDS: Final = 1.0
-#: accept() errors that say the process or the system is out of a resource, not that a connection failed.
-_RESOURCE_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 def _common(server: ServerSettings, endpoint: Endpoint, limit: int) -> dict[str, Any]:
@@ -128,124 +115,13 @@ def bind_group(host: str, port: int, setting: str, count: int) -> list[socket.so
     return [bind(host, port, setting, reuse_port=True) for _ in range(count)]
 
 
-class TlsAcceptor(asyncio.AbstractServer):
-    """A TLS listener that starts at most `per_turn` handshakes per turn of the event loop.
-
-    asyncio's (and uvloop's) TLS server accepts every connection waiting and starts its handshake at once:
-    with 2,000 connections in the accept queue, the next turn of the loop computed 2,000 handshakes (about
-    1 ms of CPU each with an RSA key) before it served any request of an established connection. Here one
-    turn accepts at most `per_turn` connections; the rest wait in the kernel's accept queue (the listen
-    backlog), where they cost the worker nothing, and the listening socket, still readable, is read again
-    on the next turn, after the established connections' reads and writes. The handshake work a turn adds
-    is so bounded by `per_turn` handshakes, and the handshake rate still follows the CPU left over.
-
-    A handshake in progress holds nothing back: a client that stalls its handshake (silent, or never
-    finishing it) delays no other connection's accept and is closed at the handshake's deadline.
-
-    uvicorn's shutdown calls `close()` (the listening socket closes; handshakes in progress complete, and
-    their connections are closed by the protocol's `listening()` check) and `wait_closed()`.
-    """
-
-    def __init__(
-        self,
-        sock: socket.socket,
-        factory: Callable[[], asyncio.Protocol],
-        context: ssl.SSLContext,
-        handshake_timeout: float,
-        per_turn: int,
-    ) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._sock: socket.socket | None = sock
-        self._factory = factory
-        self._context = context
-        self._timeout = handshake_timeout
-        self._per_turn = per_turn
-        # The handshakes in progress (the loop keeps only weak references to tasks).
-        self._handshakes: set[asyncio.Task[None]] = set()
-        self._retry: asyncio.TimerHandle | None = None
-        sock.setblocking(False)
-        self._resume()
-
-    def _resume(self) -> None:
-        self._retry = None
-        if self._sock is not None:
-            self._loop.add_reader(self._sock.fileno(), self._accept)
-
-    def _accept(self) -> None:
-        """Accept at most `per_turn` connections; the socket stays readable while more wait, so the loop
-        comes back on its next turn."""
-        assert self._sock is not None  # the reader is removed before the socket closes
-        for _ in range(self._per_turn):
-            try:
-                connection, _ = self._sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except ConnectionAbortedError:  # the client gave up while queued
-                continue
-            except OSError as exc:
-                if exc.errno not in _RESOURCE_ERRNOS:
-                    raise
-                log.warning(
-                    f"cannot accept TLS connections: {os.strerror(exc.errno)}; "
-                    f"retrying in {ACCEPT_RETRY_SECONDS:g} s (connections wait in the accept queue)"
-                )
-                self._loop.remove_reader(self._sock.fileno())
-                self._retry = self._loop.call_later(ACCEPT_RETRY_SECONDS, self._resume)
-                return
-            task = self._loop.create_task(self._handshake(connection))
-            self._handshakes.add(task)
-            task.add_done_callback(self._handshakes.discard)
-
-    async def _handshake(self, connection: socket.socket) -> None:
-        # A client that timed out (ConnectionAbortedError), hung up or spoke no TLS (SSLError) fails here,
-        # its transport closed already; asyncio's own server does not report these either (they are the
-        # Internet's background noise).
-        with contextlib.suppress(OSError):
-            await self._loop.connect_accepted_socket(
-                self._factory,
-                connection,
-                ssl=self._context,
-                ssl_handshake_timeout=self._timeout,
-                ssl_shutdown_timeout=self._timeout,
-            )
-
-    # --- asyncio.AbstractServer (what uvicorn and the protocol's `listening()` use) ----------------------
-
-    def close(self) -> None:
-        if self._sock is not None and self._retry is None:
-            self._loop.remove_reader(self._sock.fileno())
-        if self._retry is not None:
-            self._retry.cancel()
-            self._retry = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-
-    def is_serving(self) -> bool:
-        return self._sock is not None
-
-    async def wait_closed(self) -> None:
-        """Nothing to wait for once closed: a handshake still in progress closes its own connection."""
-
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
-
-    async def start_serving(self) -> None:
-        """Serving starts in the constructor."""
-
-    async def serve_forever(self) -> None:
-        raise NotImplementedError("uvicorn runs the listener; nothing serves forever on it")
-
-
 class Listener(uvicorn.Server):
     """A uvicorn server on a socket bound in advance, its TLS handshake (and close) bounded in time."""
 
-    def __init__(self, config: uvicorn.Config, sock: socket.socket, server: ServerSettings) -> None:
-        """`server`: the handshake's deadline and its admission bound (`TlsAcceptor`) come from it."""
+    def __init__(self, config: uvicorn.Config, sock: socket.socket, tls_handshake_timeout: float) -> None:
         super().__init__(config)
         self.sock = sock
-        self.tls_handshake_timeout = server.tls_handshake_timeout_seconds
-        self.tls_handshakes_per_turn = server.tls_handshakes_per_turn
+        self.tls_handshake_timeout = tls_handshake_timeout
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])  # the lifespan and the server state; the listener is ours
@@ -253,7 +129,7 @@ class Listener(uvicorn.Server):
         loop = asyncio.get_running_loop()
 
         protocol_class = cast(type[HttpProtocol], config.http_protocol_class)
-        server: asyncio.AbstractServer | None = None
+        server: asyncio.Server | None = None
 
         def listening() -> bool:
             return server is None or server.is_serving()  # None: accepted while create_server returns
@@ -261,15 +137,12 @@ class Listener(uvicorn.Server):
         def connection() -> asyncio.Protocol:
             return protocol_class(self.server_state, loop, listening)
 
+        tls: dict[str, Any] = {}
         if config.ssl is not None:
-            self.sock.listen(config.backlog)
-            server = TlsAcceptor(
-                self.sock, connection, config.ssl, self.tls_handshake_timeout, self.tls_handshakes_per_turn
-            )
-            self.servers.append(cast(asyncio.Server, server))  # uvicorn only closes it and waits
-        else:
-            server = await loop.create_server(connection, sock=self.sock, backlog=config.backlog)
-            self.servers.append(server)
+            timeout = self.tls_handshake_timeout
+            tls = {"ssl": config.ssl, "ssl_handshake_timeout": timeout, "ssl_shutdown_timeout": timeout}
+        server = await loop.create_server(connection, sock=self.sock, backlog=config.backlog, **tls)
+        self.servers.append(server)
         host, port = self.sock.getsockname()[:2]
         log.info(f"listening on {'https' if config.ssl else 'http'}://{host}:{port}")
 
@@ -293,11 +166,11 @@ class PublicServer(Listener):
         self,
         config: uvicorn.Config,
         sock: socket.socket,
-        server: ServerSettings,
+        tls_handshake_timeout: float,
         bridge: Bridge,
         ops: OpsServer | None,
     ) -> None:
-        super().__init__(config, sock, server)
+        super().__init__(config, sock, tls_handshake_timeout)
         self.bridge = bridge
         self.ops = ops
         self._ops_task: asyncio.Task[None] | None = None

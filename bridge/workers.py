@@ -50,7 +50,7 @@ from prometheus_client.registry import Collector
 from bridge import heap, metrics
 from bridge.app import Bridge, WorkerRole, create_app
 from bridge.cli.exits import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME
-from bridge.config import ConfigError, ServerSettings, Settings
+from bridge.config import ConfigError, Settings
 from bridge.cpus import cpu_limit
 from bridge.guard import GuardState
 from bridge.http_message import Answer, json_answer
@@ -291,8 +291,10 @@ class ParentServer(Listener):
     """The operations listener in the parent, which also watches the workers. A signal stops the workers;
     the listener itself stops once they are gone (probes and scrapes are answered until then)."""
 
-    def __init__(self, config: Any, sock: socket.socket, server: ServerSettings, pool: WorkerPool) -> None:
-        super().__init__(config, sock, server)
+    def __init__(
+        self, config: Any, sock: socket.socket, tls_handshake_timeout: float, pool: WorkerPool
+    ) -> None:
+        super().__init__(config, sock, tls_handshake_timeout)
         self.pool = pool
         self._watch: asyncio.Task[None] | None = None
 
@@ -343,7 +345,9 @@ def run_workers(settings: Settings, public_sockets: list[socket.socket], ops_soc
     mark_process_dead(os.getpid(), str(directory))  # type: ignore[no-untyped-call]
     pool = WorkerPool(settings, public_sockets, directory)
     server = settings.server
-    parent = ParentServer(ops_config(pool.ops_endpoints(), server), ops_socket, server, pool)
+    parent = ParentServer(
+        ops_config(pool.ops_endpoints(), server), ops_socket, server.tls_handshake_timeout_seconds, pool
+    )
     pool.parent_descriptors = lambda: _connection_descriptors(parent, ops_socket)
     log.info("starting workers", extra={"workers": pool.count, "setting": str(server.workers)})
     for index in range(pool.count):
@@ -389,7 +393,7 @@ def _run_worker(pool: WorkerPool, index: int) -> NoReturn:
         listener = PublicServer(
             public_config(create_app(bridge), bridge.receiver, server),
             own,
-            server,
+            server.tls_handshake_timeout_seconds,
             bridge,
             None,
         )

@@ -59,7 +59,6 @@ DERIVED: Final = frozenset({"kafka.properties_from_environment"})
 BOUNDS: Final[dict[str, dict[str, float]]] = {
     "server.max_body_bytes": {"minimum": 1024},
     "server.limit_concurrency": {"minimum": 1},
-    "server.tls_handshakes_per_turn": {"minimum": 1},
     "server.keep_alive_timeout_seconds": {"exclusiveMinimum": 0},
     "server.header_read_timeout_seconds": {"exclusiveMinimum": 0},
     "server.body_read_timeout_seconds": {"exclusiveMinimum": 0},

@@ -26,10 +26,11 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     bridge = Bridge(settings)
     bridge.check_topics()
     metrics.WORKERS.set(1)
-    ops_server = OpsServer(ops_config(create_ops_endpoints(bridge), server), ops_socket, server)
+    handshake = server.tls_handshake_timeout_seconds
+    ops_server = OpsServer(ops_config(create_ops_endpoints(bridge), server), ops_socket, handshake)
     heap.settle_after_startup()
     public = public_config(create_app(bridge), bridge.receiver, server)
-    PublicServer(public, public_sockets[0], server, bridge, ops_server).run()
+    PublicServer(public, public_sockets[0], handshake, bridge, ops_server).run()
     return 0
 
 

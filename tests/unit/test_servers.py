@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
-import ssl
-from pathlib import Path
 
 import pytest
-import uvloop
 
 from bridge.config import ConfigError
-from bridge.servers import TlsAcceptor, bind, bind_group
-from tests.fake_admin_api import tls_certificate
+from bridge.servers import bind, bind_group
 
 
 @pytest.mark.parametrize("other_reuses_port", [False, True])
@@ -76,41 +71,3 @@ def test_connections_opened_at_once_spread_over_the_workers_sockets() -> None:
     finally:
         for sock in [*clients, *sockets]:
             sock.close()
-
-
-def test_a_tls_listener_accepts_at_most_its_bound_per_turn_and_the_rest_later(tmp_path: Path) -> None:
-    """Connections waiting in the accept queue are taken `per_turn` at a time, one batch per turn of the
-    event loop (between them the loop serves the established connections), until none waits: the ones
-    past the bound are accepted later, none refused."""
-    cert, key = tls_certificate(tmp_path)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    waiting, per_turn = 10, 3
-
-    async def accept_turn_by_turn() -> list[int]:
-        listener = bind("127.0.0.1", 0, "server.port")
-        clients = [socket.create_connection(listener.getsockname()[:2], timeout=2) for _ in range(waiting)]
-        accepted: list[asyncio.Protocol] = []
-
-        def factory() -> asyncio.Protocol:  # called once per accepted connection, before its handshake
-            accepted.append(asyncio.Protocol())
-            return accepted[-1]
-
-        acceptor = TlsAcceptor(listener, factory, context, handshake_timeout=5, per_turn=per_turn)
-        counts = []
-        try:
-            for _ in range(100):
-                await asyncio.sleep(0)  # one turn of the loop
-                counts.append(len(accepted))
-                if len(accepted) == waiting:
-                    break
-        finally:
-            acceptor.close()
-            for client in clients:
-                client.close()
-        return counts
-
-    counts = uvloop.run(accept_turn_by_turn())
-    assert counts[-1] == waiting, counts
-    steps = [later - earlier for earlier, later in zip([0, *counts], counts, strict=False)]
-    assert max(steps) == per_turn, counts
