@@ -7,6 +7,9 @@ same client, same broker, same machine, one run.
     BENCH_QUICK=1 make bench     128 connections and 1,000/s only, 3 s each; results in .cache/bench/
     BENCH_ONLY=peer,bridge-kafka-first-http make bench    only these contenders (keys in contenders.py)
     BENCH_SECONDS=5 make bench   another duration per point
+    BENCH_CONNECTIONS= BENCH_RATES=5000 make bench    only these points: wrk connection counts and vegeta
+                                      rates, comma-separated (empty: none of that client)
+    DEV_CERT_KEY=rsa make bench  the HTTPS contenders with an RSA-2048 certificate (default ECDSA P-256)
     BENCH_BASELINE=DIR make bench     also the bridge package of checkout DIR (kafka_first, HTTP), run just
                                       before this checkout's: a before/after under the same conditions
 
@@ -186,8 +189,13 @@ def main() -> None:
     plan = QUICK if quick else FULL
     if "BENCH_SECONDS" in os.environ:
         plan = dataclasses.replace(plan, seconds=float(os.environ["BENCH_SECONDS"]))
+    points = {"BENCH_CONNECTIONS": "connections", "BENCH_RATES": "rates"}
+    for variable, field in points.items():
+        if variable in os.environ:
+            values = tuple(int(value) for value in os.environ[variable].split(",") if value)
+            plan = dataclasses.replace(plan, **{field: values})
     # Only a full run of every contender replaces the published figures; anything else goes to .cache.
-    partial = quick or bool(only)
+    partial = quick or bool(only) or any(variable in os.environ for variable in points)
     baseline = Path(os.environ["BENCH_BASELINE"]) if os.environ.get("BENCH_BASELINE") else None
     selected = [c for c in contenders.all_contenders(baseline) if not only or c.key in only]
     broker = local_kafka()
@@ -209,7 +217,7 @@ def main() -> None:
         text=True,
         check=True,
     ).stdout.strip()
-    mode = "quick" if quick else "full" if not only else "partial"
+    mode = "quick" if quick else "full" if not partial else "partial"
     results = "\n\n".join(
         [
             f"Run {started:%Y-%m-%d %H:%M} UTC ({mode}, {plan.seconds:g} s per point): {about}; "

@@ -116,9 +116,10 @@ class LocalKafka:
         """Whether the broker process exists (a paused broker counts: it still holds its ports)."""
         return self._run("status").returncode == 0
 
-    def start(self, timeout: float = 90.0) -> None:
-        """Start (a no-op when already running) and return once a client gets metadata."""
-        self._checked("up")
+    def start(self, timeout: float = 90.0, pass_fds: tuple[int, ...] = ()) -> None:
+        """Start (a no-op when already running) and return once a client gets metadata; `pass_fds` are
+        descriptors kafka.sh inherits, as from a caller such as `flock`."""
+        self._checked("up", pass_fds)
         self.wait_ready(timeout)
 
     def stop(self) -> None:
@@ -143,7 +144,7 @@ class LocalKafka:
     def wait_ready(self, timeout: float = 60.0) -> None:
         wait_for_broker(self.bootstrap, timeout)
 
-    def _run(self, command: str) -> subprocess.CompletedProcess[str]:
+    def _run(self, command: str, pass_fds: tuple[int, ...] = ()) -> subprocess.CompletedProcess[str]:
         env = os.environ | {
             "KAFKA_INSTANCE_DIR": str(self.instance_dir),
             "KAFKA_PORT": str(self.port),
@@ -151,10 +152,12 @@ class LocalKafka:
         }
         if self.sasl_port is not None:
             env["KAFKA_SASL_PORT"] = str(self.sasl_port)
-        return subprocess.run([str(SCRIPT), command], env=env, capture_output=True, text=True, check=False)
+        return subprocess.run(
+            [str(SCRIPT), command], env=env, capture_output=True, text=True, check=False, pass_fds=pass_fds
+        )
 
-    def _checked(self, command: str) -> None:
-        result = self._run(command)
+    def _checked(self, command: str, pass_fds: tuple[int, ...] = ()) -> None:
+        result = self._run(command, pass_fds)
         if result.returncode != 0:
             raise RuntimeError(f"kafka.sh {command} failed:\n{result.stdout}{result.stderr}")
 

@@ -284,11 +284,21 @@ up() {
   : >"$logfile"
   # Kafka's own G1 flags. C1 only (TieredStopAtLevel=1): on 2 cores C2 compiler threads compete with start-up
   # and with the tests (measured: about 4 s -> 2.5 s to "started"); test loads never need C2's peak speed.
+  # The daemon outlives this script: it keeps no descriptor but its log. One inherited from whoever ran us
+  # would stay open as long as the broker runs, and with it any lock held through it: our own instance and
+  # fetch locks (8, 9), or a caller's (`flock bench.lock make bench` starts the broker through kafka-up; the
+  # broker then held the machine's measuring lock until it stopped).
   # shellcheck disable=SC2086  # $heap is a list of JVM flags
-  nohup java $heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
-    -XX:+ExplicitGCInvokesConcurrent -XX:TieredStopAtLevel=1 "${jvm_common[@]}" -cp "$lib/*" \
-    kafka.Kafka "$instance/server.properties" \
-    >>"$logfile" 2>&1 </dev/null 8>&- 9>&- &
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      ((fd <= 2)) || eval "exec $fd>&-"
+    done
+    exec nohup java $heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+      -XX:+ExplicitGCInvokesConcurrent -XX:TieredStopAtLevel=1 "${jvm_common[@]}" -cp "$lib/*" \
+      kafka.Kafka "$instance/server.properties" \
+      >>"$logfile" 2>&1 </dev/null
+  ) &
   pid=$!
   echo "$pid" >"$pidfile"
   wait_ready "$pid"

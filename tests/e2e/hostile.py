@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -260,3 +261,25 @@ def stream_headers(port: int, total: int, chunk: int = MiB) -> int:
 def silent_connections(port: int, count: int) -> list[socket.socket]:
     """TCP connections that never send a byte (to the TLS port: no ClientHello)."""
     return [open_socket(port) for _ in range(count)]
+
+
+def client_hello() -> bytes:
+    """A TLS ClientHello, as a client's first flight: the server computes its whole answer (key exchange,
+    the certificate's signature) from it, the costliest step of a handshake for the server."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with suppress(ssl.SSLWantReadError):
+        client.do_handshake()
+    return outgoing.read()
+
+
+def stalled_handshakes(port: int, count: int) -> list[socket.socket]:
+    """TCP connections that each send a ClientHello at once and never go further (never read the server's
+    answer, never finish the handshake): a handshake flood from unauthenticated clients."""
+    hello = client_hello()
+    connections = [open_socket(port) for _ in range(count)]
+    for connection in connections:
+        connection.sendall(hello)
+    return connections

@@ -8,6 +8,7 @@ under "measured figures"; bench/hostile.py measures the same attacks at full siz
 from __future__ import annotations
 
 import signal
+import socket
 import ssl
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from tests.e2e.hostile import (
     peak_rss,
     signed_headers,
     silent_connections,
+    stalled_handshakes,
     stream_headers,
     timed_post,
 )
@@ -53,16 +55,25 @@ def plain(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> Iterator[B
     bridge.stop()
 
 
-@pytest.fixture
-def tls(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> Iterator[BridgeProcess]:
+def started_tls_bridge(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, overrides: dict[str, object]
+) -> BridgeProcess:
     bridge = BridgeProcess(
-        workdir=tmp_path / "tls",
-        bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        overrides={"server.tls_handshake_timeout_seconds": TLS_HANDSHAKE_TIMEOUT},
+        workdir=tmp_path / "tls", bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, overrides=overrides
     )
     create_topics(kafka_bootstrap, list(bridge.topics.values()))
     bridge.start()
+    return bridge
+
+
+@pytest.fixture
+def tls(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> Iterator[BridgeProcess]:
+    bridge = started_tls_bridge(
+        tmp_path,
+        kafka_bootstrap,
+        topic_prefix,
+        {"server.tls_handshake_timeout_seconds": TLS_HANDSHAKE_TIMEOUT},
+    )
     yield bridge
     bridge.stop()
 
@@ -144,20 +155,54 @@ def test_silent_connections_to_the_tls_port_are_closed_at_the_handshake_deadline
             connection.close()
 
 
+def test_a_flood_of_stalled_tls_handshakes_stalls_no_delivery_and_is_answered_not_refused(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """Hundreds of ClientHellos at once (each a full handshake's work for the bridge), none finished: a
+    delivery on an established keep-alive connection and one on a new connection are answered meanwhile,
+    and every flooding connection is accepted and answered (its ServerHello), none reset or left queued."""
+    flood = 300
+    bridge = started_tls_bridge(
+        tmp_path, kafka_bootstrap, topic_prefix, {"server.tls_handshake_timeout_seconds": 5}
+    )
+    stalled: list[socket.socket] = []
+    try:
+        with bridge.client() as established:
+            body = delivery()
+            first = established.post("/webhooks/prod", content=body, headers=signed_headers(bridge, body))
+            assert first.status_code in (200, 202), first.text
+            stalled = stalled_handshakes(bridge.port, flood)
+            body = delivery()
+            started = time.perf_counter()
+            again = established.post("/webhooks/prod", content=body, headers=signed_headers(bridge, body))
+            seconds = time.perf_counter() - started
+            record_figure(
+                f"[hostile transport] {flood} stalled TLS handshakes: delivery on an established "
+                f"connection {again.status_code} in {seconds * 1000:.0f} ms"
+            )
+            assert again.status_code in (200, 202) and seconds < ANSWER_WITHIN_SECONDS, (again, seconds)
+        valid_delivery_meanwhile(bridge, f"{flood} stalled TLS handshakes")
+        for connection in stalled:
+            connection.settimeout(10)
+            assert connection.recv(1)[:1] == b"\x16"  # a TLS handshake record: accepted and answered
+    finally:
+        for connection in stalled:
+            connection.close()
+        bridge.stop()
+
+
 def test_a_tls_handshake_completed_during_the_shutdown_gets_a_closed_connection_at_once(
     tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     """uvicorn asks the connections it knows to close when the shutdown begins; one still in its TLS
     handshake became known only when the handshake completed, was never asked, and held the shutdown until
     its head deadline (or, sending requests, its grace period)."""
-    bridge = BridgeProcess(
-        workdir=tmp_path / "tls",
-        bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        overrides={"server.tls_handshake_timeout_seconds": 20, "server.header_read_timeout_seconds": 20},
+    bridge = started_tls_bridge(
+        tmp_path,
+        kafka_bootstrap,
+        topic_prefix,
+        {"server.tls_handshake_timeout_seconds": 20, "server.header_read_timeout_seconds": 20},
     )
-    create_topics(kafka_bootstrap, list(bridge.topics.values()))
-    bridge.start()
     connection = open_socket(bridge.port)  # the TCP connection, its handshake not begun
     try:
         bridge.signal(signal.SIGTERM)

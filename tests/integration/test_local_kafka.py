@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
-from tests.kafka_broker import create_topics
+from tests.kafka_broker import LocalKafka, create_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -56,3 +58,19 @@ def test_round_trip_keeps_values_and_order(kafka_bootstrap: str, topic_prefix: s
     assert [m.value() for m in received] == sent
     assert {m.partition() for m in received} == {0}
     assert [m.offset() for m in received] == list(range(len(sent)))
+
+
+def test_the_broker_keeps_no_descriptor_of_whoever_started_it(tmp_path: Path) -> None:
+    """`flock bench.lock make bench` starts the broker through kafka.sh with the lock's descriptor open: a
+    broker that kept it would hold the machine's measuring lock for as long as it runs."""
+    lock = tmp_path / "measuring.lock"
+    lock.touch()
+    broker = LocalKafka.private("inherited-descriptors")
+    try:
+        with lock.open() as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            broker.start(pass_fds=(held.fileno(),))
+        with lock.open() as other:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while anyone holds it
+    finally:
+        broker.wipe()

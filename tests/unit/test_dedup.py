@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bridge import metrics
-from bridge.dedup import DeliveryDedup
+from bridge.dedup import BUCKET_SECONDS, DeliveryDedup
 
 
 def remember(dedup: DeliveryDedup[str], delivery_id: str) -> None:
@@ -102,3 +102,92 @@ def test_a_waiter_that_is_cancelled_does_not_cancel_the_first_copy() -> None:
         return await first
 
     assert asyncio.run(scenario()) == "stored"
+
+
+UUID_ID = "019c1a2b-3c4d-7e6f-8a9b-0c1d2e3f4a5b"
+
+
+def test_a_uuid_written_another_way_is_another_id() -> None:
+    """IDaaS sends canonical UUID text; nothing says it treats other spellings as the same delivery, so a
+    compact key must not conflate them (a conflated id would answer "duplicate" and drop an event)."""
+
+    async def scenario() -> None:
+        dedup = DeliveryDedup[str](ttl_seconds=60, max_entries=100)
+        remember(dedup, UUID_ID)
+        assert dedup.claim(UUID_ID).duplicate
+        spellings = [
+            UUID_ID.upper(),
+            UUID_ID.replace("-", ""),
+            "{" + UUID_ID + "}",
+            "urn:uuid:" + UUID_ID,
+            str(int(UUID_ID.replace("-", ""), 16)),  # its number in decimal: still text
+            UUID_ID + " ",
+        ]
+        for other in spellings:
+            assert dedup.claim(other).owned, other
+            dedup.settle(other, "unavailable", durable=False)
+
+    asyncio.run(scenario())
+
+
+def test_uuid_and_other_ids_are_remembered_each_as_themselves() -> None:
+    async def scenario() -> None:
+        dedup = DeliveryDedup[str](ttl_seconds=60, max_entries=100)
+        others = ["delivery-1", UUID_ID.upper(), UUID_ID.replace("-", "_"), "0" * 36, "é" * 3]
+        for delivery_id in [UUID_ID, *others]:
+            remember(dedup, delivery_id)
+        for delivery_id in [UUID_ID, *others]:
+            assert dedup.claim(delivery_id).duplicate, delivery_id
+        near = UUID_ID[:-1] + "c"  # one bit away
+        assert dedup.claim(near).owned
+
+    asyncio.run(scenario())
+
+
+def test_copies_of_a_uuid_id_in_progress_wait_for_the_first() -> None:
+    async def scenario() -> tuple[list[str], list[str]]:
+        dedup = DeliveryDedup[str](ttl_seconds=60, max_entries=10)
+        store: list[str] = []
+        answers = await asyncio.gather(*(deliver(dedup, UUID_ID, store, "stored") for _ in range(4)))
+        return store, list(answers)
+
+    store, answers = asyncio.run(scenario())
+    assert store == [UUID_ID] and answers == ["stored"] * 4
+
+
+def test_an_id_is_remembered_for_the_whole_ttl_and_at_most_a_bucket_longer() -> None:
+    async def scenario() -> None:
+        now = [100.0]
+        dedup = DeliveryDedup[str](ttl_seconds=10, max_entries=100, clock=lambda: now[0])
+        remember(dedup, "early")
+        now[0] = 100 + BUCKET_SECONDS / 2
+        remember(dedup, "late")  # same bucket as "early"
+        now[0] = 110 + BUCKET_SECONDS / 4  # past the TTL of "early", not of "late"
+        assert dedup.claim("late").duplicate
+        assert dedup.claim("early").duplicate  # kept with its bucket: a little longer, never shorter
+        now[0] = 110 + BUCKET_SECONDS / 2
+        assert dedup.claim("late").owned and dedup.claim("early").owned
+
+    asyncio.run(scenario())
+
+
+def test_the_oldest_ids_go_first_across_buckets_and_the_bound_holds() -> None:
+    async def scenario() -> None:
+        now = [0.0]
+        dedup = DeliveryDedup[str](ttl_seconds=1000, max_entries=5, clock=lambda: now[0])
+        entries = metrics.DEDUP_ENTRIES._value
+        ids = [f"{index:08x}-0000-7000-8000-000000000000" for index in range(12)]
+        for index, delivery_id in enumerate(ids):
+            now[0] = index * BUCKET_SECONDS * 0.4  # a few ids per bucket
+            remember(dedup, delivery_id)
+            assert entries.get() == min(index + 1, 5)
+        for delivery_id in ids[-5:]:
+            assert dedup.claim(delivery_id).duplicate
+        for delivery_id in ids[:-5]:
+            assert dedup.claim(delivery_id).owned
+            dedup.settle(delivery_id, "unavailable", durable=False)
+        now[0] = 2000  # every bucket expired
+        assert dedup.claim("after").owned
+        assert entries.get() == 0
+
+    asyncio.run(scenario())
