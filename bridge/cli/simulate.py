@@ -157,7 +157,7 @@ class Simulator:
         self.samples = {sample["type"]: sample for sample in sample_deliveries()}
         # Imported here: every `idaas-bridge` process, the daemon's too, imports this module for the
         # command's arguments, and importing httpx loads its command line's click, rich and pygments modules
-        # with it (4 MB of each daemon process's RSS, docs/benchmarks.md, sixth round).
+        # with it (1.7 MB of each daemon process's RSS, docs/benchmarks.md, sixth round).
         import httpx
 
         self.client = httpx.AsyncClient(
