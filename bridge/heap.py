@@ -1,18 +1,61 @@
-"""The cyclic garbage collector, set for a server whose request path makes many short-lived containers.
+"""The process's memory management, set for a server whose request path makes many short-lived objects:
+CPython's cyclic garbage collector, and glibc's malloc thresholds for TLS connections.
 
 Under load CPython's collector ran often (it collects the youngest generation every 700 net container
 allocations, and those cascade into the older ones): 7 % of the event loop's busy time in a profile at 128
 connections. What start-up built (modules, settings, metrics, the application) lives as long as the process;
 frozen, no later collection walks it again. A larger young generation makes collections rarer: requests
 leave few reference cycles, so garbage does not pile up meanwhile.
+
+uvloop's TLS protocol allocates a 256 KiB read buffer per connection. glibc serves the first one with its
+own mapping, then, once one is freed, raises its mmap threshold past 256 KiB and carves them from the heap,
+where the pages touched stay resident: 49 KiB per TLS connection held, 28 KiB with the threshold fixed at
+128 KiB (a mapping made and unmapped per connection; docs/benchmarks.md, seventh round). The other 256 KiB
+allocation, CPython's `SSLObject.read` per read, is avoided by TlsHttpProtocol: with the threshold fixed it
+cost a mapping per read, 10 us. Fixing the mmap threshold also fixes the trim threshold, which glibc would
+leave at 128 KiB: the producer threads' heaps were then given back and faulted in again on every delivery,
+so it is set to what the dynamic rule reaches after those buffers (2 x 256 KiB).
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import os
+import platform
 from typing import Final
 
 YOUNG_GENERATION_THRESHOLD: Final = 10_000
+
+#: mallopt's parameter numbers (glibc's malloc.h).
+M_TRIM_THRESHOLD: Final = -1
+M_MMAP_THRESHOLD: Final = -3
+#: Allocations from this size up (the TLS read buffers) get their own mapping, given back when freed.
+MMAP_THRESHOLD_BYTES: Final = 128 * 1024
+#: The heap's free top is given back to the system past this size.
+TRIM_THRESHOLD_BYTES: Final = 512 * 1024
+#: How an operator sets the thresholds in glibc's environment (either wins over the bridge's): variables,
+#: and tunables in GLIBC_TUNABLES.
+OPERATOR_VARIABLES: Final = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+OPERATOR_TUNABLES: Final = ("glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold")
+
+
+def set_malloc_thresholds() -> bool:
+    """Call once at start-up, before the workers are forked (they inherit the setting). Whether the
+    thresholds were set: not under another C library, nor when the environment sets either of them
+    (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or the same tunables in GLIBC_TUNABLES)."""
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if any(name in os.environ for name in OPERATOR_VARIABLES) or any(
+        t in tunables for t in OPERATOR_TUNABLES
+    ):
+        return False
+    libc = ctypes.CDLL(None)
+    # mallopt returns 1 on success; both are set, the second even if the first failed.
+    mmap_set: bool = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+    trim_set: bool = libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1
+    return mmap_set and trim_set
 
 
 def settle_after_startup() -> None:

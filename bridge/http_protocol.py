@@ -62,6 +62,8 @@ BODY_HIGH_WATER_BYTES: Final = 64 * 1024
 #: Complete requests a connection may queue behind the one in progress (no client the bridge serves
 #: pipelines; without a cap one 256 KiB read of tiny requests made 9,000 of them, 4.5 MB, and 9,000 answers).
 MAX_PIPELINED_REQUESTS: Final = 8
+#: The most a TLS connection's read hands the protocol at once (libuv's own read size).
+TLS_READ_BYTES: Final = 64 * 1024
 _SIGNATURE_HEADER_NAMES: Final = frozenset(name.encode() for name in SIGNATURE_HEADERS)
 _STATUS_LINES: Final = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
@@ -103,8 +105,10 @@ class _PipelineFull(Exception):
     """Raised in a parser callback to stop httptools at a request past `MAX_PIPELINED_REQUESTS`."""
 
 
-class HttpProtocol(asyncio.Protocol):
-    """One connection; the class attributes are set from the server settings by `protocol_class`."""
+class HttpProtocol(asyncio.BaseProtocol):
+    """One connection; the class attributes are set from the server settings by `protocol_class`. A stream
+    protocol (data_received, eof_received) that does not derive from asyncio.Protocol: uvloop lends a
+    buffer only to a protocol that is not one, and TlsHttpProtocol takes it."""
 
     endpoint: Endpoint
     header_read_timeout: float = 10.0
@@ -171,7 +175,7 @@ class HttpProtocol(asyncio.Protocol):
         # Aborts a closed connection whose client has not read the end of its last answer (see `_close`).
         self._abort_timer: asyncio.TimerHandle | None = None
 
-    # --- asyncio.Protocol -------------------------------------------------------------------------------
+    # --- the stream protocol -----------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # a stream transport (uvloop's is not a subclass)
@@ -536,9 +540,30 @@ class HttpProtocol(asyncio.Protocol):
         )
 
 
-def protocol_class(server: ServerSettings, endpoint: Endpoint, limit: int) -> type[HttpProtocol]:
+class TlsHttpProtocol(HttpProtocol, asyncio.BufferedProtocol):
+    """HttpProtocol on a TLS listener: uvloop's TLS layer decrypts into a buffer the protocol lends it rather
+    than handing it a new bytes object, for which CPython's `SSLObject.read` allocates 256 KiB on every read
+    and shrinks it to the bytes read: with glibc's mmap threshold fixed below that (bridge/heap.py) a
+    mapping made and unmapped per read, 10 us per delivery (docs/benchmarks.md, seventh round).
+
+    One buffer serves every connection of the process: each read is copied out of it (the delivery's few
+    KiB) before the event loop runs anything else."""
+
+    _read_buffer: Final = memoryview(bytearray(TLS_READ_BYTES))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self._read_buffer[:nbytes]))
+
+
+def protocol_class(
+    server: ServerSettings, endpoint: Endpoint, limit: int, tls: bool = False
+) -> type[HttpProtocol]:
     """The protocol class uvicorn instantiates per connection of a listener serving `endpoint`, carrying the
-    configured limits; `limit`: requests in progress past which requests get 503 at once."""
+    configured limits; `limit`: requests in progress past which requests get 503 at once; `tls`: the
+    listener terminates TLS."""
     limits = {
         "endpoint": endpoint,
         "header_read_timeout": server.header_read_timeout_seconds,
@@ -548,4 +573,4 @@ def protocol_class(server: ServerSettings, endpoint: Endpoint, limit: int) -> ty
         "max_header_fields": server.max_header_fields,
         "limit": limit,
     }
-    return type("ConfiguredHttpProtocol", (HttpProtocol,), limits)
+    return type("ConfiguredHttpProtocol", (TlsHttpProtocol if tls else HttpProtocol,), limits)

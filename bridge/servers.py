@@ -43,12 +43,12 @@ TLS12_CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNU
 OPS_REQUEST_LIMIT: Final = 64
 
 
-def _common(server: ServerSettings, endpoint: Endpoint, limit: int) -> dict[str, Any]:
+def _common(server: ServerSettings, endpoint: Endpoint, limit: int, tls: bool = False) -> dict[str, Any]:
     return {
         "log_config": None,
         "access_log": False,
         "server_header": False,
-        "http": protocol_class(server, endpoint, limit),
+        "http": protocol_class(server, endpoint, limit, tls),
         "ws": "none",
         "proxy_headers": False,
     }
@@ -65,7 +65,7 @@ def public_config(app: ASGIApp, endpoint: Endpoint, server: ServerSettings) -> u
         timeout_graceful_shutdown=cast(int, server.shutdown_grace_seconds),
         # The receiver answers 503 + Retry-After past limit_concurrency requests; past twice that many
         # requests in progress the protocol does, before any request reaches the receiver.
-        **_common(server, endpoint, 2 * server.limit_concurrency),
+        **_common(server, endpoint, 2 * server.limit_concurrency, tls=server.tls),
     )
     public.load()
     if public.ssl is not None:
@@ -134,7 +134,7 @@ class Listener(uvicorn.Server):
         def listening() -> bool:
             return server is None or server.is_serving()  # None: accepted while create_server returns
 
-        def connection() -> asyncio.Protocol:
+        def connection() -> asyncio.BaseProtocol:
             return protocol_class(self.server_state, loop, listening)
 
         tls: dict[str, Any] = {}

@@ -17,6 +17,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     from bridge.workers import run_workers, worker_count
 
     logs.configure(settings.logging.level)
+    heap.set_malloc_thresholds()  # before the workers are forked: they inherit it
     server = settings.server
     workers = worker_count(settings)
     public_sockets = bind_group(server.host, server.port, "server.port", workers)

@@ -716,3 +716,30 @@ def test_the_keep_alive_timeout_counts_from_the_last_answer_not_the_first() -> N
         assert transport.closed
 
     run(scenario)
+
+
+def test_a_tls_listener_reads_through_the_lent_buffer_one_delivery_split_over_reads() -> None:
+    """uvloop lends its decrypted bytes through get_buffer/buffer_updated only to a protocol that is not an
+    asyncio.Protocol; the TLS listener's is such a buffered protocol, and the plain listener's is not."""
+
+    async def scenario() -> None:
+        app = App()
+        listener = protocol_class(ServerSettings(), app, 1000, tls=True)
+        assert isinstance(listener(ServerState(), asyncio.get_running_loop()), asyncio.BufferedProtocol)
+        assert not isinstance(listener(ServerState(), asyncio.get_running_loop()), asyncio.Protocol)
+        protocol = listener(ServerState(), asyncio.get_running_loop())
+        transport = RecordingTransport(tls=True)
+        protocol.connection_made(transport)
+        delivery = HEAD + b"Content-Length: 2\r\n\r\n{}"
+        for piece in (delivery[:10], delivery[10:]):
+            buffer = protocol.get_buffer(len(piece))  # type: ignore[attr-defined]
+            buffer[: len(piece)] = piece
+            protocol.buffer_updated(len(piece))  # type: ignore[attr-defined]
+        await settle()
+        assert app.calls == 1 and transport.text.startswith("HTTP/1.1 200")
+        assert not isinstance(
+            protocol_class(ServerSettings(), app, 1000)(ServerState(), asyncio.get_running_loop()),
+            asyncio.BufferedProtocol,
+        )
+
+    run(scenario)
