@@ -8,8 +8,9 @@ the queue after the last `poll()` (`main_queue.watch`), and the loop then serves
 
 Why not a thread blocked in `poll()`, the client's documented pattern (this module's design up to the
 sixth round): confluent-kafka takes the GIL for each report it calls back, so such a thread contends for
-the GIL with the busy event loop once per delivery, and the switches cost 5-15 us per delivery under load
-(docs/benchmarks.md, seventh round); on the loop's own thread the GIL is there for the taking. Nor polling
+the GIL with the busy event loop once per delivery; serving them on the loop's thread, where the GIL is
+there for the taking, took the CPU per delivery at 128 connections from 105 to 87 us (docs/benchmarks.md,
+seventh round). Nor polling
 on a timer or at every turn while records are in flight: that either delays each answer by the timer or
 spins the loop while it waits for the broker.
 
