@@ -415,8 +415,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COMMAND = Command(
-    name="simulate",
-    summary="deliver signed sample events as IDaaS does (timeouts, retries, auto-disable)",
     description=(
         "Deliver signed sample events of the 16 IDaaS types (each type once, then a realistic mix) the way "
         f"IDaaS does: {IDAAS_DEADLINE_SECONDS:g} s per attempt, a retry only after a 5xx (after "
