@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,8 +14,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def recipe(target: str, *variables: str) -> str:
     """The commands `make <target>` would run (make -n: nothing runs), one per line."""
+    environment = {name: value for name, value in os.environ.items() if name != "KAFKA_PORT"}
     result = subprocess.run(
-        ["make", "-n", "-B", target, *variables], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "-n", "-B", target, *variables],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=environment,
     )
     return result.stdout.replace("\\\n", " ")
 
