@@ -8,6 +8,11 @@ BIN := $(VENV)/bin
 CACHE := .cache
 DEV_TOKEN ?= dev-token-change-me
 DEV_URL := https://127.0.0.1:8443/webhooks/dev
+#: The local broker's client port (deploy/kafka/kafka.sh reads it too): `make run`, `topics` and `tail` talk
+#: to the broker `make kafka-up` started on it, whatever config/bridge.yaml's bootstrap_servers says.
+KAFKA_PORT ?= 9092
+export KAFKA_PORT
+KAFKA_ENV := IDAAS_BRIDGE_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT)
 #: More `idaas-bridge simulate` flags, e.g. SIMULATE_ARGS="--count 30 --disable-after 10" (docs/cli.md)
 SIMULATE_ARGS ?=
 
@@ -38,7 +43,7 @@ kafka-down:
 	deploy/kafka/kafka.sh down
 
 topics: venv kafka-up
-	IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS=$(DEV_TOKEN) $(BIN)/idaas-bridge topics --config config/bridge.yaml
+	IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS=$(DEV_TOKEN) $(KAFKA_ENV) $(BIN)/idaas-bridge topics --config config/bridge.yaml
 
 dev-cert:
 	deploy/dev/dev-cert.sh $(CACHE)/dev
@@ -56,6 +61,7 @@ run: venv kafka-up topics dev-cert
 	IDAAS_BRIDGE_SERVER__HOST=127.0.0.1 \
 	IDAAS_BRIDGE_SERVER__OPS_HOST=127.0.0.1 \
 	IDAAS_BRIDGE_SPOOL__PATH=$(CACHE)/spool \
+	$(KAFKA_ENV) \
 	$(BIN)/idaas-bridge serve --config config/bridge.yaml
 
 simulate: venv
@@ -63,7 +69,7 @@ simulate: venv
 		--url $(DEV_URL) --webhook dev --cafile $(CACHE)/dev/dev-cert.pem $(SIMULATE_ARGS)
 
 tail: venv
-	IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS=$(DEV_TOKEN) $(BIN)/idaas-bridge tail --config config/bridge.yaml --from-beginning
+	IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS=$(DEV_TOKEN) $(KAFKA_ENV) $(BIN)/idaas-bridge tail --config config/bridge.yaml --from-beginning
 
 lint: venv
 	$(BIN)/ruff check bridge tests bench tools

@@ -8,7 +8,7 @@
 Parts: `publish` (publish() around a stubbed produce(), resolved at once: the ack deadline's bookkeeping),
 `produce` (a real producer: produce() and the hand-over to librdkafka at the end of the loop's turn),
 `settle` (_settle fed real delivery reports), `submit` (DurableDelivery.submit over a publisher that
-answers at once), `loop` (waves of 128 concurrent publish() on the broker, the real poll thread; the Task
+answers at once), `loop` (waves of 128 concurrent publish() on the broker, its reports served; the Task
 and gather per record included), `threads` (every thread of the process, librdkafka's included, per
 record: 128 concurrent clients that each spend SPIN_MICROSECONDS of the loop's CPU, as the bridge's own
 work on a delivery does, then publish() a real record (native format, its five headers) and wait for the
@@ -76,8 +76,8 @@ def _create_topics() -> None:
 
 
 def _publisher(stub_produce: list[asyncio.Future[Delivered]] | None = None) -> KafkaPublisher:
-    """A publisher bound to the running loop without its poll thread; with `stub_produce`, produce() hands
-    out those futures instead of producing."""
+    """A publisher bound to the running loop without serving librdkafka's events; with `stub_produce`,
+    produce() hands out those futures instead of producing."""
     publisher = KafkaPublisher(SETTINGS, 5.0, "bench")
     publisher._loop = asyncio.get_running_loop()
     if stub_produce is not None:
@@ -227,8 +227,8 @@ def _thread_counters() -> dict[str, tuple[int, int]]:
 
 
 def _thread_names(publisher: KafkaPublisher) -> dict[str, str]:
-    """librdkafka names its threads (rdk:main, rdk:broker<id>); the loop and the poll thread by role."""
-    names = {str(os.getpid()): "loop", str(publisher._thread.native_id): "poll"}
+    """librdkafka names its threads (rdk:main, rdk:broker<id>); the loop by role."""
+    names = {str(os.getpid()): "loop"}
     for task in os.listdir("/proc/self/task"):
         if task not in names:
             names[task] = Path(f"/proc/self/task/{task}/comm").read_text().strip()

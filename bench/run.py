@@ -13,7 +13,8 @@ same client, same broker, same machine, one run.
     BENCH_BASELINE=DIR make bench     also the bridge package of checkout DIR (kafka_first, HTTP), run just
                                       before this checkout's: a before/after under the same conditions
 
-Only a full run of every contender rewrites the docs; quick and partial runs write to .cache/bench/.
+Only a full run of every contender at the full points and duration rewrites the docs; quick and partial
+runs (BENCH_ONLY, BENCH_CONNECTIONS, BENCH_RATES or BENCH_SECONDS set) write to .cache/bench/.
 
 Figures are never asserted anywhere: a shared or small machine moves them, see docs/benchmarks.md.
 """
@@ -27,7 +28,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -37,6 +37,7 @@ import orjson
 from bench import contenders, processes, report, stages, toolchain
 from bench.clients import ClientResult, run_vegeta, run_wrk
 from bench.kafka_count import RecordCounter
+from bench.plan import BenchSettingError, Plan, plan_from
 from tests.kafka_broker import LocalKafka
 
 DOCS: Final = toolchain.ROOT / "docs" / "benchmarks.md"
@@ -49,17 +50,6 @@ REQUEST_MARGIN: Final = 1.6
 MAX_PREBUILT: Final = 400_000
 #: Pause between runs so one run's tail (drain, GC, the broker's flush) does not land in the next.
 PAUSE_SECONDS: Final = 1.0
-
-
-@dataclass(frozen=True)
-class Plan:
-    connections: tuple[int, ...]
-    rates: tuple[int, ...]
-    seconds: float
-
-
-FULL: Final = Plan(connections=(8, 32, 128, 512), rates=(1000, 5000), seconds=10)
-QUICK: Final = Plan(connections=(128,), rates=(1000,), seconds=3)
 
 
 def local_kafka() -> LocalKafka:
@@ -186,16 +176,10 @@ def write_docs(text: str) -> None:
 def main() -> None:
     only = {key for key in os.environ.get("BENCH_ONLY", "").split(",") if key}
     quick = os.environ.get("BENCH_QUICK") == "1"
-    plan = QUICK if quick else FULL
-    if "BENCH_SECONDS" in os.environ:
-        plan = dataclasses.replace(plan, seconds=float(os.environ["BENCH_SECONDS"]))
-    points = {"BENCH_CONNECTIONS": "connections", "BENCH_RATES": "rates"}
-    for variable, field in points.items():
-        if variable in os.environ:
-            values = tuple(int(value) for value in os.environ[variable].split(",") if value)
-            plan = dataclasses.replace(plan, **{field: values})
-    # Only a full run of every contender replaces the published figures; anything else goes to .cache.
-    partial = quick or bool(only) or any(variable in os.environ for variable in points)
+    try:
+        plan, partial = plan_from(os.environ)
+    except BenchSettingError as exc:
+        raise SystemExit(f"make bench: {exc}") from None
     baseline = Path(os.environ["BENCH_BASELINE"]) if os.environ.get("BENCH_BASELINE") else None
     selected = [c for c in contenders.all_contenders(baseline) if not only or c.key in only]
     broker = local_kafka()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-#: "00" to "99": months, days, hours, minutes, seconds.
+#: "00" to "99": months, days, hours, minutes, seconds, and a year's two halves.
 TWO_DIGITS: Final = tuple(f"{n:02d}" for n in range(100))
 #: "000" to "999": milliseconds.
 THREE_DIGITS: Final = tuple(f"{n:03d}" for n in range(1000))

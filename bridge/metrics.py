@@ -14,7 +14,7 @@ streak, which the workers count together, and the Admin API's view, read by one 
 `live*` values go with it; its counters stay in the sums.
 
 In worker mode an update changes the process's memory only, as with one process (a lock per value: the
-Kafka poll thread and the spool's executor update metrics too), and `flush_worker_files` writes the values
+Kafka flush thread and the spool's executor update metrics too), and `flush_worker_files` writes the values
 that changed to the process's files: every FLUSH_SECONDS (`flush_periodically`, on a worker's event loop),
 when a worker ends, and in the serving process before each scrape. prometheus-client's own multiprocess
 value writes its mmap'd file on every update under one lock for the process, 0.5 to 0.6 µs more per update

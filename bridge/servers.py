@@ -18,12 +18,10 @@ default lets a silent TCP connection sit 60 s before any HTTP limit applies).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 import ssl
-from collections.abc import Iterator
 from types import FrameType
 from typing import Any, Final, cast
 
@@ -150,9 +148,15 @@ class Listener(uvicorn.Server):
 class OpsServer(Listener):
     """The operations listener: started and stopped by the public server, which handles the signals."""
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's serve() without the signals (the public server's) and without its lines about the
+        process, "Started server process" and "Finished server process": the public server, in the same
+        process, logs them once."""
+        self.config.load()
+        self.lifespan = self.config.lifespan_class(self.config)
+        await self.startup(sockets)
+        await self.main_loop()
+        await self.shutdown(sockets)
 
 
 class PublicServer(Listener):

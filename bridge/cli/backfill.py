@@ -101,8 +101,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COMMAND = Command(
-    name="backfill",
-    summary="publish the events of a time window IDaaS never delivered, reconstructed from its audit log",
     description=(
         "Read IDaaS's audit log for the window through the Administration API (admin_api), reconstruct the "
         "events the mapping trusts (the user lifecycle), and publish those not already in Kafka (by "

@@ -224,8 +224,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COMMAND = Command(
-    name="check-config",
-    summary="validate the configuration; with --connect, check Kafka, the topics, the spool and TLS",
     description=(
         "Validate the configuration and print the effective settings with secrets masked. With --connect, "
         "print a verdict per check instead: brokers reachable and authenticated; each configured topic "

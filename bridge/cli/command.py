@@ -12,9 +12,10 @@ from bridge.config import Settings
 
 @dataclass(frozen=True)
 class Command:
-    name: str
-    #: One line for `idaas-bridge --help`; `description` is the command's own --help text.
-    summary: str
+    """A command module's `COMMAND`; its name and one-line summary are in bridge/cli/main.py's table, which
+    imports the module only when the command is chosen."""
+
+    #: The command's own --help text.
     description: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     #: Runs with the validated settings; returns the exit code (bridge/cli/exits.py).

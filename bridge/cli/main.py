@@ -7,14 +7,16 @@ and what to do, never in a traceback; the exit code tells which kind (bridge/cli
 from __future__ import annotations
 
 import argparse
+import importlib
 import platform
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import metadata
 
 from confluent_kafka import KafkaException
 
-from bridge.cli import backfill, check, rejected, replay, serve, simulate, tail, topics, webhooks
+from bridge.cli.command import Command
 from bridge.cli.exits import (
     EXIT_CONFIG,
     EXIT_INTERRUPTED,
@@ -26,16 +28,57 @@ from bridge.cli.kafka_client import ERRORS
 from bridge.config import ConfigError, load_settings
 
 PROG = "idaas-bridge"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A command as `idaas-bridge --help` lists it, and the module (bridge/cli/<module>.py) whose `COMMAND`
+    describes its arguments and runs it. The module is imported only when the command is chosen: the daemon
+    (serve) then never loads what the operator's tools need (rich, the Administration API client), which
+    every worker would otherwise carry."""
+
+    name: str
+    #: One line for `idaas-bridge --help`.
+    summary: str
+    module: str
+
+    def load(self) -> Command:
+        command: Command = importlib.import_module(f"bridge.cli.{self.module}").COMMAND
+        return command
+
+
 COMMANDS = (
-    serve.COMMAND,
-    check.COMMAND,
-    topics.COMMAND,
-    simulate.COMMAND,
-    tail.COMMAND,
-    replay.COMMAND,
-    rejected.COMMAND,
-    webhooks.COMMAND,
-    backfill.COMMAND,
+    Entry("serve", "run the webhook receiver", "serve"),
+    Entry(
+        "check-config",
+        "validate the configuration; with --connect, check Kafka, the topics, the spool and TLS",
+        "check",
+    ),
+    Entry("topics", "create the configured Kafka topics that do not exist yet, or describe them", "topics"),
+    Entry(
+        "simulate", "deliver signed sample events as IDaaS does (timeouts, retries, auto-disable)", "simulate"
+    ),
+    Entry("tail", "print the events in the configured topics as they arrive (any format)", "tail"),
+    Entry(
+        "replay",
+        "publish again dead letters (normalized anew), rejected records, or a dead pod's spool",
+        "replay",
+    ),
+    Entry(
+        "rejected",
+        "list the records Kafka refused for good, kept in the spool directory, or replay them",
+        "rejected",
+    ),
+    Entry(
+        "webhooks",
+        "list the configured webhooks as IDaaS sees them: enabled, disabled, expired, expiry",
+        "webhooks",
+    ),
+    Entry(
+        "backfill",
+        "publish the events of a time window IDaaS never delivered, reconstructed from its audit log",
+        "backfill",
+    ),
 )
 EPILOG = (
     "exit codes: 0 ok; 1 the command's verdict is negative (a check failed, a simulated delivery failed, "
@@ -63,7 +106,17 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen(argv: Sequence[str]) -> Entry | None:
+    """The command the command line names: its first word that is not an option (the only options before
+    the command, --help and --version, take no value), or None when that word names no command (argparse
+    then reports the usage error)."""
+    word = next((arg for arg in argv if not arg.startswith("-")), None)
+    return next((entry for entry in COMMANDS if entry.name == word), None)
+
+
+def build_parser(entry: Entry | None) -> argparse.ArgumentParser:
+    """Every command listed; only `entry`'s module imported, for its description and arguments (argparse
+    reads no other command's parser when `entry` is the command on the command line)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Entrust IDaaS webhooks → Kafka, and the tools to operate it.",
@@ -76,9 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the versions of the bridge, Python and Kafka client",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
+    for listed in COMMANDS:
+        if listed is not entry:
+            commands.add_parser(listed.name, help=listed.summary, epilog=EPILOG)
+            continue
+        command = listed.load()
         sub = commands.add_parser(
-            command.name, help=command.summary, description=command.description, epilog=EPILOG
+            listed.name, help=listed.summary, description=command.description, epilog=EPILOG
         )
         sub.add_argument("--config", help="YAML config file (default: $IDAAS_BRIDGE_CONFIG)")
         command.add_arguments(sub)
@@ -86,12 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    entry = chosen(argv)
     try:
-        args = parser.parse_args(argv)
+        args = build_parser(entry).parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) or a usage error (argparse exits 2 = EXIT_USAGE)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    command = next(command for command in COMMANDS if command.name == args.command)
+    assert entry is not None and entry.name == args.command  # argparse ran the command chosen() found
+    command = entry.load()
     bootstrap = "(not loaded)"
     try:
         settings = load_settings(args.config)
@@ -102,11 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KafkaException as exc:
         failure = ERRORS.explain(exc, bootstrap)
-        print(f"{PROG} {command.name}: {failure}", file=sys.stderr)
+        print(f"{PROG} {entry.name}: {failure}", file=sys.stderr)
         return EXIT_RUNTIME
     except CommandError as exc:
-        print(f"{PROG} {command.name}: {exc}", file=sys.stderr)
+        print(f"{PROG} {entry.name}: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     except KeyboardInterrupt:
-        print(f"{PROG} {command.name}: interrupted", file=sys.stderr)
+        print(f"{PROG} {entry.name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

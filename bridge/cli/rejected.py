@@ -36,8 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COMMAND = Command(
-    name="rejected",
-    summary="list the records Kafka refused for good, kept in the spool directory, or replay them",
     description="List the records Kafka refused for good (rejected.jsonl in the spool directory).",
     add_arguments=add_arguments,
     run=rejected,

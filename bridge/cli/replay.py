@@ -317,8 +317,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COMMAND = Command(
-    name="replay",
-    summary="publish again dead letters (normalized anew), rejected records, or a dead pod's spool",
     description=(
         "Publish again, through the bridge's own producer, what it set aside: `deadletters` (each raw body "
         "normalized anew; those still failing stay dead letters; each is moved back once, however often "

@@ -36,8 +36,6 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 COMMAND = Command(
-    name="serve",
-    summary="run the webhook receiver",
     description="Receive IDaaS webhooks, verify them and publish them to Kafka (the container's command).",
     add_arguments=lambda parser: None,
     run=serve,

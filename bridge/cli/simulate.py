@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import httpx
 import orjson
 from rich.console import Console
 from rich.progress import Progress
@@ -155,19 +156,12 @@ class Simulator:
         #: Set when the model disables the webhook: every pause ends at once, nothing more is sent.
         self.disabled = asyncio.Event()
         self.samples = {sample["type"]: sample for sample in sample_deliveries()}
-        # Imported here: every `idaas-bridge` process, the daemon's too, imports this module for the
-        # command's arguments, and importing httpx loads its command line's click, rich and pygments modules
-        # with it (1.7 MB of each daemon process's RSS, docs/benchmarks.md, sixth round).
-        import httpx
-
         self.client = httpx.AsyncClient(
             verify=verify, timeout=IDAAS_DEADLINE_SECONDS, limits=httpx.Limits(max_connections=None)
         )
         self.jitter = random.Random()
 
     async def attempt(self, body: bytes) -> Attempt:
-        import httpx  # loaded by __init__ already; see there
-
         headers = auth.sign(self.target.token, "POST", self.target.signed_url, body, int(time.time()))
         started = time.perf_counter()
         try:
@@ -415,8 +409,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COMMAND = Command(
-    name="simulate",
-    summary="deliver signed sample events as IDaaS does (timeouts, retries, auto-disable)",
     description=(
         "Deliver signed sample events of the 16 IDaaS types (each type once, then a realistic mix) the way "
         f"IDaaS does: {IDAAS_DEADLINE_SECONDS:g} s per attempt, a retry only after a 5xx (after "

@@ -217,8 +217,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COMMAND = Command(
-    name="tail",
-    summary="print the events in the configured topics as they arrive (any format)",
     description=(
         "Consume the configured topics (or the TOPICs given) and print one line per event: time, type, "
         "outcome, subject, source IP and topic/partition@offset; coloured on a terminal, JSON lines with "

@@ -84,8 +84,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 COMMAND = Command(
-    name="topics",
-    summary="create the configured Kafka topics that do not exist yet, or describe them",
     description=(
         "create (the default): create the configured topics that do not exist yet, with room for the "
         "largest record the bridge produces, and wait until each has partition leaders; existing topics are "

@@ -58,8 +58,6 @@ def webhooks(settings: Settings) -> int:
 
 
 COMMAND = Command(
-    name="webhooks",
-    summary="list the configured webhooks as IDaaS sees them: enabled, disabled, expired, expiry",
     description=(
         "Read the webhooks from the IDaaS Administration API (admin_api) and show, for each configured "
         "webhook, the IDaaS webhook with its public callback URL: its state, its expiry and the event "

@@ -1,16 +1,30 @@
 """An asyncio facade over confluent_kafka.Producer.
 
-librdkafka does its network I/O on its own threads; delivery reports only arrive through `poll()`, which
-blocks, so one daemon thread polls and hands the reports to the event loop: it queues each one, and wakes
-the loop (`call_soon_threadsafe`) only when no wake-up is pending already, so one turn of the loop settles
-every report that arrived by then instead of one scheduled callback per record.
-`produce()` itself never blocks (a full queue raises BufferError, reported as a failed publish).
+librdkafka does its network I/O on its own threads; its delivery reports (and statistics, errors, log
+lines) wait in its main queue until `poll()` serves them, calling back once per report. Those callbacks
+run on the event loop's thread: librdkafka writes a byte to a pipe the loop watches when an event reaches
+the queue after the last `poll()` (`main_queue.watch`), and the loop then serves everything queued with
+`poll(0)`. A quiet bridge polls nothing and wakes for nothing.
+
+Why not a thread blocked in `poll()`, the client's documented pattern (this module's design up to the
+sixth round): confluent-kafka takes the GIL for each report it calls back, so such a thread contends for
+the GIL with the busy event loop once per delivery; serving them on the loop's thread, where the GIL is
+there for the taking, took the CPU per delivery at 128 connections from 105 to 87 us (docs/benchmarks.md,
+seventh round). Nor polling
+on a timer or at every turn while records are in flight: that either delays each answer by the timer or
+spins the loop while it waits for the broker.
+
+A flush in another thread (close() during the shutdown) serves reports there; those are handed to the loop
+(`_queue_report`), which wakes once for all those queued by then. `produce()` itself never blocks (a full
+queue raises BufferError, reported as a failed publish).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -29,10 +43,10 @@ from confluent_kafka.admin._resource import ResourceType
 from bridge import metrics
 from bridge.config import MIN_RECORD_BYTES, KafkaSettings
 from bridge.errors import ReasonedError
+from bridge.publish import main_queue
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL_SECONDS: Final = 0.1
 METADATA_TIMEOUT_SECONDS: Final = 2.0
 #: The bridge's defaults; anything in kafka.client_properties wins except the durability settings below.
 DEFAULT_PRODUCER_CONFIG: Final[dict[str, Any]] = {
@@ -80,7 +94,7 @@ Headers = list[tuple[str, bytes]]
 #: A message `produce()` queued for the end of the loop's turn: `KafkaPublisher._produce_now`'s arguments
 #: (the timestamp before its floor).
 _TurnRecord = tuple["asyncio.Future[Delivered]", str, bytes, bytes, Headers, int, float]
-#: A delivery report as the poll thread queues it for the event loop: `KafkaPublisher._settle`'s arguments.
+#: A delivery report as `_report` hands it on: `KafkaPublisher._settle`'s arguments.
 _Report = tuple["asyncio.Future[Delivered]", str, float, KafkaError | None, Message]
 
 
@@ -334,10 +348,14 @@ class KafkaPublisher:
             config["stats_cb"] = self._on_statistics
         config["error_cb"] = self._on_error
         self._producer = Producer(config)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll_forever, name=f"kafka-poll-{name}", daemon=True)
+        self._client_id: str = config["client.id"]
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: Reports the poll thread queued and the event loop has not settled yet.
+        #: The event loop's thread: reports served there settle at once, others go through `_reports`.
+        self._loop_thread: int | None = None
+        #: The pipe librdkafka writes to when its main queue has events (`main_queue.watch`); the loop
+        #: watches the read end. None before start() and after close().
+        self._wake_pipe: tuple[int, int] | None = None
+        #: Reports served on another thread (close()'s flush) that the event loop has not settled yet.
         self._reports: deque[_Report] = deque()
         #: Whether the event loop has been woken for the queued reports and not yet started settling them.
         #: It is cleared before the queue is emptied, so a report queued meanwhile is either settled in that
@@ -348,35 +366,71 @@ class KafkaPublisher:
         self._topic_metrics: dict[str, _TopicMetrics] = {}
         #: publish()'s ack deadlines, one per distinct wait (in practice one per publisher).
         self._ack_deadlines: dict[float, _AckDeadline] = {}
-        #: Whether a broker connection was up at the last statistics report (written by the poll thread;
-        #: tracked only with export_statistics).
+        #: Whether a broker connection was up at the last statistics report (tracked only with
+        #: export_statistics).
         self.up = False
         if export_statistics:
             metrics.KAFKA_UP.set(0)
 
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._thread.start()
+        """Serve librdkafka's events on the running loop from now on."""
+        loop = self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_pipe = read_end, write_end
+        main_queue.watch(self._producer, self._client_id, write_end)
+        loop.add_reader(read_end, self._serve)
+        # librdkafka writes when an event finds the queue empty: serve what was queued before the watch.
+        loop.call_soon(self._serve)
 
     def close(self, timeout: float) -> int:
-        """Flush for up to `timeout` seconds; returns how many messages were still not delivered."""
+        """Flush for up to `timeout` seconds; returns how many messages were still not delivered. May run
+        on another thread than the loop's (the shutdown flushes both publishers at once)."""
         if self._turn_records:  # produced in the turn that closes: they count too
             self._hand_over()
         remaining = int(self._producer.flush(timeout))
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=1.0)
+        if self._wake_pipe is not None:
+            main_queue.unwatch(self._producer, self._client_id)
+            loop = self._loop
+            assert loop is not None
+            if threading.get_ident() == self._loop_thread:
+                self._close_wake_pipe()
+            else:
+                try:
+                    loop.call_soon_threadsafe(self._close_wake_pipe)
+                except RuntimeError:  # the loop is closed: nothing watches the pipe any more
+                    self._close_wake_pipe()
         return remaining
 
-    def _poll_forever(self) -> None:
-        """Serve librdkafka's callbacks until close(). An exception from a callback surfaces here: logged,
-        and polling goes on, since without this thread no delivery report would ever arrive."""
-        while not self._stop.is_set():
-            try:
-                self._producer.poll(POLL_INTERVAL_SECONDS)
-            except Exception:
-                log.exception("a kafka callback failed; polling goes on")
-                self._stop.wait(POLL_INTERVAL_SECONDS)
+    def _close_wake_pipe(self) -> None:
+        """Runs on the loop (or once it is closed), after `main_queue.unwatch`: librdkafka writes no more."""
+        if self._wake_pipe is None:
+            return
+        read_end, write_end = self._wake_pipe
+        self._wake_pipe = None
+        loop = self._loop
+        assert loop is not None
+        if not loop.is_closed():
+            loop.remove_reader(read_end)
+        os.close(read_end)
+        os.close(write_end)
+
+    def _serve(self) -> None:
+        """Runs on the event loop when librdkafka has written to the pipe: serve every event queued so far
+        (the callbacks run here, on the loop's thread). The pipe is emptied first, so an event queued
+        after that either is served by this poll or writes to the pipe again. An exception from a callback
+        stops the serving where it was: logged, and librdkafka puts the events not served back in the queue
+        and writes to the pipe again."""
+        pipe = self._wake_pipe
+        if pipe is not None:  # None: start()'s first turn came after close()
+            with contextlib.suppress(BlockingIOError):  # start()'s first turn: nothing written yet
+                os.read(pipe[0], 512)
+        try:
+            self._producer.poll(0)
+        except Exception:
+            log.exception("a kafka callback failed; polling goes on")
+        for ack_deadline in self._ack_deadlines.values():
+            ack_deadline.forget_settled()
 
     def _set_up(self, up: bool) -> None:
         if self._export_statistics:
@@ -393,8 +447,16 @@ class KafkaPublisher:
             self._set_up(False)
         log.warning("kafka client error", extra={"kafka_error": str(error), "fatal": error.fatal()})
 
+    def _report(self, report: _Report) -> None:
+        """Runs inside `poll()` or `flush()`: settle the report, on the loop's thread at once, from any other
+        thread by handing it to the loop."""
+        if threading.get_ident() == self._loop_thread:
+            self._settle(*report)
+        else:
+            self._queue_report(report)
+
     def _queue_report(self, report: _Report) -> None:
-        """Runs on the poll thread (inside `poll()`): hand one report to the event loop."""
+        """Hand one report to the event loop from another thread."""
         self._reports.append(report)
         if not self._wake_pending:
             self._wake_pending = True
@@ -479,7 +541,7 @@ class KafkaPublisher:
         started: float,
     ) -> None:
         def on_delivery(error: KafkaError | None, message: Message) -> None:
-            self._queue_report((future, topic, started, error, message))
+            self._report((future, topic, started, error, message))
 
         try:
             # Positional, in the order of the C function's keyword list (the documented order leaves out

@@ -56,6 +56,8 @@ class BridgeProcess:
     extra_environment: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     ops_port: int = field(default_factory=free_port)
+    #: The program that runs `idaas-bridge <command>`: the installed script, or a wrapper around it.
+    program: list[str] = field(default_factory=lambda: [str(BRIDGE)])
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -136,7 +138,7 @@ class BridgeProcess:
         config_path = self.write_config()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(BRIDGE), "serve", "--config", str(config_path)],
+            [*self.program, "serve", "--config", str(config_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.environment(),

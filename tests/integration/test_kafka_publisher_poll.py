@@ -1,4 +1,4 @@
-"""The producer's poll thread outlives a failing callback (real broker): without it no delivery report
+"""Serving the producer's events outlives a failing callback (real broker): otherwise no delivery report
 would ever arrive again and every request would wait out its ack deadline."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.kafka_broker import create_topics
 pytestmark = pytest.mark.kafka
 
 
-def test_the_poll_thread_survives_a_callback_error(
+def test_serving_the_reports_survives_a_callback_error(
     kafka_bootstrap: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     topic = f"{topic_prefix}poll"
@@ -42,7 +42,6 @@ def test_the_poll_thread_survives_a_callback_error(
             assert await asyncio.to_thread(raised.wait, 10)
             delivered = await publisher.publish(topic, b"k", b"v", [], 0, deadline=10)
             assert delivered.topic == topic and delivered.offset >= 0
-            assert publisher._thread.is_alive()
         finally:
             await asyncio.to_thread(publisher.close, 5)
 

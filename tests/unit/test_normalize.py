@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from bridge.events.catalog import EVENT_TYPES, lookup
 from bridge.events.envelope import EnvelopeError, parse_envelope
+from bridge.events.model import Party
 from bridge.events.normalize import REASON_KEYS, REASON_LIKE, _reason, normalize
 from bridge.events.samples import sample_deliveries
 
@@ -52,6 +53,66 @@ def test_admin_face_enrollment_targets_the_user_named_in_entity_attributes() -> 
     assert event.entity is not None and event.entity.type == "FACE"
     assert event.authenticator == "face"
     assert event.key == "sam.whitford"  # the affected user, not the admin who acted
+
+
+def test_every_envelope_and_event_field_holds_the_value_it_is_named_for() -> None:
+    """The envelope and the event are built positionally (bridge/events/normalize.py): a value in a
+    neighbour's place would show here, each value being distinct."""
+    body = {
+        "id": "delivery-1",
+        "type": "user.created",
+        "accountId": "tenant-2",
+        "eventTime": "2027-03-01T11:59:58.5+01:00",
+        "data": {
+            "subject": "admin-id-3",
+            "subjectName": "admin-name-4",
+            "subjectType": "USER",
+            "subscriberAdminRoleName": "role-5",
+            "resourceName": "resource-6",
+            "entityType": "USERS",
+            "entityId": "user-id-7",
+            "entityName": "user-name-8",
+            "sourceIp": "192.0.2.9",
+            "failureReason": "reason-10",
+        },
+    }
+    envelope = parse_envelope(orjson.dumps(body))
+    occurred = datetime(2027, 3, 1, 10, 59, 58, 500000, tzinfo=UTC)
+    assert envelope._asdict() == {
+        "id": "delivery-1",
+        "type": "user.created",
+        "account_id": "tenant-2",
+        "event_time": occurred,
+        "event_time_text": "2027-03-01T11:59:58.5+01:00",
+        "data": body["data"],
+    }
+    event = normalize(envelope, "prod", RECEIVED)
+    row = lookup("user.created")
+    assert row is not None
+    assert event._asdict() == {
+        "id": "delivery-1",
+        "type": "user.created",
+        "catalog_row": row,
+        "classification": row.classify(None),
+        "category": row.category,
+        "action": row.action,
+        "outcome": row.classify(None).outcome,
+        "account_id": "tenant-2",
+        "occurred_at": occurred,
+        "occurred_at_text": "2027-03-01T11:59:58.5+01:00",
+        "received_at": RECEIVED,
+        "webhook": "prod",
+        "subject": Party("admin-id-3", "admin-name-4", "USER"),
+        "user": Party("user-id-7", "user-name-8", "USER"),
+        "entity": Party("user-id-7", "user-name-8", "USERS"),
+        "initiated_by": "admin",
+        "admin_role": "role-5",
+        "source_ip": "192.0.2.9",
+        "resource": "resource-6",
+        "authenticator": None,
+        "reason": "reason-10",
+        "data": body["data"],
+    }
 
 
 def test_self_service_events_have_the_subject_as_user() -> None:

@@ -1,0 +1,93 @@
+"""Where KafkaPublisher's delivery reports are served (real broker): on the event loop when librdkafka
+announces them, or on whichever thread flushes the producer at close()."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from bridge.config import KafkaSettings
+from bridge.publish.kafka import Delivered, KafkaPublisher
+from tests.kafka_broker import create_topics
+
+pytestmark = pytest.mark.kafka
+
+RECORDS = 50
+
+
+def _publisher(bootstrap: str) -> KafkaPublisher:
+    return KafkaPublisher(dataclasses.replace(KafkaSettings(), bootstrap_servers=bootstrap), 30, "t")
+
+
+def _produce(publisher: KafkaPublisher, topic: str) -> list[asyncio.Future[Delivered]]:
+    return [publisher.produce(topic, b"k", b"%d" % i, [], 0) for i in range(RECORDS)]
+
+
+def test_a_report_arriving_while_the_loop_is_idle_settles(kafka_bootstrap: str, topic_prefix: str) -> None:
+    """Nothing but librdkafka's announcement can wake the loop for the report: no ack deadline, no timer
+    but the test's own guard."""
+    topic = f"{topic_prefix}idle"
+    create_topics(kafka_bootstrap, [topic])
+
+    async def scenario() -> list[Delivered]:
+        publisher = _publisher(kafka_bootstrap)
+        publisher.start()
+        try:
+            settled = []
+            for i in range(3):
+                await asyncio.sleep(0.3)  # the loop sleeps, the producer idles
+                future = publisher.produce(topic, b"k", b"%d" % i, [], 0)
+                settled.append(await asyncio.wait_for(future, 60))
+            return settled
+        finally:
+            publisher.close(5)
+
+    delivered = asyncio.run(scenario())
+    assert [d.topic for d in delivered] == [topic] * 3
+    assert len({d.offset for d in delivered}) == 3
+
+
+def test_reports_that_close_flushes_on_another_thread_settle_on_the_loop(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """The shutdown flushes in a thread (app.py). Debug mode makes asyncio refuse the futures' callbacks
+    being scheduled from any thread but the loop's, so a report settled off the loop fails the test."""
+    topic = f"{topic_prefix}flushed-elsewhere"
+    create_topics(kafka_bootstrap, [topic])
+
+    async def scenario() -> tuple[int, list[Delivered]]:
+        publisher = _publisher(kafka_bootstrap)
+        publisher.start()
+        futures = _produce(publisher, topic)
+        waiting = asyncio.gather(*futures)  # callbacks on each future: scheduled when it settles
+        remaining = await asyncio.to_thread(publisher.close, 30)
+        return remaining, await asyncio.wait_for(waiting, 60)
+
+    remaining, delivered = asyncio.run(scenario(), debug=True)
+    assert remaining == 0
+    assert [d.topic for d in delivered] == [topic] * RECORDS
+    assert len({d.offset for d in delivered}) == RECORDS
+
+
+def test_a_close_on_the_loops_thread_settles_the_reports_it_flushes(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """`idaas-bridge replay` closes its publisher on the loop's thread: the flush serves the reports there,
+    and every future is settled when close() returns."""
+    topic = f"{topic_prefix}flushed-on-loop"
+    create_topics(kafka_bootstrap, [topic])
+
+    async def scenario() -> tuple[int, list[bool], list[Delivered]]:
+        publisher = _publisher(kafka_bootstrap)
+        publisher.start()
+        futures = _produce(publisher, topic)
+        await asyncio.sleep(0)  # the turn's records go to librdkafka
+        remaining = publisher.close(30)
+        done = [future.done() for future in futures]
+        return remaining, done, [future.result() for future in futures if future.done()]
+
+    remaining, done, delivered = asyncio.run(scenario())
+    assert remaining == 0 and all(done)
+    assert len({d.offset for d in delivered}) == RECORDS
