@@ -108,7 +108,49 @@ class _PipelineFull(Exception):
 class HttpProtocol(asyncio.BaseProtocol):
     """One connection; the class attributes are set from the server settings by `protocol_class`. A stream
     protocol (data_received, eof_received) that does not derive from asyncio.Protocol: uvloop lends a
-    buffer only to a protocol that is not one, and TlsHttpProtocol takes it."""
+    buffer only to a protocol that is not one, and TlsHttpProtocol takes it.
+
+    The connection's state lives in slots: a connection costs no instance dict (its 34 fields are past the
+    30 a split-keys dict shares, so each connection built and resized a dict of its own; docs/benchmarks.md,
+    eighth round). The configured subclass `protocol_class` makes has none, so its instances keep a dict
+    for what is not a slot (nothing in the bridge; a test's shortened deadline)."""
+
+    __slots__ = (
+        "loop",
+        "_listening",
+        "server_state",
+        "connections",
+        "tasks",
+        "parser",
+        "transport",
+        "client",
+        "_scheme",
+        "_wanted_headers",
+        "_parsing",
+        "_serving",
+        "_waiting",
+        "_answered",
+        "_writing_paused",
+        "_reading_paused",
+        "_closing",
+        "_pipeline_full",
+        "_url",
+        "_headers",
+        "_expect_continue",
+        "_continue_sent",
+        "_body_asked",
+        "_reading_head",
+        "_head_room",
+        "_fields",
+        "_field_bytes",
+        "_signature_bytes",
+        "_refusal",
+        "_deadline",
+        "_phase",
+        "_timer",
+        "_timer_at",
+        "_abort_timer",
+    )
 
     endpoint: Endpoint
     header_read_timeout: float = 10.0
@@ -194,6 +236,9 @@ class HttpProtocol(asyncio.BaseProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
+        # The parser holds the protocol's bound callbacks: dropped, the connection is freed by reference
+        # counting when it ends rather than left to the cyclic collector (nothing reads after this).
+        del self.parser
         self._disarm()
         if self._timer is not None:
             self._timer.cancel()
@@ -548,6 +593,8 @@ class TlsHttpProtocol(HttpProtocol, asyncio.BufferedProtocol):
 
     One buffer serves every connection of the process: each read is copied out of it (the delivery's few
     KiB) before the event loop runs anything else."""
+
+    __slots__ = ()
 
     _read_buffer: Final = memoryview(bytearray(TLS_READ_BYTES))
 
