@@ -227,7 +227,10 @@ class HttpProtocol(asyncio.BaseProtocol):
         self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
         if transport.get_extra_info("sslcontext") is not None:
             self._scheme = "https"
-        self._arm(_HEAD, self.header_read_timeout)
+        # The first timer fires by the keep-alive timeout (if shorter): the idle deadline after the first
+        # answer then falls after it and moves no timer earlier, so a connection of one request makes one
+        # timer, not two (a slow head's timer re-arms once for the rest of its deadline).
+        self._arm(_HEAD, self.header_read_timeout, min(self.header_read_timeout, self.keep_alive_timeout))
         if self._listening is not None and not self._listening():
             # Made after the shutdown began (a TLS handshake that completed meanwhile): uvicorn asked the
             # connections it knew then to close, and never asks this one. Closed, so TLS ends with its
@@ -377,13 +380,16 @@ class HttpProtocol(asyncio.BaseProtocol):
         ):
             self._arm(_BODY, self.body_timeout)
 
-    def _arm(self, phase: str, seconds: float) -> None:
-        deadline = self.loop.time() + seconds
+    def _arm(self, phase: str, seconds: float, check_within: float | None = None) -> None:
+        """Set the phase's deadline `seconds` from now; the timer fires by then, or by `check_within`."""
+        now = self.loop.time()
+        deadline = now + seconds
         self._deadline, self._phase = deadline, phase
-        if self._timer is None or self._timer_at > deadline:
+        at = deadline if check_within is None else now + check_within
+        if self._timer is None or self._timer_at > at:
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer, self._timer_at = self.loop.call_at(deadline, self._check_deadline), deadline
+            self._timer, self._timer_at = self.loop.call_at(at, self._check_deadline), at
 
     def _disarm(self) -> None:
         self._deadline = None
