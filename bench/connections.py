@@ -51,9 +51,8 @@ def _answer(sock: socket.socket) -> None:
     head, _, body = data.partition(b"\r\n\r\n")
     if not head.startswith(b"HTTP/1.1 200 "):
         raise RuntimeError(f"unexpected answer: {data[:200]!r}")
-    length = next(
-        int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
-    )
+    fields = head.lower().split(b"\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in fields if line.startswith(b"content-length:"))
     while len(body) < length:
         chunk = sock.recv(65536)
         if not chunk:
@@ -87,7 +86,7 @@ def _client(port: int, phases: list[tuple[str, int]]) -> None:
 
 
 async def _serve(phases: list[tuple[str, int]]) -> list[float]:
-    """Serve the client's phases (a keep-alive warm-up first); the loop thread's CPU µs per delivery of each."""
+    """Serve the client's phases after a keep-alive warm-up; the loop thread's CPU µs per delivery of each."""
     with tempfile.TemporaryDirectory() as work:
         bridge = _bridge(Path(work))
         sock = bind("127.0.0.1", 0, "server.port")
