@@ -4,15 +4,15 @@ librdkafka does its network I/O on its own threads; its delivery reports (and st
 lines) wait in its main queue until `poll()` serves them, calling back once per report. Those callbacks
 run on the event loop's thread: librdkafka writes a byte to a pipe the loop watches when an event reaches
 the queue after the last `poll()` (`main_queue.watch`), and the loop then serves everything queued with
-`poll(0)`. A quiet bridge polls nothing and wakes for nothing.
+`poll(0)`. A quiet bridge polls only when librdkafka has an event for it (its statistics, every
+kafka.statistics_interval_seconds), never on a timer of its own.
 
 Why not a thread blocked in `poll()`, the client's documented pattern (this module's design up to the
 sixth round): confluent-kafka takes the GIL for each report it calls back, so such a thread contends for
 the GIL with the busy event loop once per delivery; serving them on the loop's thread, where the GIL is
 there for the taking, took the CPU per delivery at 128 connections from 105 to 87 us (docs/benchmarks.md,
-seventh round). Nor polling
-on a timer or at every turn while records are in flight: that either delays each answer by the timer or
-spins the loop while it waits for the broker.
+seventh round). Nor polling on a timer or at every turn while records are in flight: that either delays
+each answer by the timer or spins the loop while it waits for the broker.
 
 A flush in another thread (close() during the shutdown) serves reports there; those are handed to the loop
 (`_queue_report`), which wakes once for all those queued by then. `produce()` itself never blocks (a full
