@@ -348,7 +348,9 @@ class KafkaPublisher:
             config["stats_cb"] = self._on_statistics
         config["error_cb"] = self._on_error
         self._producer = Producer(config)
-        self._client_id: str = config["client.id"]
+        #: The producer's librdkafka handle, checked here so that a confluent-kafka whose C struct moved it
+        #: is a start-up error (main_queue.MainQueueUnavailable).
+        self._rk = main_queue.handle(self._producer, config["client.id"])
         self._loop: asyncio.AbstractEventLoop | None = None
         #: The event loop's thread: reports served there settle at once, others go through `_reports`.
         self._loop_thread: int | None = None
@@ -378,7 +380,7 @@ class KafkaPublisher:
         self._loop_thread = threading.get_ident()
         read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._wake_pipe = read_end, write_end
-        main_queue.watch(self._producer, self._client_id, write_end)
+        main_queue.watch(self._rk, write_end)
         loop.add_reader(read_end, self._serve)
         # librdkafka writes when an event finds the queue empty: serve what was queued before the watch.
         loop.call_soon(self._serve)
@@ -390,7 +392,7 @@ class KafkaPublisher:
             self._hand_over()
         remaining = int(self._producer.flush(timeout))
         if self._wake_pipe is not None:
-            main_queue.unwatch(self._producer, self._client_id)
+            main_queue.unwatch(self._rk)
             loop = self._loop
             assert loop is not None
             if threading.get_ident() == self._loop_thread:
