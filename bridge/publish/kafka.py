@@ -422,7 +422,7 @@ class KafkaPublisher:
         (the callbacks run here, on the loop's thread). The pipe is emptied first, so an event queued
         after that either is served by this poll or writes to the pipe again. An exception from a callback
         stops the serving where it was: logged, and librdkafka puts the events not served back in the queue
-        and writes to the pipe again."""
+        and writes to the pipe again (tests/integration/test_kafka_publisher_reports.py)."""
         pipe = self._wake_pipe
         if pipe is not None:  # None: start()'s first turn came after close()
             with contextlib.suppress(BlockingIOError):  # start()'s first turn: nothing written yet
@@ -467,11 +467,15 @@ class KafkaPublisher:
             loop.call_soon_threadsafe(self._settle_reports)
 
     def _settle_reports(self) -> None:
-        """Runs on the event loop: settle every report queued so far."""
+        """Runs on the event loop: settle every report queued so far. A report whose settling raises is
+        logged and the others are settled all the same: no later report may come to wake the loop for them."""
         self._wake_pending = False
         reports = self._reports
         while reports:
-            self._settle(*reports.popleft())
+            try:
+                self._settle(*reports.popleft())
+            except Exception:
+                log.exception("settling a kafka delivery report failed; the others are settled")
         for ack_deadline in self._ack_deadlines.values():
             ack_deadline.forget_settled()
 
@@ -483,23 +487,24 @@ class KafkaPublisher:
         error: KafkaError | None,
         message: Message,
     ) -> None:
-        """Runs on the event loop: resolve the waiting request and count the result."""
+        """Runs on the event loop: resolve the waiting request, then count the result. The request first:
+        should counting raise, the request still has its answer."""
+        if error is None:
+            if not future.done():
+                partition, offset = message.partition(), message.offset()
+                future.set_result(
+                    Delivered(topic, -1 if partition is None else partition, -1 if offset is None else offset)
+                )
+        elif not future.done():
+            _fail(future, PublishError.from_kafka(error))
         counts = self._topic_metrics.get(topic)
         if counts is None:
             counts = self._topic_metrics[topic] = _TopicMetrics.of(topic)
         if error is None:
             counts.delivered.inc()
             counts.duration.observe(time.perf_counter() - started)
-            partition, offset = message.partition(), message.offset()
-            result = Delivered(
-                topic, -1 if partition is None else partition, -1 if offset is None else offset
-            )
-            if not future.done():
-                future.set_result(result)
         else:
             counts.failed.inc()
-            if not future.done():
-                _fail(future, PublishError.from_kafka(error))
 
     def produce(
         self, topic: str, key: bytes, value: bytes, headers: Headers, timestamp_ms: int
