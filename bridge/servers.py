@@ -145,6 +145,10 @@ class Listener(uvicorn.Server):
         log.info(f"listening on {'https' if config.ssl else 'http'}://{host}:{port}")
 
 
+def _not_shutting_down(record: logging.LogRecord) -> bool:
+    return record.msg != "Shutting down"
+
+
 class OpsServer(Listener):
     """The operations listener: started and stopped by the public server, which handles the signals."""
 
@@ -157,6 +161,16 @@ class OpsServer(Listener):
         await self.startup(sockets)
         await self.main_loop()
         await self.shutdown(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's shutdown() without its "Shutting down" line: the public server logged it when the
+        shutdown began, and stops this listener only at its end, when nothing else logs that line."""
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        uvicorn_log.addFilter(_not_shutting_down)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            uvicorn_log.removeFilter(_not_shutting_down)
 
 
 class PublicServer(Listener):

@@ -6,7 +6,8 @@ Scripts and Kubernetes Jobs branch on the code, so each kind of failure has its 
 - 1: the command ran and its verdict is negative (a check failed, records still refused, a simulated
   delivery failed);
 - 2: usage: an unknown command or flag, a bad flag value;
-- 3: configuration: the config file or an `IDAAS_BRIDGE_*` variable is wrong;
+- 3: configuration: the config file or an `IDAAS_BRIDGE_*` variable is wrong, or the bridge cannot start
+  where it is or as installed (a port in use, a confluent-kafka release it cannot use);
 - 4: runtime: Kafka unreachable, authentication or TLS failed, connection refused;
 - 5: `simulate` only: IDaaS would have disabled the webhook (its streak of failed deliveries reached the
   threshold); re-enable it and backfill;

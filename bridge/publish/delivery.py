@@ -16,7 +16,10 @@ from bridge.publish.spool import Spool, SpoolError
 from bridge.routing import OutboundRecord
 
 Durability = Literal["published", "spooled"]
-#: librdkafka reports a message timeout up to a poll interval late; wait that much longer for the report.
+#: How much longer than the ack deadline (`message.timeout.ms`) to wait for a record's report. librdkafka
+#: scans for expired messages about once a second, so a timeout is often reported later than this; the
+#: margin is kept short so the answer stays well inside IDaaS's 3 s, and a record spooled while librdkafka
+#: still holds it may reach Kafka twice (docs/architecture.md, "Two Kafka producers"); it is never lost.
 REPORT_MARGIN_SECONDS: Final = 0.25
 #: After Kafka missed an ack, go straight to the spool for this long instead of making every request in
 #: an outage wait out the full ack deadline; then Kafka is tried again.

@@ -4,15 +4,15 @@ librdkafka does its network I/O on its own threads; its delivery reports (and st
 lines) wait in its main queue until `poll()` serves them, calling back once per report. Those callbacks
 run on the event loop's thread: librdkafka writes a byte to a pipe the loop watches when an event reaches
 the queue after the last `poll()` (`main_queue.watch`), and the loop then serves everything queued with
-`poll(0)`. A quiet bridge polls nothing and wakes for nothing.
+`poll(0)`. A quiet bridge polls only when librdkafka has an event for it (its statistics, every
+kafka.statistics_interval_seconds), never on a timer of its own.
 
 Why not a thread blocked in `poll()`, the client's documented pattern (this module's design up to the
 sixth round): confluent-kafka takes the GIL for each report it calls back, so such a thread contends for
 the GIL with the busy event loop once per delivery; serving them on the loop's thread, where the GIL is
 there for the taking, took the CPU per delivery at 128 connections from 105 to 87 us (docs/benchmarks.md,
-seventh round). Nor polling
-on a timer or at every turn while records are in flight: that either delays each answer by the timer or
-spins the loop while it waits for the broker.
+seventh round). Nor polling on a timer or at every turn while records are in flight: that either delays
+each answer by the timer or spins the loop while it waits for the broker.
 
 A flush in another thread (close() during the shutdown) serves reports there; those are handed to the loop
 (`_queue_report`), which wakes once for all those queued by then. `produce()` itself never blocks (a full
@@ -348,7 +348,9 @@ class KafkaPublisher:
             config["stats_cb"] = self._on_statistics
         config["error_cb"] = self._on_error
         self._producer = Producer(config)
-        self._client_id: str = config["client.id"]
+        #: The producer's librdkafka handle, checked here so that a confluent-kafka whose C struct moved it
+        #: is a start-up error (main_queue.MainQueueUnavailable).
+        self._rk = main_queue.handle(self._producer, config["client.id"])
         self._loop: asyncio.AbstractEventLoop | None = None
         #: The event loop's thread: reports served there settle at once, others go through `_reports`.
         self._loop_thread: int | None = None
@@ -378,7 +380,7 @@ class KafkaPublisher:
         self._loop_thread = threading.get_ident()
         read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._wake_pipe = read_end, write_end
-        main_queue.watch(self._producer, self._client_id, write_end)
+        main_queue.watch(self._rk, write_end)
         loop.add_reader(read_end, self._serve)
         # librdkafka writes when an event finds the queue empty: serve what was queued before the watch.
         loop.call_soon(self._serve)
@@ -390,7 +392,7 @@ class KafkaPublisher:
             self._hand_over()
         remaining = int(self._producer.flush(timeout))
         if self._wake_pipe is not None:
-            main_queue.unwatch(self._producer, self._client_id)
+            main_queue.unwatch(self._rk)
             loop = self._loop
             assert loop is not None
             if threading.get_ident() == self._loop_thread:
@@ -420,7 +422,7 @@ class KafkaPublisher:
         (the callbacks run here, on the loop's thread). The pipe is emptied first, so an event queued
         after that either is served by this poll or writes to the pipe again. An exception from a callback
         stops the serving where it was: logged, and librdkafka puts the events not served back in the queue
-        and writes to the pipe again."""
+        and writes to the pipe again (tests/integration/test_kafka_publisher_reports.py)."""
         pipe = self._wake_pipe
         if pipe is not None:  # None: start()'s first turn came after close()
             with contextlib.suppress(BlockingIOError):  # start()'s first turn: nothing written yet
@@ -465,11 +467,15 @@ class KafkaPublisher:
             loop.call_soon_threadsafe(self._settle_reports)
 
     def _settle_reports(self) -> None:
-        """Runs on the event loop: settle every report queued so far."""
+        """Runs on the event loop: settle every report queued so far. A report whose settling raises is
+        logged and the others are settled all the same: no later report may come to wake the loop for them."""
         self._wake_pending = False
         reports = self._reports
         while reports:
-            self._settle(*reports.popleft())
+            try:
+                self._settle(*reports.popleft())
+            except Exception:
+                log.exception("settling a kafka delivery report failed; the others are settled")
         for ack_deadline in self._ack_deadlines.values():
             ack_deadline.forget_settled()
 
@@ -481,23 +487,24 @@ class KafkaPublisher:
         error: KafkaError | None,
         message: Message,
     ) -> None:
-        """Runs on the event loop: resolve the waiting request and count the result."""
+        """Runs on the event loop: resolve the waiting request, then count the result. The request first:
+        should counting raise, the request still has its answer."""
+        if error is None:
+            if not future.done():
+                partition, offset = message.partition(), message.offset()
+                future.set_result(
+                    Delivered(topic, -1 if partition is None else partition, -1 if offset is None else offset)
+                )
+        elif not future.done():
+            _fail(future, PublishError.from_kafka(error))
         counts = self._topic_metrics.get(topic)
         if counts is None:
             counts = self._topic_metrics[topic] = _TopicMetrics.of(topic)
         if error is None:
             counts.delivered.inc()
             counts.duration.observe(time.perf_counter() - started)
-            partition, offset = message.partition(), message.offset()
-            result = Delivered(
-                topic, -1 if partition is None else partition, -1 if offset is None else offset
-            )
-            if not future.done():
-                future.set_result(result)
         else:
             counts.failed.inc()
-            if not future.done():
-                _fail(future, PublishError.from_kafka(error))
 
     def produce(
         self, topic: str, key: bytes, value: bytes, headers: Headers, timestamp_ms: int

@@ -154,9 +154,11 @@ def test_sigterm_ends_within_the_grace_period_and_logs_what_was_left(
     assert stopped["spooled_records_left"] > 0 and stopped["budget_left_seconds"] < 1.0, stopped
 
 
-def test_the_process_is_logged_started_and_finished_once(lifecycle_bridge: BridgeProcess) -> None:
+def test_the_process_is_logged_started_shutting_down_and_finished_once(
+    lifecycle_bridge: BridgeProcess,
+) -> None:
     # One process, two listeners: the operations listener runs inside the public server's start-up and
-    # shutdown, and logged uvicorn's lines about the process a second time.
+    # shutdown, and logged uvicorn's lines about the process and its shutdown a second time.
     lifecycle_bridge.start()
     process = lifecycle_bridge.process
     assert process is not None
@@ -165,6 +167,7 @@ def test_the_process_is_logged_started_and_finished_once(lifecycle_bridge: Bridg
     assert "bridge stopped" in messages, lifecycle_bridge.log_tail()
     assert messages.count(f"Started server process [{process.pid}]") == 1, messages
     assert messages.count(f"Finished server process [{process.pid}]") == 1, messages
+    assert messages.count("Shutting down") == 1, messages
 
 
 def log_lines(bridge: BridgeProcess) -> list[dict[str, Any]]:

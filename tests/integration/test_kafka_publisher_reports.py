@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 
 from bridge.config import KafkaSettings
+from bridge.publish import kafka
 from bridge.publish.kafka import Delivered, KafkaPublisher
 from tests.kafka_broker import create_topics
 
@@ -91,3 +92,64 @@ def test_a_close_on_the_loops_thread_settles_the_reports_it_flushes(
     remaining, done, delivered = asyncio.run(scenario())
     assert remaining == 0 and all(done)
     assert len({d.offset for d in delivered}) == RECORDS
+
+
+@pytest.fixture
+def counting_fails(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Counting every delivery report raises (as a metric update might): each report's callback fails. The
+    list holds one entry per failure."""
+    failures: list[str] = []
+
+    def fails(topic: str) -> kafka._TopicMetrics:
+        failures.append(topic)
+        raise RuntimeError("counting a delivery report failed")
+
+    monkeypatch.setattr(kafka._TopicMetrics, "of", fails)
+    return failures
+
+
+def test_reports_whose_callbacks_fail_settle_on_the_loop_with_nothing_else_to_wake_it(
+    kafka_bootstrap: str, topic_prefix: str, counting_fails: list[str]
+) -> None:
+    """A callback that raises stops `poll()` where it was; the reports queued behind it must not wait for
+    an event that may never come (no ack deadline, no statistics, no further record here), and its own
+    request must still get its answer."""
+    topic = f"{topic_prefix}failing-callbacks"
+    create_topics(kafka_bootstrap, [topic], partitions=1)
+
+    async def scenario() -> list[asyncio.Future[Delivered]]:
+        publisher = _publisher(kafka_bootstrap)
+        publisher.start()
+        try:
+            futures = _produce(publisher, topic)
+            await asyncio.wait(futures, timeout=60)
+            return futures
+        finally:
+            publisher.close(5)
+
+    futures = asyncio.run(scenario())
+    assert [future.done() for future in futures] == [True] * RECORDS
+    assert len({future.result().offset for future in futures}) == RECORDS
+    assert len(counting_fails) == RECORDS
+
+
+def test_reports_whose_callbacks_fail_settle_when_close_flushes_on_another_thread(
+    kafka_bootstrap: str, topic_prefix: str, counting_fails: list[str]
+) -> None:
+    """The flush hands its reports to the loop; one that fails to settle there must not strand the others
+    queued with it (no later report would wake the loop for them)."""
+    topic = f"{topic_prefix}failing-callbacks-flushed"
+    create_topics(kafka_bootstrap, [topic], partitions=1)
+
+    async def scenario() -> list[asyncio.Future[Delivered]]:
+        publisher = _publisher(kafka_bootstrap)
+        publisher.start()
+        futures = _produce(publisher, topic)
+        assert await asyncio.to_thread(publisher.close, 30) == 0
+        await asyncio.wait(futures, timeout=60)
+        return futures
+
+    futures = asyncio.run(scenario())
+    assert [future.done() for future in futures] == [True] * RECORDS
+    assert len({future.result().offset for future in futures}) == RECORDS
+    assert len(counting_fails) == RECORDS

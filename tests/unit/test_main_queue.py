@@ -1,16 +1,33 @@
 """bridge/publish/main_queue.py on a real librdkafka producer (no broker needed): it finds the client's
 handle where confluent-kafka keeps it, and librdkafka announces its main queue's events on the descriptor.
-A confluent-kafka upgrade that moves the handle fails here."""
+A confluent-kafka upgrade that moves the handle fails here; a handle looked for in the wrong place is a
+start-up error, never a crash."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
 
+from bridge.cli.exits import EXIT_CONFIG
+from bridge.config import ConfigError
 from bridge.publish import main_queue
+from tests.ports import BRIDGE_PORTS, free_ports
+
+#: `idaas-bridge <argv[1:]>` with a confluent-kafka whose struct moved the handle by one field.
+MOVED_HANDLE = """
+import sys
+from bridge.publish import main_queue
+main_queue._HANDLE_RK_OFFSET += 8
+from bridge.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def _producer(client_id: str) -> Producer:
@@ -26,7 +43,8 @@ def test_librdkafka_writes_to_the_descriptor_when_events_wait_and_stops_after_un
     producer = _producer("main-queue-test")
     read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        main_queue.watch(producer, "main-queue-test", write_end)
+        rk = main_queue.handle(producer, "main-queue-test")
+        main_queue.watch(rk, write_end)
         producer.poll(0)  # librdkafka announces an event that finds the queue empty: empty it
         reports: list[object] = []
         producer.produce("t", b"v", on_delivery=lambda error, message: reports.append(error))
@@ -34,7 +52,7 @@ def test_librdkafka_writes_to_the_descriptor_when_events_wait_and_stops_after_un
             assert _readable(read_end, 30), "no event announced"
             os.read(read_end, 512)
             assert producer.poll(0) > 0  # what was announced is there to serve
-        main_queue.unwatch(producer, "main-queue-test")
+        main_queue.unwatch(rk)
         producer.produce("t", b"v", on_delivery=lambda error, message: reports.append(error))
         producer.flush(30)
         assert len(reports) == 2 and not _readable(read_end, 0)  # reported, unannounced
@@ -45,5 +63,61 @@ def test_librdkafka_writes_to_the_descriptor_when_events_wait_and_stops_after_un
 
 def test_a_handle_that_is_not_the_producers_client_is_refused() -> None:
     producer = _producer("main-queue-test-2")
-    with pytest.raises(main_queue.MainQueueUnavailable, match="needs updating"):
-        main_queue.watch(producer, "some-other-client", -1)
+    with pytest.raises(main_queue.MainQueueUnavailable, match="update that module"):
+        main_queue.handle(producer, "some-other-client")
+
+
+def test_a_client_id_longer_than_librdkafkas_name_still_finds_the_handle() -> None:
+    """kafka.client_properties may set any client.id; librdkafka cuts the name it builds from it at 127
+    bytes, so a long one (the bridge appends "-receiver") must not read as a moved handle."""
+    for client_id in ("c" * 117, "c" * 118, "c" * 300):
+        producer = _producer(client_id)
+        assert main_queue.handle(producer, client_id)
+
+
+def test_a_handle_moved_anywhere_else_in_the_struct_is_refused_without_crashing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As if confluent-kafka's struct had changed: every other field (NULL, a Python object, a number that
+    is no address) and the memory past the object are looked at as the handle. Reading the name through
+    such a pointer would kill the process; the check refuses it."""
+    producer = _producer("main-queue-test-3")
+    word = ctypes.sizeof(ctypes.c_void_p)
+    real = main_queue._HANDLE_RK_OFFSET
+    for offset in range(0, type(producer).__basicsize__ + 4 * word, word):
+        if offset == real:
+            continue
+        monkeypatch.setattr(main_queue, "_HANDLE_RK_OFFSET", offset)
+        with pytest.raises(main_queue.MainQueueUnavailable) as refused:
+            main_queue.handle(producer, "main-queue-test-3")
+        assert isinstance(refused.value, ConfigError)  # reported at start-up as one line, exit code 3
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_with_a_moved_handle_stops_at_start_up_with_one_line(tmp_path: Path, workers: int) -> None:
+    """The check runs where each publisher is made (serve's Bridge, or each worker's), before anything is
+    served: one line naming the fix, exit code 3, no traceback, and no worker restarted."""
+    port, ops_port = free_ports(2, BRIDGE_PORTS)
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        "webhooks: [{name: dev}]\n"
+        "kafka: {bootstrap_servers: '127.0.0.1:1'}\n"
+        f"server: {{host: 127.0.0.1, port: {port}, ops_host: 127.0.0.1, ops_port: {ops_port}, "
+        f"workers: {workers}}}\n"
+        f"spool: {{path: '{tmp_path / 'spool'}'}}\n"
+    )
+    env = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "main-queue-test-token-0123456789", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", MOVED_HANDLE, "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == EXIT_CONFIG, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "starting it again" not in result.stdout
+    lines = result.stderr.strip().splitlines()  # a line from each worker that got that far
+    assert 1 <= len(lines) <= workers and set(lines) == {lines[0]}, lines
+    assert lines[0].startswith("idaas-bridge: configuration error: confluent-kafka 2."), lines
+    assert "does not keep its librdkafka handle where the bridge looks for it" in lines[0]
