@@ -13,13 +13,14 @@ afresh: nobody gets a 2xx for an event that is not durable.
 Memory: a full cache (`max_entries` ids) is a large part of a worker's memory, so an id is kept compactly.
 A UUID in its canonical text (IDaaS's ids are UUIDs) is kept as its 16 bytes, side by side with others in
 one of a few thousand bins (bytearrays) picked by its hash; a ring of the bins' numbers keeps the order in
-which ids were remembered. Any other id is kept as given, in a set. One key per id and one id per key, never a hash or a
-prefix that could make two deliveries one and drop the second. A UUID written otherwise (upper case, no
-hyphens) is another string, so it stays another id, as it is for IDaaS. Expiry times are kept per bucket
-of ids remembered within `BUCKET_SECONDS`, not per id: a bucket is forgotten once the TTL of its newest id
-passed, so an id is remembered for the TTL and at most `BUCKET_SECONDS` longer, never less. Measured
-(`python -m bench.dedup_memory`): about 39 bytes of RSS per remembered UUID id, 7.4 MB for the default
-200,000 (a set of each UUID's number took 19 MB, an OrderedDict of id text to expiry time 54 MB).
+which ids were remembered. Any other id is kept as given, in a set. One key per id and one id per key,
+never a hash or a prefix that could make two deliveries one and drop the second. A UUID written otherwise
+(upper case, no hyphens) is another string, so it stays another id, as it is for IDaaS. Expiry times are
+kept per bucket of ids remembered within `BUCKET_SECONDS`, not per id: a bucket is forgotten once the TTL
+of its newest id passed, so an id is remembered for the TTL and at most `BUCKET_SECONDS` longer, never
+less. Measured (`python -m bench.dedup_memory`): about 39 bytes of RSS per remembered UUID id, 7.4 MB for
+the default 200,000 (a set of each UUID's number took 19 MB, an OrderedDict of id text to expiry time
+54 MB).
 """
 
 from __future__ import annotations
