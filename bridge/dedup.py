@@ -118,10 +118,10 @@ class DeliveryDedup(Generic[Answer]):
         #: The remembered text ids, and their order.
         self._texts: set[str] = set()
         self._text_order: deque[str] = deque()
-        #: Where each remembered id is, oldest first: its bin's number, or `_TEXT` (no bin's) for a text id;
+        #: Where each remembered id is, oldest first: its bin's number, or `_text_bin` (no bin's) for a text id;
         #: the oldest id of all is the oldest of its bin. A ring of `max_entries` numbers from `_oldest`
         #: on, grown until it holds that many.
-        self._TEXT = bins
+        self._text_bin = bins
         self._order = array("I")
         self._oldest = 0
         self._count = 0
@@ -170,7 +170,7 @@ class DeliveryDedup(Generic[Answer]):
         if isinstance(key, str):
             self._texts.add(key)
             self._text_order.append(key)
-            where = self._TEXT
+            where = self._text_bin
         else:
             where = hash(key) & self._bin_mask
             self._bins[where] += key
@@ -203,7 +203,7 @@ class DeliveryDedup(Generic[Answer]):
 
     def _forget_oldest(self, count: int) -> None:
         """Forget the `count` oldest ids, all of them in the oldest bucket: each the oldest of its bin."""
-        order, bins, text = self._order, self._bins, self._TEXT
+        order, bins, text = self._order, self._bins, self._text_bin
         oldest = self._oldest
         for _ in range(count):
             where = order[oldest]
