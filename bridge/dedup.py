@@ -118,9 +118,9 @@ class DeliveryDedup(Generic[Answer]):
         #: The remembered text ids, and their order.
         self._texts: set[str] = set()
         self._text_order: deque[str] = deque()
-        #: Where each remembered id is, oldest first: its bin's number, or `_text_bin` (no bin's) for a text id;
-        #: the oldest id of all is the oldest of its bin. A ring of `max_entries` numbers from `_oldest`
-        #: on, grown until it holds that many.
+        #: Where each remembered id is, oldest first: its bin's number, or `_text_bin` (no bin's) for a
+        #: text id; the oldest id of all is the oldest of its bin. A ring of `max_entries` numbers from
+        #: `_oldest` on, grown until it holds that many.
         self._text_bin = bins
         self._order = array("I")
         self._oldest = 0
