@@ -273,8 +273,8 @@ def bridge(
 
 
 def all_contenders(baseline: Path | None) -> list[Contender]:
-    """Every contender; with `baseline`, another checkout's bridge (kafka_first, HTTP) runs just before
-    this one's, for a before/after in the same run."""
+    """Every contender; with `baseline`, another checkout's bridge (kafka_first, one worker, HTTP and
+    HTTPS) runs just before this one's, for a before/after in the same run."""
     return [
         ceiling_http(),
         ceiling_kafka(),
@@ -283,6 +283,7 @@ def all_contenders(baseline: Path | None) -> list[Contender]:
         *([bridge("kafka_first", tls=False, source=baseline)] if baseline is not None else []),
         bridge("kafka_first", tls=False),
         bridge("kafka_first", tls=False, workers="auto"),
+        *([bridge("kafka_first", tls=True, source=baseline)] if baseline is not None else []),
         bridge("kafka_first", tls=True),
         bridge("kafka_first", tls=True, workers="auto"),
         bridge("spool_first", tls=False),

@@ -10,8 +10,9 @@ same client, same broker, same machine, one run.
     BENCH_CONNECTIONS= BENCH_RATES=5000 make bench    only these points: wrk connection counts and vegeta
                                       rates, comma-separated (empty: none of that client)
     DEV_CERT_KEY=rsa make bench  the HTTPS contenders with an RSA-2048 certificate (default ECDSA P-256)
-    BENCH_BASELINE=DIR make bench     also the bridge package of checkout DIR (kafka_first, HTTP), run just
-                                      before this checkout's: a before/after under the same conditions
+    BENCH_BASELINE=DIR make bench     also the bridge package of checkout DIR (kafka_first, one worker,
+                                      HTTP and HTTPS), each run just before this checkout's: a
+                                      before/after under the same conditions
 
 Only a full run of every contender at the full points and duration rewrites the docs; quick and partial
 runs (BENCH_ONLY, BENCH_CONNECTIONS, BENCH_RATES or BENCH_SECONDS set) write to .cache/bench/.

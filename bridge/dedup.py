@@ -11,13 +11,16 @@ copy ends in a 503 the id is not remembered, so the waiters get that 503 too and
 afresh: nobody gets a 2xx for an event that is not durable.
 
 Memory: a full cache (`max_entries` ids) is a large part of a worker's memory, so an id is kept compactly.
-A UUID in its canonical text (IDaaS's ids are UUIDs) is kept as its 128-bit number, any other id as given:
-one key per id and one id per key, never a hash or a prefix that could make two deliveries one and drop the
-second. A UUID written otherwise (upper case, no hyphens) is another string, so it stays another id, as it
-is for IDaaS. Expiry times are kept per bucket of ids remembered within `BUCKET_SECONDS`, not per id: a
-bucket is forgotten once the TTL of its newest id passed, so an id is remembered for the TTL and at most
-`BUCKET_SECONDS` longer, never less. Measured (`python -m bench.dedup_memory`): about 100 bytes of RSS per
-remembered UUID id, 19 MB for the default 200,000 (an OrderedDict of id text to expiry time took 54 MB).
+A UUID in its canonical text (IDaaS's ids are UUIDs) is kept as its 16 bytes, side by side with others in
+one of a few thousand bins (bytearrays) picked by its hash; a ring of the bins' numbers keeps the order in
+which ids were remembered. Any other id is kept as given, in a set. One key per id and one id per key,
+never a hash or a prefix that could make two deliveries one and drop the second. A UUID written otherwise
+(upper case, no hyphens) is another string, so it stays another id, as it is for IDaaS. Expiry times are
+kept per bucket of ids remembered within `BUCKET_SECONDS`, not per id: a bucket is forgotten once the TTL
+of its newest id passed, so an id is remembered for the TTL and at most `BUCKET_SECONDS` longer, never
+less. Measured (`python -m bench.dedup_memory`): about 39 bytes of RSS per remembered UUID id, 7.4 MB for
+the default 200,000 (a set of each UUID's number took 19 MB, an OrderedDict of id text to expiry time
+54 MB).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,18 +63,32 @@ OWNED: Final[Claim[Any]] = Claim()
 BUCKET_SECONDS: Final = 1.0
 
 _CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: The bytes of a remembered UUID.
+UUID_BYTES: Final = 16
+#: Remembered UUIDs per bin when the cache is full, on average: a look-up searches one bin (C's memory
+#: search over a few hundred bytes), and each bin is an object of its own.
+IDS_PER_BIN: Final = 32
 
 #: How a delivery id is remembered (`remembered_key`).
-Key: TypeAlias = int | str
+Key: TypeAlias = bytes | str
 
 
 def remembered_key(delivery_id: str) -> Key:
-    """`delivery_id` as it is remembered: a canonical UUID (lower-case 8-4-4-4-12 hex) as its number (a
-    44-byte int instead of an 85-byte str), anything else as given. One-to-one: an int never equals a str,
-    and a number has one canonical UUID text."""
+    """`delivery_id` as it is remembered: a canonical UUID (lower-case 8-4-4-4-12 hex) as its 16 bytes,
+    anything else as given. One-to-one: bytes never equal a str, and 16 bytes have one canonical UUID
+    text."""
     if _CANONICAL_UUID.fullmatch(delivery_id) is None:
         return delivery_id
-    return int(delivery_id.replace("-", ""), 16)
+    return bytes.fromhex(delivery_id.replace("-", ""))
+
+
+def _offset(uuids: bytearray, key: bytes) -> int:
+    """Where `key` is in a bin, -1 when it is not. Only a match at a multiple of UUID_BYTES counts: the end
+    of one UUID and the start of the next can spell a third."""
+    at = uuids.find(key)
+    while at > 0 and at % UUID_BYTES:
+        at = uuids.find(key, at + 1)
+    return at
 
 
 class _Bucket:
@@ -92,9 +110,22 @@ class DeliveryDedup(Generic[Answer]):
         self._ttl = ttl_seconds
         self._max = max_entries
         self._clock = clock
-        self._remembered: set[Key] = set()
-        #: The remembered keys, oldest first, and their buckets' expiry in the same order.
-        self._order: deque[Key] = deque()
+        #: The remembered UUIDs, UUID_BYTES each, in bins picked by their hash (a power of two of them),
+        #: each in the order they were remembered.
+        bins = 1 << (max_entries // IDS_PER_BIN).bit_length()
+        self._bins = [bytearray() for _ in range(bins)]
+        self._bin_mask = bins - 1
+        #: The remembered text ids, and their order.
+        self._texts: set[str] = set()
+        self._text_order: deque[str] = deque()
+        #: Where each remembered id is, oldest first: its bin's number, or `_text_bin` (no bin's) for a
+        #: text id; the oldest id of all is the oldest of its bin. A ring of `max_entries` numbers from
+        #: `_oldest` on, grown until it holds that many.
+        self._text_bin = bins
+        self._order = array("I")
+        self._oldest = 0
+        self._count = 0
+        #: The buckets of expiry of the remembered ids, in the same order.
         self._buckets: deque[_Bucket] = deque()
         #: Ids being made durable, with the key they will be remembered under (worked out once).
         self._in_progress: dict[str, Key] = {}
@@ -108,7 +139,10 @@ class DeliveryDedup(Generic[Answer]):
         """
         self._expire()
         key = remembered_key(delivery_id)
-        if key in self._remembered:
+        if isinstance(key, str):
+            if key in self._texts:
+                return Claim(duplicate=True)
+        elif _offset(self._bins[hash(key) & self._bin_mask], key) >= 0:
             return Claim(duplicate=True)
         if delivery_id in self._in_progress:
             pending = self._waiting.get(delivery_id)
@@ -123,23 +157,38 @@ class DeliveryDedup(Generic[Answer]):
         key = self._in_progress.pop(delivery_id)
         pending = self._waiting.pop(delivery_id, None)
         if durable:
-            # A new key, so it goes last: `claim` reserved the id only because it was not remembered, and
-            # nothing else adds ids.
-            self._remembered.add(key)
-            self._order.append(key)
-            expiry = self._clock() + self._ttl
-            buckets = self._buckets
-            if buckets and expiry - buckets[-1].opened < BUCKET_SECONDS:
-                newest = buckets[-1]
-                newest.expiry = expiry
-                newest.count += 1
-            else:
-                buckets.append(_Bucket(expiry))
-            if len(self._remembered) > self._max:
-                self._forget_oldest(1)
-            metrics.DEDUP_ENTRIES.set(len(self._remembered))
+            self._remember(key)
+            metrics.DEDUP_ENTRIES.set(self._count)
         if pending is not None:
             pending.set_result(answer)
+
+    def _remember(self, key: Key) -> None:
+        """Remember a new key, the newest (`claim` reserved the id only because it was not remembered, and
+        nothing else adds ids); the oldest one goes first if the cache is full."""
+        if self._count == self._max:
+            self._forget_oldest(1)
+        if isinstance(key, str):
+            self._texts.add(key)
+            self._text_order.append(key)
+            where = self._text_bin
+        else:
+            where = hash(key) & self._bin_mask
+            self._bins[where] += key
+        order = self._order
+        at = (self._oldest + self._count) % self._max
+        if at == len(order):  # the ring is still growing
+            order.append(where)
+        else:
+            order[at] = where
+        self._count += 1
+        expiry = self._clock() + self._ttl
+        buckets = self._buckets
+        if buckets and expiry - buckets[-1].opened < BUCKET_SECONDS:
+            newest = buckets[-1]
+            newest.expiry = expiry
+            newest.count += 1
+        else:
+            buckets.append(_Bucket(expiry))
 
     def _expire(self) -> None:
         """Forget the buckets whose TTL passed (the oldest first: expiry times only grow). Only `claim` does
@@ -150,14 +199,22 @@ class DeliveryDedup(Generic[Answer]):
             return
         while buckets and buckets[0].expiry <= now:
             self._forget_oldest(buckets[0].count)
-        metrics.DEDUP_ENTRIES.set(len(self._remembered))
+        metrics.DEDUP_ENTRIES.set(self._count)
 
     def _forget_oldest(self, count: int) -> None:
-        """Forget the `count` oldest ids, all of them in the oldest bucket."""
-        order, remembered = self._order, self._remembered
+        """Forget the `count` oldest ids, all of them in the oldest bucket: each the oldest of its bin."""
+        order, bins, text = self._order, self._bins, self._text_bin
+        oldest = self._oldest
         for _ in range(count):
-            remembered.remove(order.popleft())
-        oldest = self._buckets[0]
-        oldest.count -= count
-        if not oldest.count:
+            where = order[oldest]
+            if where == text:
+                self._texts.remove(self._text_order.popleft())
+            else:
+                del bins[where][:UUID_BYTES]
+            oldest = (oldest + 1) % self._max
+        self._oldest = oldest
+        self._count -= count
+        bucket = self._buckets[0]
+        bucket.count -= count
+        if not bucket.count:
             self._buckets.popleft()

@@ -29,6 +29,9 @@ from bridge.config import ConfigError
 
 #: Where confluent-kafka's `Handle` keeps its `rd_kafka_t *`: right after PyObject_HEAD.
 _HANDLE_RK_OFFSET: Final = sys.getsizeof(object())
+#: The bytes of its name librdkafka keeps (`rk_name`, a char[128] it fills with snprintf): a longer
+#: client.id (kafka.client_properties) is cut there, so the check compares only what fits.
+_NAME_MAX_BYTES: Final = 127
 #: What librdkafka writes on the descriptor: any byte would do, only its arrival counts.
 _WAKE_BYTE: Final = b"!"
 
@@ -91,7 +94,7 @@ def handle(producer: Producer, client_id: str) -> int:
     ("<client.id>#producer-<n>") before anything uses it; raises MainQueueUnavailable. Whatever the field
     holds if the struct changed (another pointer, a number, NULL) fails the check: the name is read through
     the kernel (`_memory`), never by dereferencing an unchecked pointer."""
-    expected = f"{client_id}#producer-".encode()
+    expected = f"{client_id}#producer-".encode()[:_NAME_MAX_BYTES]
     pointer = None
     if type(producer).__basicsize__ >= _HANDLE_RK_OFFSET + ctypes.sizeof(ctypes.c_void_p):
         pointer = ctypes.c_void_p.from_address(id(producer) + _HANDLE_RK_OFFSET).value

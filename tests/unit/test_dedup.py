@@ -191,3 +191,37 @@ def test_the_oldest_ids_go_first_across_buckets_and_the_bound_holds() -> None:
         assert entries.get() == 0
 
     asyncio.run(scenario())
+
+
+def test_a_uuid_spelled_across_two_remembered_ones_is_not_remembered() -> None:
+    """UUIDs are kept side by side as bytes: the end of one and the start of the next spell a third UUID,
+    which was never delivered."""
+
+    async def scenario() -> None:
+        dedup = DeliveryDedup[str](ttl_seconds=60, max_entries=10)  # one bin: every UUID side by side
+        first, second = "00112233-4455-6677-8899-aabbccddeeff", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+        remember(dedup, first)
+        remember(dedup, second)
+        straddling = "8899aabb-ccdd-eeff-0f1e-2d3c4b5a6978"  # the last 8 bytes of one, the first 8 of next
+        assert dedup.claim(straddling).owned
+        assert dedup.claim(first).duplicate and dedup.claim(second).duplicate
+
+    asyncio.run(scenario())
+
+
+def test_text_and_uuid_ids_are_forgotten_oldest_first_together() -> None:
+    async def scenario() -> None:
+        dedup = DeliveryDedup[str](ttl_seconds=1000, max_entries=4)
+        nil = "00000000-0000-0000-0000-000000000000"  # a UUID kept as text
+        ids = [UUID_ID, "text-1", nil, f"{1:08x}-0000-7000-8000-000000000000", "text-2", "text-3"]
+        ids += [f"{index:08x}-0000-7000-8000-000000000000" for index in range(2, 7)]
+        for count, delivery_id in enumerate(ids, start=1):
+            remember(dedup, delivery_id)
+            kept = ids[max(0, count - 4) : count]
+            for remembered in kept:
+                assert dedup.claim(remembered).duplicate, (delivery_id, remembered)
+            for forgotten in ids[: max(0, count - 4)]:
+                assert dedup.claim(forgotten).owned, (delivery_id, forgotten)
+                dedup.settle(forgotten, "unavailable", durable=False)
+
+    asyncio.run(scenario())

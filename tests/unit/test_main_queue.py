@@ -67,6 +67,14 @@ def test_a_handle_that_is_not_the_producers_client_is_refused() -> None:
         main_queue.handle(producer, "some-other-client")
 
 
+def test_a_client_id_longer_than_librdkafkas_name_still_finds_the_handle() -> None:
+    """kafka.client_properties may set any client.id; librdkafka cuts the name it builds from it at 127
+    bytes, so a long one (the bridge appends "-receiver") must not read as a moved handle."""
+    for client_id in ("c" * 117, "c" * 118, "c" * 300):
+        producer = _producer(client_id)
+        assert main_queue.handle(producer, client_id)
+
+
 def test_a_handle_moved_anywhere_else_in_the_struct_is_refused_without_crashing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
