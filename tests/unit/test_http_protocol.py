@@ -220,6 +220,22 @@ def test_a_silent_connection_and_a_slow_head_get_408() -> None:
     run(scenario)
 
 
+def test_a_keep_alive_timeout_shorter_than_the_head_deadline_does_not_cut_a_head_short() -> None:
+    # A connection's first timer fires by the keep-alive timeout; before the head's deadline it only re-arms.
+    async def scenario() -> None:
+        protocol, transport, _ = connect(
+            App(), header_read_timeout_seconds=1.0, keep_alive_timeout_seconds=0.05
+        )
+        await asyncio.sleep(0.15)
+        protocol.data_received(HEAD)
+        await asyncio.sleep(0.1)
+        assert transport.text == "" and not transport.closed
+        await asyncio.sleep(1.0)
+        assert transport.text.startswith("HTTP/1.1 408") and transport.closed
+
+    run(scenario)
+
+
 def test_bytes_on_an_idle_keep_alive_connection_start_the_head_deadline() -> None:
     async def scenario() -> None:
         protocol, transport, _ = connect(App(), header_read_timeout_seconds=0.05)
