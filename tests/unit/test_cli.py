@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import confluent_kafka
@@ -25,6 +26,23 @@ def test_version_names_the_bridge_python_and_kafka_client_versions(
     assert out.startswith("idaas-bridge 0.")
     assert f"librdkafka {confluent_kafka.libversion()[0]}" in out
     assert "confluent-kafka 2." in out and "Python 3." in out
+
+
+def test_version_needs_no_package_metadata_of_the_kafka_client(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A vendored confluent-kafka (or a distribution's build) has no package metadata: the client's own
+    answer names its version."""
+    package_version = metadata.version
+
+    def only_the_bridges(distribution_name: str) -> str:
+        if distribution_name != "idaas-siem-bridge":
+            raise metadata.PackageNotFoundError(distribution_name)
+        return package_version(distribution_name)
+
+    monkeypatch.setattr(metadata, "version", only_the_bridges)
+    assert main(["--version"]) == 0
+    assert f"confluent-kafka {confluent_kafka.version()}, librdkafka" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("command", [None, *(command.name for command in COMMANDS)])

@@ -10,8 +10,10 @@ import os
 import select
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
+import confluent_kafka
 import pytest
 from confluent_kafka import Producer
 
@@ -65,6 +67,29 @@ def test_a_handle_that_is_not_the_producers_client_is_refused() -> None:
     producer = _producer("main-queue-test-2")
     with pytest.raises(main_queue.MainQueueUnavailable, match="update that module"):
         main_queue.handle(producer, "some-other-client")
+
+
+def _no_package_metadata(distribution_name: str) -> str:
+    raise metadata.PackageNotFoundError(distribution_name)
+
+
+@pytest.mark.parametrize("answer", ["2.16.1", ("2.5.0", 0x020500FF)], ids=["text", "older-pair"])
+def test_the_refusal_names_the_client_versions_without_its_package_metadata(
+    monkeypatch: pytest.MonkeyPatch, answer: object
+) -> None:
+    """A vendored confluent-kafka, or a distribution's build, may have no package metadata: the refusal
+    still names the versions (asked of the client, whichever shape its `version()` answers in) and what to
+    do, instead of a PackageNotFoundError's traceback."""
+    monkeypatch.setattr(metadata, "version", _no_package_metadata)
+    monkeypatch.setattr(confluent_kafka, "version", lambda: answer)
+    producer = _producer("main-queue-test-4")
+    with pytest.raises(main_queue.MainQueueUnavailable) as refused:
+        main_queue.handle(producer, "some-other-client")
+    assert str(refused.value).startswith(
+        f"confluent-kafka {answer[0] if isinstance(answer, tuple) else answer}, "
+        f"librdkafka {confluent_kafka.libversion()[0]}: "
+    )
+    assert "install a confluent-kafka release that pyproject.toml allows" in str(refused.value)
 
 
 def test_a_client_id_longer_than_librdkafkas_name_still_finds_the_handle() -> None:
