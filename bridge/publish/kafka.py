@@ -22,6 +22,7 @@ queue raises BufferError, reported as a failed publish).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -387,10 +388,11 @@ class KafkaPublisher:
 
     def close(self, timeout: float) -> int:
         """Flush for up to `timeout` seconds; returns how many messages were still not delivered. May run
-        on another thread than the loop's (the shutdown flushes both publishers at once)."""
-        if self._turn_records:  # produced in the turn that closes: they count too
-            self._hand_over()
-        remaining = int(self._producer.flush(timeout))
+        on another thread than the loop's (the shutdown flushes both publishers at once, app.py)."""
+        deadline = time.monotonic() + timeout
+        self._hand_over_at_close(timeout)
+        # Any message the loop did not take from the closing turn in time is not delivered either.
+        remaining = int(self._producer.flush(max(0.0, deadline - time.monotonic()))) + len(self._turn_records)
         if self._wake_pipe is not None:
             main_queue.unwatch(self._rk)
             loop = self._loop
@@ -403,6 +405,34 @@ class KafkaPublisher:
                 except RuntimeError:  # the loop is closed: nothing watches the pipe any more
                     self._close_wake_pipe()
         return remaining
+
+    def _hand_over_at_close(self, timeout: float) -> None:
+        """Hand librdkafka the messages produced in the turn that closes, so that the flush counts them too.
+        On the loop's thread (or with no loop running) here and now; from another thread on the loop,
+        waiting up to `timeout` for it: the loop may be handing the same turn over at that moment (the
+        shutdown starts the flush in a thread in the turn its last records were produced in), and two
+        threads taking from one deque would send a partition's records out of order and settle futures off
+        the loop (tests/integration/test_kafka_publisher_reports.py)."""
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread or not loop.is_running():
+            self._hand_over()
+            return
+        handed_over: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def hand_over() -> None:
+            try:
+                self._hand_over()
+            finally:
+                handed_over.set_result(None)
+
+        try:
+            loop.call_soon_threadsafe(hand_over)
+        except RuntimeError:  # the loop closed since: nothing hands over there any more
+            self._hand_over()
+            return
+        # Not handed over by then (a loop stuck elsewhere): the flush goes on without those messages.
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            handed_over.result(timeout)
 
     def _close_wake_pipe(self) -> None:
         """Runs on the loop (or once it is closed), after `main_queue.unwatch`: librdkafka writes no more."""
@@ -531,7 +561,7 @@ class KafkaPublisher:
         (docs/benchmarks.md, fifth round)."""
         records = self._turn_records
         now_ms = int(time.time() * 1000)
-        while records:  # popleft: close() may hand over from another thread; no message goes twice
+        while records:
             future, topic, key, value, headers, timestamp_ms, started = records.popleft()
             self._produce_now(
                 future, topic, key, value, headers, produce_timestamp(timestamp_ms, now_ms), started
