@@ -76,6 +76,36 @@ def test_unreachable_kafka_is_one_line_with_the_fix_and_no_traceback(tmp_path: P
     assert "check kafka.bootstrap_servers" in line
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(
+    ("spool", "reason"), [("file", "a file, not a directory"), ("file/sub", "Not a directory")]
+)
+def test_a_spool_path_that_cannot_be_a_directory_stops_serve_with_one_line(
+    tmp_path: Path, workers: int, spool: str, reason: str
+) -> None:
+    """It failed only when the lifespan first wrote there: uvicorn logged a FileExistsError's traceback."""
+    from tests.ports import BRIDGE_PORTS, free_ports
+
+    (tmp_path / "file").write_text("not a directory")
+    port, ops_port = free_ports(2, BRIDGE_PORTS)
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        "webhooks: [{name: dev}]\nkafka: {bootstrap_servers: '127.0.0.1:1'}\n"
+        f"server: {{host: 127.0.0.1, port: {port}, ops_host: 127.0.0.1, ops_port: {ops_port}, "
+        f"workers: {workers}}}\nspool: {{path: '{tmp_path / spool}'}}\n"
+    )
+    env = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": TOKEN, "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [str(BRIDGE), "serve", "--config", str(config)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == EXIT_CONFIG, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.strip().splitlines() == [
+        f"idaas-bridge: configuration error: spool.path = '{tmp_path / spool}': cannot spool there: "
+        f"{reason}; point spool.path to a writable directory (in a container, the spool volume)"
+    ]
+
+
 def simulate_nothing_listening(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], str]:
     """`idaas-bridge simulate --json` against a loopback port nobody listens on (a bridge that is down)."""
     from tests.e2e.harness import free_port
