@@ -29,9 +29,9 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -42,7 +42,7 @@ from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 
 from bridge import metrics
-from bridge.config import MIN_RECORD_BYTES, KafkaSettings
+from bridge.config import KAFKA_CLIENT_ENV_PREFIX, MIN_RECORD_BYTES, ConfigError, KafkaSettings
 from bridge.errors import ReasonedError
 from bridge.publish import main_queue
 
@@ -138,9 +138,28 @@ def client_config(settings: KafkaSettings) -> dict[str, Any]:
     return {**settings.client_properties, "bootstrap.servers": settings.bootstrap_servers}
 
 
+_Client = TypeVar("_Client")
+
+
+def new_client(make: Callable[[dict[str, Any]], _Client], config: dict[str, Any]) -> _Client:
+    """`make(config)`, a librdkafka client (Producer, Consumer, AdminClient). librdkafka checks the
+    properties only here: one it does not know or a value it does not take (kafka.client_properties is
+    passed on as written) is a configuration error naming the setting, not a Kafka failure."""
+    try:
+        return make(config)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if not isinstance(error, KafkaError) or error.code() != KafkaError._INVALID_ARG:
+            raise
+        raise ConfigError(
+            f"kafka.client_properties (or {KAFKA_CLIENT_ENV_PREFIX}*): {error.str()}; correct or remove "
+            "that property (librdkafka's CONFIGURATION.md lists the properties and their values)"
+        ) from None
+
+
 def admin_client(settings: KafkaSettings) -> AdminClient:
     """An admin client that connects (and authenticates) the way the producers do."""
-    return AdminClient(client_config(settings))
+    return new_client(AdminClient, client_config(settings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +367,7 @@ class KafkaPublisher:
         if export_statistics:
             config["stats_cb"] = self._on_statistics
         config["error_cb"] = self._on_error
-        self._producer = Producer(config)
+        self._producer = new_client(Producer, config)
         #: The producer's librdkafka handle, checked here so that a confluent-kafka whose C struct moved it
         #: is a start-up error (main_queue.MainQueueUnavailable).
         self._rk = main_queue.handle(self._producer, config["client.id"])

@@ -106,6 +106,44 @@ def test_a_spool_path_that_cannot_be_a_directory_stops_serve_with_one_line(
     ]
 
 
+@pytest.mark.parametrize(
+    ("arguments", "workers"),
+    [(["topics"], 1), (["tail"], 1), (["check-config", "--connect"], 1), (["serve"], 1), (["serve"], 2)],
+)
+def test_a_client_property_librdkafka_refuses_is_a_configuration_error_in_one_line(
+    tmp_path: Path, arguments: list[str], workers: int
+) -> None:
+    """It was reported as a Kafka failure pointing at the broker's log (exit 4), and with workers as a
+    traceback from each worker, restarted again and again."""
+    from tests.ports import BRIDGE_PORTS, free_ports
+
+    port, ops_port = free_ports(2, BRIDGE_PORTS)
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        "webhooks: [{name: dev}]\n"
+        "kafka: {bootstrap_servers: '127.0.0.1:1', client_properties: {no.such.property: 1}}\n"
+        f"server: {{host: 127.0.0.1, port: {port}, ops_host: 127.0.0.1, ops_port: {ops_port}, "
+        f"workers: {workers}}}\nspool: {{path: '{tmp_path / 'spool'}'}}\n"
+    )
+    env = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": TOKEN, "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [str(BRIDGE), *arguments, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == EXIT_CONFIG, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "starting it again" not in result.stdout
+    lines = result.stderr.strip().splitlines()  # with workers, a line from each that got that far
+    assert lines and set(lines) == {
+        "idaas-bridge: configuration error: kafka.client_properties (or IDAAS_BRIDGE_KAFKA_CLIENT_*): No "
+        'such configuration property: "no.such.property"; correct or remove that property (librdkafka\'s '
+        "CONFIGURATION.md lists the properties and their values)"
+    }
+
+
 def simulate_nothing_listening(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], str]:
     """`idaas-bridge simulate --json` against a loopback port nobody listens on (a bridge that is down)."""
     from tests.e2e.harness import free_port
