@@ -158,8 +158,12 @@ def new_client(make: Callable[[dict[str, Any]], _Client], config: dict[str, Any]
 
 
 def admin_client(settings: KafkaSettings) -> AdminClient:
-    """An admin client that connects (and authenticates) the way the producers do."""
-    return new_client(AdminClient, client_config(settings))
+    """An admin client that connects (and authenticates) the way the producers do. Its log lines go through
+    logging as theirs do (JSON in the bridge's log): without a logger librdkafka writes them raw to stderr
+    (at start-up, "Purging 1 unserved events from background queue" among the JSON lines)."""
+    return new_client(
+        AdminClient, {**client_config(settings), "logger": logging.getLogger("bridge.kafka.admin")}
+    )
 
 
 @dataclass(frozen=True, slots=True)
