@@ -13,6 +13,7 @@ import pytest
 
 from bridge.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_RUNTIME, EXIT_USAGE, EXIT_WEBHOOK_DISABLED, main
 from bridge.cli.main import COMMANDS
+from tests.start_up import refusal
 
 BRIDGE = Path(sys.executable).parent / "idaas-bridge"
 TOKEN = "cli-test-token-0123456789"
@@ -84,26 +85,11 @@ def test_a_spool_path_that_cannot_be_a_directory_stops_serve_with_one_line(
     tmp_path: Path, workers: int, spool: str, reason: str
 ) -> None:
     """It failed only when the lifespan first wrote there: uvicorn logged a FileExistsError's traceback."""
-    from tests.ports import BRIDGE_PORTS, free_ports
-
     (tmp_path / "file").write_text("not a directory")
-    port, ops_port = free_ports(2, BRIDGE_PORTS)
-    config = tmp_path / "bridge.yaml"
-    config.write_text(
-        "webhooks: [{name: dev}]\nkafka: {bootstrap_servers: '127.0.0.1:1'}\n"
-        f"server: {{host: 127.0.0.1, port: {port}, ops_host: 127.0.0.1, ops_port: {ops_port}, "
-        f"workers: {workers}}}\nspool: {{path: '{tmp_path / spool}'}}\n"
-    )
-    env = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": TOKEN, "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(
-        [str(BRIDGE), "serve", "--config", str(config)], capture_output=True, text=True, env=env, timeout=60
-    )
-    assert result.returncode == EXIT_CONFIG, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    assert result.stderr.strip().splitlines() == [
+    assert refusal(tmp_path, ["serve"], workers, spool=tmp_path / spool) == (
         f"idaas-bridge: configuration error: spool.path = '{tmp_path / spool}': cannot spool there: "
         f"{reason}; point spool.path to a writable directory (in a container, the spool volume)"
-    ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -115,33 +101,12 @@ def test_a_client_property_librdkafka_refuses_is_a_configuration_error_in_one_li
 ) -> None:
     """It was reported as a Kafka failure pointing at the broker's log (exit 4), and with workers as a
     traceback from each worker, restarted again and again."""
-    from tests.ports import BRIDGE_PORTS, free_ports
-
-    port, ops_port = free_ports(2, BRIDGE_PORTS)
-    config = tmp_path / "bridge.yaml"
-    config.write_text(
-        "webhooks: [{name: dev}]\n"
-        "kafka: {bootstrap_servers: '127.0.0.1:1', client_properties: {no.such.property: 1}}\n"
-        f"server: {{host: 127.0.0.1, port: {port}, ops_host: 127.0.0.1, ops_port: {ops_port}, "
-        f"workers: {workers}}}\nspool: {{path: '{tmp_path / 'spool'}'}}\n"
-    )
-    env = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": TOKEN, "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(
-        [str(BRIDGE), *arguments, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    assert result.returncode == EXIT_CONFIG, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    assert "starting it again" not in result.stdout
-    lines = result.stderr.strip().splitlines()  # with workers, a line from each that got that far
-    assert lines and set(lines) == {
+    kafka = "{bootstrap_servers: '127.0.0.1:1', client_properties: {no.such.property: 1}}"
+    assert refusal(tmp_path, arguments, workers, kafka) == (
         "idaas-bridge: configuration error: kafka.client_properties (or IDAAS_BRIDGE_KAFKA_CLIENT_*): No "
         'such configuration property: "no.such.property"; correct or remove that property (librdkafka\'s '
         "CONFIGURATION.md lists the properties and their values)"
-    }
+    )
 
 
 def simulate_nothing_listening(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], str]:
