@@ -46,7 +46,8 @@ URL = "http://127.0.0.1:8080/webhooks/prod"
 WARM_UP = 2000
 
 
-def _bridge(work: Path) -> Bridge:
+def _bridge(work: Path, **settings: str) -> Bridge:
+    """`settings`: more environment settings (IDAAS_BRIDGE_...)."""
     env = {
         "IDAAS_BRIDGE_WEBHOOK_PROD_TOKENS": TOKEN,
         "IDAAS_BRIDGE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:9092",  # never connected to: start() is not run
@@ -54,6 +55,7 @@ def _bridge(work: Path) -> Bridge:
         "IDAAS_BRIDGE_LOGGING__LEVEL": "WARNING",
         # No statistics report within a run: their work depends on its wall time, not on the deliveries.
         "IDAAS_BRIDGE_KAFKA__STATISTICS_INTERVAL_SECONDS": "3600",
+        **settings,
     }
     (work / "bridge.yaml").write_text("webhooks: [{name: prod}]\n")
     bridge = Bridge(load_settings(work / "bridge.yaml", env))

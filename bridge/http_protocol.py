@@ -239,9 +239,13 @@ class HttpProtocol(asyncio.BaseProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
-        # The parser holds the protocol's bound callbacks: dropped, the connection is freed by reference
-        # counting when it ends rather than left to the cyclic collector (nothing reads after this).
+        # The parser holds the protocol's bound callbacks, and uvloop's TLS layer (reached through the
+        # transport) keeps the buffered protocol's get_buffer and buffer_updated after the connection
+        # ends: both dropped, the connection is freed by reference counting when it ends rather than left
+        # to the cyclic collector, which heap.py makes rare (docs/benchmarks.md, ninth round). Nothing
+        # reads after this; an answer that comes later is not written.
         del self.parser
+        self.transport = None
         self._disarm()
         if self._timer is not None:
             self._timer.cancel()
@@ -526,12 +530,11 @@ class HttpProtocol(asyncio.BaseProtocol):
 
     def _answer(self, request: Request, answer: Answer) -> None:
         transport = self.transport
-        assert transport is not None
         early = not request.arrived
         keep_alive = request.keep_alive and not (answer.close or early or self._closing)
         if early:
             self._answered = request  # its remaining body bytes are parsed and dropped
-        if not transport.is_closing():
+        if transport is not None and not transport.is_closing():
             body = answer.body
             parts = [_STATUS_LINES.get(answer.status) or f"HTTP/1.1 {answer.status} \r\n".encode()]
             for name, value in self.server_state.default_headers:
@@ -549,11 +552,10 @@ class HttpProtocol(asyncio.BaseProtocol):
         """The answer to the request served is out (or nobody waits for it): serve the next, or wait."""
         self._serving = None
         transport = self.transport
-        assert transport is not None
         if not keep_alive:
             self._close()
             return
-        if transport.is_closing():
+        if transport is None or transport.is_closing():
             return
         if self._waiting:
             self._serve(self._waiting.popleft())
@@ -576,8 +578,7 @@ class HttpProtocol(asyncio.BaseProtocol):
 
     def _write_and_close(self, response: bytes) -> None:
         transport = self.transport
-        assert transport is not None
-        if transport.is_closing():
+        if transport is None or transport.is_closing():
             return
         # Never interleave with an answer still being prepared for an earlier request.
         if self._serving is None:

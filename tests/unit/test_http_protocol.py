@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import ssl
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 from uvicorn.server import ServerState
 
 from bridge.auth import MAX_SIGNATURE_HEADER_BYTES
@@ -23,6 +27,7 @@ from bridge.http_protocol import (
     HttpProtocol,
     protocol_class,
 )
+from tests.fake_admin_api import tls_certificate
 from tests.recording_transport import RecordingTransport
 
 OK: Answer = Answer(200, b"ok", b"text/plain")
@@ -757,5 +762,85 @@ def test_a_tls_listener_reads_through_the_lent_buffer_one_delivery_split_over_re
             protocol_class(ServerSettings(), app, 1000)(ServerState(), asyncio.get_running_loop()),
             asyncio.BufferedProtocol,
         )
+
+    run(scenario)
+
+
+def test_an_ended_tls_connection_is_freed_without_the_cyclic_garbage_collector(tmp_path: Path) -> None:
+    """uvloop's TLS layer keeps the buffered protocol's get_buffer and buffer_updated after the connection
+    ends, and the protocol held the transport that leads to it: every TLS connection was left to the cyclic
+    collector, which bridge/heap.py makes rare, with its OpenSSL state and uvloop's buffer (docs/
+    benchmarks.md, ninth round). A real uvloop TLS server and client, one request, the client hangs up."""
+    cert, key = tls_certificate(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    client_tls = ssl.create_default_context(cafile=str(cert))
+    client_tls.check_hostname = False
+    served: list[weakref.ReferenceType[HttpProtocol]] = []
+
+    class Forgetful(App):
+        """Keeps no request (a request leads to its connection)."""
+
+        async def handle(self, request: Request) -> Answer | None:
+            await request.body(1000)
+            return OK
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        listener = protocol_class(ServerSettings(), Forgetful(), 1000, tls=True)
+        state = ServerState()
+
+        def connection() -> HttpProtocol:
+            protocol = listener(state, loop)
+            served.append(weakref.ref(protocol))
+            return protocol
+
+        server = await loop.create_server(connection, "127.0.0.1", 0, ssl=server_tls)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_tls)
+        writer.write(HEAD + b"Content-Length: 2\r\n\r\n{}")
+        assert (await reader.readuntil(b"\r\n\r\nok")).startswith(b"HTTP/1.1 200")
+        writer.close()
+        await writer.wait_closed()
+        for _ in range(100):  # the server's end of the connection is lost a few loop turns later
+            if not state.connections and served:
+                break
+            await asyncio.sleep(0.01)
+        await settle()
+        assert len(served) == 1 and not state.connections
+        assert served[0]() is None, "the connection's protocol outlived it: a reference cycle"
+        server.close()
+        await server.wait_closed()
+
+    gc.collect()
+    gc.disable()
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(scenario())
+    finally:
+        gc.enable()
+
+
+def test_an_answer_that_comes_after_the_client_hung_up_is_dropped() -> None:
+    """The protocol lets go of its transport when the connection ends (above); a request whose endpoint
+    answers anyway writes nothing and serves nothing after it."""
+    release = asyncio.Event()
+
+    class Late(App):
+        async def handle(self, request: Request) -> Answer | None:
+            self.calls += 1
+            await request.body(1000)
+            await release.wait()
+            return OK
+
+    async def scenario() -> None:
+        app = Late()
+        protocol, transport, _ = connect(app)
+        protocol.data_received(HEAD + b"Content-Length: 2\r\n\r\n{}" + HEAD + b"Content-Length: 2\r\n\r\n{}")
+        await settle()
+        protocol.connection_lost(None)
+        release.set()
+        await settle()
+        assert app.calls == 1 and transport.text == "" and not transport.closed
 
     run(scenario)
