@@ -152,14 +152,16 @@ class HttpProtocol(asyncio.BaseProtocol):
         "transport",
     )
 
+    # Set by `protocol_class` from ServerSettings, whose defaults are the only ones: none here to drift.
     endpoint: Endpoint
-    header_read_timeout: float = 10.0
-    body_timeout: float = 11.0
-    keep_alive_timeout: float = 5.0
-    max_header_bytes: int = 16 * 1024
-    max_header_fields: int = 100
+    header_read_timeout: float
+    #: body_read_timeout_seconds plus BODY_BACKSTOP_GRACE_SECONDS.
+    body_timeout: float
+    keep_alive_timeout: float
+    max_header_bytes: int
+    max_header_fields: int
     #: Requests in progress on the listener past which requests get 503 at once.
-    limit: int = 2000
+    limit: int
 
     def __init__(
         self,

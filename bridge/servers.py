@@ -65,7 +65,16 @@ def public_config(app: ASGIApp, endpoint: Endpoint, server: ServerSettings) -> u
         # requests in progress the protocol does, before any request reaches the receiver.
         **_common(server, endpoint, 2 * server.limit_concurrency, tls=server.tls),
     )
-    public.load()
+    try:
+        public.load()
+    except ssl.SSLError as exc:  # the files exist (configuration checked that) but do not make a pair
+        # OpenSSL names a mismatch (KEY_VALUES_MISMATCH); a file it cannot parse gets no reason.
+        reason = exc.reason.lower().replace("_", " ") if exc.reason else "one is not in PEM form"
+        raise ConfigError(
+            f"server.tls_cert_file = {server.tls_cert_file!r}, server.tls_key_file = "
+            f"{server.tls_key_file!r}: cannot load them as a certificate and its private key ({reason}); "
+            "give the PEM certificate (chain) and the unencrypted PEM private key that belongs to it"
+        ) from None
     if public.ssl is not None:
         public.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
     return public

@@ -144,7 +144,8 @@ class LocalKafka:
     def wait_ready(self, timeout: float = 60.0) -> None:
         wait_for_broker(self.bootstrap, timeout)
 
-    def _run(self, command: str, pass_fds: tuple[int, ...] = ()) -> subprocess.CompletedProcess[str]:
+    def env(self) -> dict[str, str]:
+        """The environment kafka.sh drives this instance with."""
         env = os.environ | {
             "KAFKA_INSTANCE_DIR": str(self.instance_dir),
             "KAFKA_PORT": str(self.port),
@@ -152,8 +153,16 @@ class LocalKafka:
         }
         if self.sasl_port is not None:
             env["KAFKA_SASL_PORT"] = str(self.sasl_port)
+        return env
+
+    def _run(self, command: str, pass_fds: tuple[int, ...] = ()) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(SCRIPT), command], env=env, capture_output=True, text=True, check=False, pass_fds=pass_fds
+            [str(SCRIPT), command],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+            pass_fds=pass_fds,
         )
 
     def _checked(self, command: str, pass_fds: tuple[int, ...] = ()) -> None:

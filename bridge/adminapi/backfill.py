@@ -43,7 +43,7 @@ from bridge.events.catalog import BY_NAME
 from bridge.events.envelope import parse_envelope
 from bridge.events.fingerprint import FINGERPRINT_HEADER, utc_second
 from bridge.events.normalize import normalize
-from bridge.publish.kafka import KafkaPublisher, client_config
+from bridge.publish.kafka import KafkaPublisher, client_config, new_client
 from bridge.publish.spool import replace_durably
 from bridge.routing import OutboundRecord, Router
 
@@ -124,8 +124,9 @@ class CheckpointFile:
 
 def fingerprints_in_kafka(settings: Settings, topics: Iterable[str], since: datetime) -> set[bytes]:
     """The fingerprints of the records in `topics` stamped at `since` or later, up to their end now."""
-    consumer = Consumer(
-        {**client_config(settings.kafka), "group.id": "idaas-bridge-backfill", "enable.auto.commit": False}
+    consumer = new_client(
+        Consumer,
+        {**client_config(settings.kafka), "group.id": "idaas-bridge-backfill", "enable.auto.commit": False},
     )
     found: set[bytes] = set()
     try:

@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient
 
 from bridge.cli.exits import CommandError, from_kafka
 from bridge.config import KafkaSettings
-from bridge.publish.kafka import client_config
+from bridge.publish.kafka import client_config, new_client
 
 #: Errors more telling than the "timed out" or "transport failure" a call ends with.
 TELLING_CODES: Final = frozenset(
@@ -56,6 +56,6 @@ def quiet(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def cli_admin(settings: KafkaSettings) -> AdminClient:
-    admin = AdminClient(quiet(client_config(settings)))
+    admin = new_client(AdminClient, quiet(client_config(settings)))
     ERRORS.clients.append(admin)
     return admin

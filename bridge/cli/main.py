@@ -89,13 +89,10 @@ EPILOG = (
 
 
 def version_text() -> str:
-    import confluent_kafka
+    from bridge.publish.main_queue import client_versions
 
-    librdkafka = confluent_kafka.libversion()[0]
-    return (
-        f"{PROG} {metadata.version('idaas-siem-bridge')} (Python {platform.python_version()}, "
-        f"confluent-kafka {metadata.version('confluent-kafka')}, librdkafka {librdkafka})"
-    )
+    bridge = metadata.version("idaas-siem-bridge")
+    return f"{PROG} {bridge} (Python {platform.python_version()}, {client_versions()})"
 
 
 class _VersionAction(argparse.Action):

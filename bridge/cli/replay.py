@@ -43,7 +43,7 @@ from bridge.events.envelope import parse_envelope
 from bridge.events.normalize import normalize
 from bridge.publish.delivery import REPORT_MARGIN_SECONDS
 from bridge.publish.drainer import Drainer
-from bridge.publish.kafka import KafkaPublisher, PublishError, client_config
+from bridge.publish.kafka import KafkaPublisher, PublishError, client_config, new_client
 from bridge.publish.rejected import RejectedRecord, RejectedRecords
 from bridge.publish.spool import Spool, unconfirmed_records
 from bridge.publish.stranded import stranded_directories, take_over
@@ -103,7 +103,8 @@ def _deadletter_consumer(settings: Settings) -> tuple[Consumer, list[TopicPartit
     """A consumer of REPLAY_GROUP assigned to every dead-letter partition at its committed offset (or the
     oldest record), and each partition's end offset now: the replay stops there."""
     topic = settings.kafka.topics["deadletter"].name
-    consumer = Consumer(
+    consumer = new_client(
+        Consumer,
         quiet(
             {
                 **client_config(settings.kafka),
@@ -111,7 +112,7 @@ def _deadletter_consumer(settings: Settings) -> tuple[Consumer, list[TopicPartit
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
             }
-        )
+        ),
     )
     metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_SECONDS).topics.get(topic)
     if metadata is None or metadata.error is not None:

@@ -18,7 +18,7 @@ from bridge.cli.command import Command
 from bridge.cli.exits import EXIT_OK, CommandError
 from bridge.cli.kafka_client import quiet
 from bridge.config import Settings
-from bridge.publish.kafka import client_config
+from bridge.publish.kafka import client_config, new_client
 from bridge.routing import DEADLETTER_SCHEMA
 
 POLL_SECONDS: Final = 0.5
@@ -143,7 +143,8 @@ def render(line: Summary) -> str:
 
 
 def _consumer(settings: Settings, topics: Sequence[str], from_beginning: bool) -> Consumer:
-    consumer = Consumer(
+    consumer = new_client(
+        Consumer,
         quiet(
             {
                 **client_config(settings.kafka),
@@ -152,7 +153,7 @@ def _consumer(settings: Settings, topics: Sequence[str], from_beginning: bool) -
                 "auto.offset.reset": "earliest" if from_beginning else "latest",
                 "enable.auto.commit": False,
             }
-        )
+        ),
     )
     existing = consumer.list_topics(timeout=METADATA_TIMEOUT_SECONDS).topics
     missing = [name for name in topics if name not in existing]

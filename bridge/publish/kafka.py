@@ -22,15 +22,16 @@ queue raises BufferError, reported as a failed publish).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -41,7 +42,7 @@ from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 
 from bridge import metrics
-from bridge.config import MIN_RECORD_BYTES, KafkaSettings
+from bridge.config import KAFKA_CLIENT_ENV_PREFIX, MIN_RECORD_BYTES, ConfigError, KafkaSettings
 from bridge.errors import ReasonedError
 from bridge.publish import main_queue
 
@@ -137,9 +138,32 @@ def client_config(settings: KafkaSettings) -> dict[str, Any]:
     return {**settings.client_properties, "bootstrap.servers": settings.bootstrap_servers}
 
 
+_Client = TypeVar("_Client")
+
+
+def new_client(make: Callable[[dict[str, Any]], _Client], config: dict[str, Any]) -> _Client:
+    """`make(config)`, a librdkafka client (Producer, Consumer, AdminClient). librdkafka checks the
+    properties only here: one it does not know or a value it does not take (kafka.client_properties is
+    passed on as written) is a configuration error naming the setting, not a Kafka failure."""
+    try:
+        return make(config)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if not isinstance(error, KafkaError) or error.code() != KafkaError._INVALID_ARG:
+            raise
+        raise ConfigError(
+            f"kafka.client_properties (or {KAFKA_CLIENT_ENV_PREFIX}*): {error.str()}; correct or remove "
+            "that property (librdkafka's CONFIGURATION.md lists the properties and their values)"
+        ) from None
+
+
 def admin_client(settings: KafkaSettings) -> AdminClient:
-    """An admin client that connects (and authenticates) the way the producers do."""
-    return AdminClient(client_config(settings))
+    """An admin client that connects (and authenticates) the way the producers do. Its log lines go through
+    logging as theirs do (JSON in the bridge's log): without a logger librdkafka writes them raw to stderr
+    (at start-up, "Purging 1 unserved events from background queue" among the JSON lines)."""
+    return new_client(
+        AdminClient, {**client_config(settings), "logger": logging.getLogger("bridge.kafka.admin")}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +371,7 @@ class KafkaPublisher:
         if export_statistics:
             config["stats_cb"] = self._on_statistics
         config["error_cb"] = self._on_error
-        self._producer = Producer(config)
+        self._producer = new_client(Producer, config)
         #: The producer's librdkafka handle, checked here so that a confluent-kafka whose C struct moved it
         #: is a start-up error (main_queue.MainQueueUnavailable).
         self._rk = main_queue.handle(self._producer, config["client.id"])
@@ -387,10 +411,11 @@ class KafkaPublisher:
 
     def close(self, timeout: float) -> int:
         """Flush for up to `timeout` seconds; returns how many messages were still not delivered. May run
-        on another thread than the loop's (the shutdown flushes both publishers at once)."""
-        if self._turn_records:  # produced in the turn that closes: they count too
-            self._hand_over()
-        remaining = int(self._producer.flush(timeout))
+        on another thread than the loop's (the shutdown flushes both publishers at once, app.py)."""
+        deadline = time.monotonic() + timeout
+        self._hand_over_at_close(timeout)
+        # Any message the loop did not take from the closing turn in time is not delivered either.
+        remaining = int(self._producer.flush(max(0.0, deadline - time.monotonic()))) + len(self._turn_records)
         if self._wake_pipe is not None:
             main_queue.unwatch(self._rk)
             loop = self._loop
@@ -403,6 +428,34 @@ class KafkaPublisher:
                 except RuntimeError:  # the loop is closed: nothing watches the pipe any more
                     self._close_wake_pipe()
         return remaining
+
+    def _hand_over_at_close(self, timeout: float) -> None:
+        """Hand librdkafka the messages produced in the turn that closes, so that the flush counts them too.
+        On the loop's thread (or with no loop running) here and now; from another thread on the loop,
+        waiting up to `timeout` for it: the loop may be handing the same turn over at that moment (the
+        shutdown starts the flush in a thread in the turn its last records were produced in), and two
+        threads taking from one deque would send a partition's records out of order and settle futures off
+        the loop (tests/integration/test_kafka_publisher_reports.py)."""
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread or not loop.is_running():
+            self._hand_over()
+            return
+        handed_over: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def hand_over() -> None:
+            try:
+                self._hand_over()
+            finally:
+                handed_over.set_result(None)
+
+        try:
+            loop.call_soon_threadsafe(hand_over)
+        except RuntimeError:  # the loop closed since: nothing hands over there any more
+            self._hand_over()
+            return
+        # Not handed over by then (a loop stuck elsewhere): the flush goes on without those messages.
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            handed_over.result(timeout)
 
     def _close_wake_pipe(self) -> None:
         """Runs on the loop (or once it is closed), after `main_queue.unwatch`: librdkafka writes no more."""
@@ -531,7 +584,7 @@ class KafkaPublisher:
         (docs/benchmarks.md, fifth round)."""
         records = self._turn_records
         now_ms = int(time.time() * 1000)
-        while records:  # popleft: close() may hand over from another thread; no message goes twice
+        while records:
             future, topic, key, value, headers, timestamp_ms, started = records.popleft()
             self._produce_now(
                 future, topic, key, value, headers, produce_timestamp(timestamp_ms, now_ms), started

@@ -20,9 +20,9 @@ import os
 import sys
 from collections.abc import Callable
 from functools import cache
-from importlib import metadata
 from typing import Final
 
+import confluent_kafka
 from confluent_kafka import Producer, cimpl
 
 from bridge.config import ConfigError
@@ -89,6 +89,16 @@ def _memory(address: int, size: int) -> bytes | None:
         os.close(write_end)
 
 
+def client_versions() -> str:
+    """ "confluent-kafka <version>, librdkafka <version>", asked of the client itself rather than of the
+    package metadata, which a vendored copy or a distribution's build may lack (the error that names them
+    must not become a traceback). The releases pyproject.toml allows answer `version()` with the text alone
+    or, the older ones, with a (text, number) pair, as `libversion()` does."""
+    client: object = confluent_kafka.version()
+    client = client[0] if isinstance(client, tuple) else client
+    return f"confluent-kafka {client}, librdkafka {confluent_kafka.libversion()[0]}"
+
+
 def handle(producer: Producer, client_id: str) -> int:
     """The producer's `rd_kafka_t *`, checked against the name librdkafka gives the client
     ("<client.id>#producer-<n>") before anything uses it; raises MainQueueUnavailable. Whatever the field
@@ -101,7 +111,7 @@ def handle(producer: Producer, client_id: str) -> int:
     name = _memory(_librdkafka().rd_kafka_name(pointer), len(expected)) if pointer else None
     if pointer is None or name != expected:
         raise MainQueueUnavailable(
-            f"confluent-kafka {metadata.version('confluent-kafka')} does not keep its librdkafka handle "
+            f"{client_versions()}: this client does not keep its librdkafka handle "
             "where the bridge looks for it (bridge/publish/main_queue.py): install a confluent-kafka "
             "release that pyproject.toml allows, or update that module for this one"
         )

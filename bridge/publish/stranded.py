@@ -20,6 +20,7 @@ worker's predecessor, is left alone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -28,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
+from bridge.config import ConfigError
 from bridge.publish.spool import (
     CHECKPOINT_STAGING_SUFFIX,
     CHECKPOINT_SUFFIX,
@@ -42,6 +44,25 @@ from bridge.publish.spool import (
 log = logging.getLogger(__name__)
 
 WORKER_DIRECTORY: Final = re.compile(r"worker-(\d+)")
+
+
+def make_root(path: str) -> Path:
+    """spool.path, created if missing, before anything is served: the root of every layout, of the records
+    Kafka refused and (with workers) of the metric files. One that cannot be used is a start-up error
+    naming the setting, not a traceback from the first thing that writes there."""
+    root = Path(path)
+    try:
+        if root.exists() and not root.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "a file, not a directory")
+        root.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "not writable by this user")
+    except OSError as exc:
+        raise ConfigError(
+            f"spool.path = {path!r}: cannot spool there: {exc.strerror or exc}; point spool.path to a "
+            "writable directory (in a container, the spool volume)"
+        ) from None
+    return root
 
 
 def spool_directory(root: Path, worker: int | None) -> Path:

@@ -287,14 +287,18 @@ up() {
   # The daemon outlives this script: it keeps no descriptor but its log. One inherited from whoever ran us
   # would stay open as long as the broker runs, and with it any lock held through it: our own instance and
   # fetch locks (8, 9), or a caller's (`flock bench.lock make bench` starts the broker through kafka-up; the
-  # broker then held the machine's measuring lock until it stopped).
+  # broker then held the machine's measuring lock until it stopped). Nor does it share its starter's
+  # process group or session (setsid): `make run` starts it, then serves in the foreground, and Ctrl-C
+  # signals the terminal's whole foreground group; Kafka shuts down on SIGINT, so the bridge lost its broker
+  # in the middle of its own shutdown's flush. setsid forks only when run by a group leader, which this
+  # background subshell is not, so the pid below stays the broker's.
   # shellcheck disable=SC2086  # $heap is a list of JVM flags
   (
     for fd in /proc/$BASHPID/fd/*; do
       fd=${fd##*/}
       ((fd <= 2)) || eval "exec $fd>&-"
     done
-    exec nohup java $heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+    exec setsid nohup java $heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
       -XX:+ExplicitGCInvokesConcurrent -XX:TieredStopAtLevel=1 "${jvm_common[@]}" -cp "$lib/*" \
       kafka.Kafka "$instance/server.properties" \
       >>"$logfile" 2>&1 </dev/null

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 
 import pytest
 
@@ -70,6 +71,45 @@ def test_reports_that_close_flushes_on_another_thread_settle_on_the_loop(
     assert remaining == 0
     assert [d.topic for d in delivered] == [topic] * RECORDS
     assert len({d.offset for d in delivered}) == RECORDS
+
+
+def test_a_close_on_another_thread_leaves_the_closing_turns_hand_over_to_the_loop(
+    kafka_bootstrap: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shutdown starts close() in a thread in the turn its last records were produced in, when the
+    loop's own hand-over of that turn is due: both taking from the same deque at once would send a
+    partition's records out of order and settle futures off the loop. The loop is held while the thread
+    closes, as a busy loop might be; every record still goes to librdkafka on the loop's thread, in the
+    order produced (one partition: the offsets follow it)."""
+    topic = f"{topic_prefix}closing-turn"
+    create_topics(kafka_bootstrap, [topic], partitions=1)
+    handed_over_on: list[int] = []
+    handed_over_elsewhere = threading.Event()
+
+    async def scenario() -> tuple[int, int, list[Delivered]]:
+        publisher = _publisher(kafka_bootstrap)
+        publisher.start()
+        loop_thread = threading.get_ident()
+        produce_now = publisher._produce_now
+
+        def watched(*args: object) -> None:
+            handed_over_on.append(threading.get_ident())
+            if threading.get_ident() != loop_thread:
+                handed_over_elsewhere.set()
+            produce_now(*args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(publisher, "_produce_now", watched)
+        futures = _produce(publisher, topic)
+        closing = asyncio.get_running_loop().run_in_executor(None, publisher.close, 30)
+        handed_over_elsewhere.wait(2)  # the loop held: a close() that hands over itself does it now
+        remaining = await closing
+        return loop_thread, remaining, await asyncio.wait_for(asyncio.gather(*futures), 60)
+
+    loop_thread, remaining, delivered = asyncio.run(scenario(), debug=True)
+    assert set(handed_over_on) == {loop_thread} and len(handed_over_on) == RECORDS
+    assert remaining == 0
+    offsets = [d.offset for d in delivered]
+    assert offsets == sorted(offsets) and len(set(offsets)) == RECORDS
 
 
 def test_a_close_on_the_loops_thread_settles_the_reports_it_flushes(

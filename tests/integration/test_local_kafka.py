@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import fcntl
+import os
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
-from tests.kafka_broker import LocalKafka, create_topics
+from tests.kafka_broker import SCRIPT, LocalKafka, create_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -72,5 +74,29 @@ def test_the_broker_keeps_no_descriptor_of_whoever_started_it(tmp_path: Path) ->
             broker.start(pass_fds=(held.fileno(),))
         with lock.open() as other:
             fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while anyone holds it
+    finally:
+        broker.wipe()
+
+
+def test_ctrl_c_in_the_shell_that_started_the_broker_does_not_reach_it() -> None:
+    """`make run` starts the broker, then serves in the foreground: Ctrl-C signals the terminal's
+    foreground process group, and Kafka shuts down on SIGINT. The broker must not be in that group (nor in
+    the terminal's session, whose end hangs it up): stopping it is `make kafka-down`'s job."""
+    broker = LocalKafka.private("foreground-job")
+    try:
+        # As a terminal runs a command: in a process group (and here a session) of its own.
+        job = subprocess.Popen(
+            [str(SCRIPT), "up"],
+            env=broker.env(),
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        output, _ = job.communicate(timeout=120)
+        assert job.returncode == 0, output
+        pid = int((broker.instance_dir / "kafka.pid").read_text())
+        assert os.getpgid(pid) != job.pid and os.getsid(pid) != job.pid
+        broker.wait_ready()  # it is still the broker that answers
     finally:
         broker.wipe()

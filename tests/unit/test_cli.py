@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import confluent_kafka
@@ -12,6 +13,7 @@ import pytest
 
 from bridge.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_RUNTIME, EXIT_USAGE, EXIT_WEBHOOK_DISABLED, main
 from bridge.cli.main import COMMANDS
+from tests.start_up import refusal
 
 BRIDGE = Path(sys.executable).parent / "idaas-bridge"
 TOKEN = "cli-test-token-0123456789"
@@ -25,6 +27,23 @@ def test_version_names_the_bridge_python_and_kafka_client_versions(
     assert out.startswith("idaas-bridge 0.")
     assert f"librdkafka {confluent_kafka.libversion()[0]}" in out
     assert "confluent-kafka 2." in out and "Python 3." in out
+
+
+def test_version_needs_no_package_metadata_of_the_kafka_client(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A vendored confluent-kafka (or a distribution's build) has no package metadata: the client's own
+    answer names its version."""
+    package_version = metadata.version
+
+    def only_the_bridges(distribution_name: str) -> str:
+        if distribution_name != "idaas-siem-bridge":
+            raise metadata.PackageNotFoundError(distribution_name)
+        return package_version(distribution_name)
+
+    monkeypatch.setattr(metadata, "version", only_the_bridges)
+    assert main(["--version"]) == 0
+    assert f"confluent-kafka {confluent_kafka.version()}, librdkafka" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("command", [None, *(command.name for command in COMMANDS)])
@@ -56,6 +75,38 @@ def test_unreachable_kafka_is_one_line_with_the_fix_and_no_traceback(tmp_path: P
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("idaas-bridge topics: Kafka at 127.0.0.1:1:")
     assert "check kafka.bootstrap_servers" in line
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(
+    ("spool", "reason"), [("file", "a file, not a directory"), ("file/sub", "Not a directory")]
+)
+def test_a_spool_path_that_cannot_be_a_directory_stops_serve_with_one_line(
+    tmp_path: Path, workers: int, spool: str, reason: str
+) -> None:
+    """It failed only when the lifespan first wrote there: uvicorn logged a FileExistsError's traceback."""
+    (tmp_path / "file").write_text("not a directory")
+    assert refusal(tmp_path, ["serve"], workers, spool=tmp_path / spool) == (
+        f"idaas-bridge: configuration error: spool.path = '{tmp_path / spool}': cannot spool there: "
+        f"{reason}; point spool.path to a writable directory (in a container, the spool volume)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "workers"),
+    [(["topics"], 1), (["tail"], 1), (["check-config", "--connect"], 1), (["serve"], 1), (["serve"], 2)],
+)
+def test_a_client_property_librdkafka_refuses_is_a_configuration_error_in_one_line(
+    tmp_path: Path, arguments: list[str], workers: int
+) -> None:
+    """It was reported as a Kafka failure pointing at the broker's log (exit 4), and with workers as a
+    traceback from each worker, restarted again and again."""
+    kafka = "{bootstrap_servers: '127.0.0.1:1', client_properties: {no.such.property: 1}}"
+    assert refusal(tmp_path, arguments, workers, kafka) == (
+        "idaas-bridge: configuration error: kafka.client_properties (or IDAAS_BRIDGE_KAFKA_CLIENT_*): No "
+        'such configuration property: "no.such.property"; correct or remove that property (librdkafka\'s '
+        "CONFIGURATION.md lists the properties and their values)"
+    )
 
 
 def simulate_nothing_listening(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], str]:

@@ -15,7 +15,7 @@ from confluent_kafka import Message
 from prometheus_client import REGISTRY
 
 from bridge.config import KafkaSettings
-from bridge.publish.kafka import Delivered, KafkaPublisher, PublishError
+from bridge.publish.kafka import Delivered, KafkaPublisher, PublishError, admin_client
 
 NOWHERE = replace(KafkaSettings(), bootstrap_servers="127.0.0.1:1", statistics_interval_seconds=0.1)
 
@@ -141,3 +141,17 @@ def test_each_of_many_records_resolves_with_its_own_report_or_fails_at_its_own_d
     late = len(range(1, len(outcomes), 3))
     assert _count(topic, "delivered") - before["delivered"] == len(in_time) + late
     assert still_queued == 0
+
+
+def test_the_admin_clients_log_lines_go_through_logging_not_raw_to_stderr(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The serving bridge's log is JSON lines; librdkafka writes a client's lines raw to stderr unless it
+    has a logger. Its debug lines make some at once (a line of the start-up's only came now and then)."""
+    settings = replace(NOWHERE, client_properties={"debug": "generic"})
+    caplog.set_level(logging.DEBUG, logger="bridge.kafka.admin")
+    admin = admin_client(settings)
+    admin.poll(0.5)  # librdkafka hands its log lines to the logger in poll()
+    del admin
+    assert "|" not in capfd.readouterr().err  # librdkafka's raw format: %7|<time>|<facility>|<client>| ...
+    assert any(record.name == "bridge.kafka.admin" for record in caplog.records)

@@ -8,17 +8,17 @@ from __future__ import annotations
 import ctypes
 import os
 import select
-import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
+import confluent_kafka
 import pytest
 from confluent_kafka import Producer
 
-from bridge.cli.exits import EXIT_CONFIG
 from bridge.config import ConfigError
 from bridge.publish import main_queue
-from tests.ports import BRIDGE_PORTS, free_ports
+from tests.start_up import refusal
 
 #: `idaas-bridge <argv[1:]>` with a confluent-kafka whose struct moved the handle by one field.
 MOVED_HANDLE = """
@@ -67,6 +67,29 @@ def test_a_handle_that_is_not_the_producers_client_is_refused() -> None:
         main_queue.handle(producer, "some-other-client")
 
 
+def _no_package_metadata(distribution_name: str) -> str:
+    raise metadata.PackageNotFoundError(distribution_name)
+
+
+@pytest.mark.parametrize("answer", ["2.16.1", ("2.5.0", 0x020500FF)], ids=["text", "older-pair"])
+def test_the_refusal_names_the_client_versions_without_its_package_metadata(
+    monkeypatch: pytest.MonkeyPatch, answer: object
+) -> None:
+    """A vendored confluent-kafka, or a distribution's build, may have no package metadata: the refusal
+    still names the versions (asked of the client, whichever shape its `version()` answers in) and what to
+    do, instead of a PackageNotFoundError's traceback."""
+    monkeypatch.setattr(metadata, "version", _no_package_metadata)
+    monkeypatch.setattr(confluent_kafka, "version", lambda: answer)
+    producer = _producer("main-queue-test-4")
+    with pytest.raises(main_queue.MainQueueUnavailable) as refused:
+        main_queue.handle(producer, "some-other-client")
+    assert str(refused.value).startswith(
+        f"confluent-kafka {answer[0] if isinstance(answer, tuple) else answer}, "
+        f"librdkafka {confluent_kafka.libversion()[0]}: "
+    )
+    assert "install a confluent-kafka release that pyproject.toml allows" in str(refused.value)
+
+
 def test_a_client_id_longer_than_librdkafkas_name_still_finds_the_handle() -> None:
     """kafka.client_properties may set any client.id; librdkafka cuts the name it builds from it at 127
     bytes, so a long one (the bridge appends "-receiver") must not read as a moved handle."""
@@ -97,27 +120,6 @@ def test_a_handle_moved_anywhere_else_in_the_struct_is_refused_without_crashing(
 def test_serve_with_a_moved_handle_stops_at_start_up_with_one_line(tmp_path: Path, workers: int) -> None:
     """The check runs where each publisher is made (serve's Bridge, or each worker's), before anything is
     served: one line naming the fix, exit code 3, no traceback, and no worker restarted."""
-    port, ops_port = free_ports(2, BRIDGE_PORTS)
-    config = tmp_path / "bridge.yaml"
-    config.write_text(
-        "webhooks: [{name: dev}]\n"
-        "kafka: {bootstrap_servers: '127.0.0.1:1'}\n"
-        f"server: {{host: 127.0.0.1, port: {port}, ops_host: 127.0.0.1, ops_port: {ops_port}, "
-        f"workers: {workers}}}\n"
-        f"spool: {{path: '{tmp_path / 'spool'}'}}\n"
-    )
-    env = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "main-queue-test-token-0123456789", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(
-        [sys.executable, "-c", MOVED_HANDLE, "serve", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert result.returncode == EXIT_CONFIG, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    assert "starting it again" not in result.stdout
-    lines = result.stderr.strip().splitlines()  # a line from each worker that got that far
-    assert 1 <= len(lines) <= workers and set(lines) == {lines[0]}, lines
-    assert lines[0].startswith("idaas-bridge: configuration error: confluent-kafka 2."), lines
-    assert "does not keep its librdkafka handle where the bridge looks for it" in lines[0]
+    line = refusal(tmp_path, ["serve"], workers, program=[sys.executable, "-c", MOVED_HANDLE])
+    assert line.startswith("idaas-bridge: configuration error: confluent-kafka 2."), line
+    assert "does not keep its librdkafka handle where the bridge looks for it" in line

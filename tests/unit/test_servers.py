@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bridge.config import ConfigError
-from bridge.servers import bind, bind_group
+from bridge.config import ConfigError, ServerSettings
+from bridge.servers import bind, bind_group, public_config
+from tests.e2e.harness import dev_certificate
 
 
 @pytest.mark.parametrize("other_reuses_port", [False, True])
@@ -71,3 +75,28 @@ def test_connections_opened_at_once_spread_over_the_workers_sockets() -> None:
     finally:
         for sock in [*clients, *sockets]:
             sock.close()
+
+
+@pytest.mark.parametrize(
+    ("pair", "reason"),
+    [("not-pem", "one is not in PEM form"), ("other-key", "key values mismatch")],
+)
+def test_tls_files_that_are_not_a_certificate_and_its_key_are_a_start_up_error_naming_them(
+    tmp_path: Path, pair: str, reason: str
+) -> None:
+    """The files exist (configuration checks that), but loading them failed with an SSLError's traceback."""
+    cert, key = dev_certificate(tmp_path / "one")
+    if pair == "not-pem":
+        cert.write_text("not a certificate\n")
+    else:
+        key = dev_certificate(tmp_path / "other")[1]
+    server = dataclasses.replace(ServerSettings(), tls_cert_file=str(cert), tls_key_file=str(key))
+    endpoint: Any = None  # never reached: loading the TLS files fails first
+    with pytest.raises(ConfigError) as raised:
+        public_config(endpoint, endpoint, server)
+    message = str(raised.value)
+    assert message == (
+        f"server.tls_cert_file = '{cert}', server.tls_key_file = '{key}': cannot load them as a certificate "
+        f"and its private key ({reason}); give the PEM certificate (chain) and the unencrypted PEM private "
+        "key that belongs to it"
+    ), message
