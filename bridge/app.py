@@ -30,7 +30,7 @@ from bridge.publish.drainer import Drainer
 from bridge.publish.kafka import KafkaPublisher, retention_problem, size_problem, topic_limits
 from bridge.publish.rejected import RejectedRecords
 from bridge.publish.spool import Spool
-from bridge.publish.stranded import hold, spool_directory, take_over
+from bridge.publish.stranded import spool_directory, take_over
 from bridge.receiver import WebhookReceiver
 from bridge.routing import Router
 from bridge.shutdown import ShutdownBudget
@@ -194,8 +194,6 @@ class Bridge:
         self.drain_publisher.start()
         worker = self.worker
         root = Path(self.settings.spool.path)
-        if worker is not None:  # no other process takes this worker's records while it lives
-            await asyncio.to_thread(hold, self.spool.directory)
         await asyncio.to_thread(take_over, root, self.worker_count, self.worker_index)
         await self.spool.open()
         self.rejected.publish_gauge()

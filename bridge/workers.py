@@ -55,6 +55,7 @@ from bridge.cpus import cpu_limit
 from bridge.guard import GuardState
 from bridge.http_message import Answer, json_answer
 from bridge.ops_endpoints import OpsEndpoints, metrics_answer, readiness_answer
+from bridge.publish.stranded import hold, spool_directory
 from bridge.servers import Listener, PublicServer, ops_config, public_config
 from bridge.shutdown import ShutdownBudget
 
@@ -386,6 +387,8 @@ def _run_worker(pool: WorkerPool, index: int) -> NoReturn:
                 sock.close()
         _tag_log_records(index)
         settings = pool.settings
+        # Before anything is built: while this worker lives no other process takes its records.
+        hold(spool_directory(Path(settings.spool.path), index))
         role = WorkerRole(index, pool.count, pool.guard, pool.readiness.report)
         bridge = Bridge(settings, role)
         bridge.check_topics()

@@ -73,7 +73,8 @@ def backfill(settings: Settings, start: datetime, end: datetime, dry_run: bool, 
 
 def hold_webhook_lock(settings: Settings) -> int:
     """The lock the bridge's automatic backfill of the first webhook holds (the command publishes as that
-    webhook): two backfills reading Kafka's fingerprints at once would both publish what neither found."""
+    webhook): two backfills reading Kafka's fingerprints at once would both publish what neither found.
+    Not spool.path's own lock (bridge/publish/spool_root.py): the command runs beside the bridge."""
     webhook = settings.webhooks[0].name
     directory = Path(settings.spool.path)
     directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ replaced it:
 - `rejected`: the spool directory's rejected.jsonl (records Kafka refused for good), one at a time; those
   still refused stay in the file.
 - `spool DIR`: a spool directory left by a dead pod, drained by the bridge's own drainer: a segment is
-  deleted only once Kafka confirmed every record in it.
+  deleted only once Kafka confirmed every record in it. Refused while a bridge (or another replay) uses DIR.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ import argparse
 import asyncio
 import base64
 import logging
+import os
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Final
@@ -46,7 +47,8 @@ from bridge.publish.drainer import Drainer
 from bridge.publish.kafka import KafkaPublisher, PublishError, client_config, new_client
 from bridge.publish.rejected import RejectedRecord, RejectedRecords
 from bridge.publish.spool import Spool, unconfirmed_records
-from bridge.publish.stranded import stranded_directories, take_over
+from bridge.publish.spool_root import LOCK_FILE, RootInUse, lock_root
+from bridge.publish.stranded import locked, stranded_directories, take_over
 from bridge.routing import DEADLETTER_SCHEMA, OutboundRecord, Router
 
 #: How long the replay's producer keeps retrying one record before it reports a failure.
@@ -57,6 +59,8 @@ METADATA_TIMEOUT_SECONDS: Final = 10.0
 BATCH_RECORDS: Final = 500
 #: A spool replay gives up when the drain made no progress for this long (Kafka unreachable).
 STALL_SECONDS: Final = 60.0
+#: What a spool replay writes into the spool's lock file, for the message of a bridge it keeps out.
+REPLAY_SPOOL: Final = "replay spool"
 
 
 @contextmanager
@@ -249,6 +253,33 @@ async def replay_rejected(settings: Settings, dry_run: bool) -> int:
 async def replay_spool(settings: Settings, directory: Path, dry_run: bool) -> int:
     if not directory.is_dir():
         raise CommandError(f"{directory} is not a directory", "give the spool directory the dead pod left")
+    with nullcontext() if dry_run else owned(directory):  # a dry run only reads: harmless beside a bridge
+        return await _replay_spool(settings, directory, dry_run)
+
+
+@contextmanager
+def owned(directory: Path) -> Iterator[None]:
+    """The spool directory for this replay alone: it moves and deletes segments as a bridge does, so never
+    beside a live one (bridge/publish/spool_root.py). Its flock first (a live worker holds its own
+    directory's, and take_over relies on it around the lock file), then the lock a bridge holds on its
+    spool.path; a directory in use is refused, not raced."""
+    fix = "`replay spool` is for the spool a dead pod left: a running bridge drains its own"
+    with locked(directory) as taken:
+        if not taken:
+            raise CommandError(f"{directory} is in use by another process (a bridge's worker, a replay)", fix)
+        try:
+            descriptor = lock_root(directory, REPLAY_SPOOL)
+        except RootInUse as exc:
+            raise CommandError(str(exc), fix if exc.by_bridge else "let it finish first") from None
+        except OSError as exc:
+            raise CommandError(f"{directory}: cannot lock {LOCK_FILE}: {exc.strerror or exc}", fix) from None
+        try:
+            yield
+        finally:
+            os.close(descriptor)
+
+
+async def _replay_spool(settings: Settings, directory: Path, dry_run: bool) -> int:
     # A pod with server.workers above 1 spooled in worker-<i> directories under its spool.path.
     workers = stranded_directories(directory, 1, None)
     waiting = [record for place in (directory, *workers) for record in unconfirmed_records(place)]

@@ -63,10 +63,11 @@ CHECKPOINT_SUFFIX: Final = ".acked"
 CHECKPOINT_STAGING_SUFFIX: Final = ".tmp"
 QUARANTINE_PREFIX: Final = "quarantine-"
 #: Files other parts of the bridge keep in the spool directory (rejected.py; the backfill's checkpoints,
-#: state and locks, bridge/adminapi), the workers' own spool directories (stranded.py) and their metric
-#: files (workers.py), and a file system's own.
+#: state and locks, bridge/adminapi; the lock one bridge holds on spool.path, spool_root.py), the workers'
+#: own spool directories (stranded.py) and their metric files (workers.py), and a file system's own.
 OTHER_FILES: Final = re.compile(
-    r"rejected\.(jsonl|lock|tmp)|backfill-[A-Za-z0-9_.-]+\.(json|lock|tmp)|worker-\d+|\.metrics|lost\+found"
+    r"rejected\.(jsonl|lock|tmp)|backfill-[A-Za-z0-9_.-]+\.(json|lock|tmp)|bridge\.lock|worker-\d+|\.metrics"
+    r"|lost\+found"
 )
 #: The spool holds whole events (names, e-mail and IP addresses): for the bridge's user only.
 DIRECTORY_MODE: Final = 0o700

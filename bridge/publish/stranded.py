@@ -13,14 +13,16 @@ system is atomic, so a crash mid-way leaves each segment in exactly one of the t
 checkpoint that did not follow its segment only means its records are published again: at least once).
 
 Each directory is taken under an exclusive `flock`, and a worker holds the lock on its own directory for
-its life (`hold`), so a directory still served by a live process, or being taken over by a restarted
-worker's predecessor, is left alone.
+its life (`hold`), so a directory still served by a live process is left alone. Two bridges never share
+spool.path (its lock file, spool_root.py), and a restarted worker is forked only once its predecessor was
+reaped (its descriptors closed), so no other bridge process holds these locks. They are what keeps
+`idaas-bridge replay spool DIR` and a worker apart when DIR is one worker's directory: spool.path's lock
+file is not in it, and the replay holds DIR's flock while it moves and deletes segments there.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import logging
 import os
@@ -40,29 +42,11 @@ from bridge.publish.spool import (
     SEGMENT_SUFFIX,
     fsync_directory,
 )
+from bridge.publish.spool_root import LOCK_FILE
 
 log = logging.getLogger(__name__)
 
 WORKER_DIRECTORY: Final = re.compile(r"worker-(\d+)")
-
-
-def make_root(path: str) -> Path:
-    """spool.path, created if missing, before anything is served: the root of every layout, of the records
-    Kafka refused and (with workers) of the metric files. One that cannot be used is a start-up error
-    naming the setting, not a traceback from the first thing that writes there."""
-    root = Path(path)
-    try:
-        if root.exists() and not root.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, "a file, not a directory")
-        root.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
-        if not os.access(root, os.W_OK | os.X_OK):
-            raise PermissionError(errno.EACCES, "not writable by this user")
-    except OSError as exc:
-        raise ConfigError(
-            f"spool.path = {path!r}: cannot spool there: {exc.strerror or exc}; point spool.path to a "
-            "writable directory (in a container, the spool volume)"
-        ) from None
-    return root
 
 
 def spool_directory(root: Path, worker: int | None) -> Path:
@@ -111,11 +95,16 @@ def locked(directory: Path) -> Iterator[bool]:
 
 
 def hold(directory: Path) -> int:
-    """Create `directory` and lock it for the life of the process (the descriptor is never closed)."""
+    """Create `directory` and lock it for the life of the process (the descriptor is never closed). Taken
+    before the worker serves: a conflict is a start-up error (the serving process then stops every worker
+    and exits 3), not a worker failing and restarted again and again."""
     directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
     descriptor = _lock(directory)
     if descriptor is None:
-        raise RuntimeError(f"spool directory {directory} is in use by another process")
+        raise ConfigError(
+            f"spool directory {directory} is in use by another process (`idaas-bridge replay spool` of that "
+            "directory); let it finish first"
+        )
     return descriptor
 
 
@@ -178,11 +167,12 @@ def _move_segments(source: Path, target: Path) -> int:
 
 
 def _remove(directory: Path) -> None:
-    """Remove an emptied stranded directory; checkpoints whose segment is gone go with it."""
+    """Remove an emptied stranded directory; checkpoints whose segment is gone go with it, and the
+    LOCK_FILE a `replay spool` of this directory left (a replay holds the directory's flock, which the
+    caller holds now, around its hold of that file: nobody holds it)."""
     for entry in directory.iterdir():
-        if entry.suffix in (CHECKPOINT_SUFFIX, CHECKPOINT_STAGING_SUFFIX) and entry.name.startswith(
-            SEGMENT_PREFIX
-        ):
+        checkpoint = entry.suffix in (CHECKPOINT_SUFFIX, CHECKPOINT_STAGING_SUFFIX)
+        if entry.name == LOCK_FILE or (checkpoint and entry.name.startswith(SEGMENT_PREFIX)):
             entry.unlink(missing_ok=True)
     try:
         directory.rmdir()

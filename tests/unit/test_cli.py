@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from importlib import metadata
@@ -13,6 +14,8 @@ import pytest
 
 from bridge.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_RUNTIME, EXIT_USAGE, EXIT_WEBHOOK_DISABLED, main
 from bridge.cli.main import COMMANDS
+from bridge.publish.spool_root import SERVE, lock_root
+from bridge.publish.stranded import locked
 from tests.start_up import refusal
 
 BRIDGE = Path(sys.executable).parent / "idaas-bridge"
@@ -89,6 +92,39 @@ def test_a_spool_path_that_cannot_be_a_directory_stops_serve_with_one_line(
     assert refusal(tmp_path, ["serve"], workers, spool=tmp_path / spool) == (
         f"idaas-bridge: configuration error: spool.path = '{tmp_path / spool}': cannot spool there: "
         f"{reason}; point spool.path to a writable directory (in a container, the spool volume)"
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_spool_path_another_bridge_holds_stops_serve_with_one_line_naming_it(
+    tmp_path: Path, workers: int
+) -> None:
+    """Two bridges on one spool.path would drain and delete each other's segments: the second stops before
+    it binds a port or forks a worker."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    descriptor = lock_root(spool, SERVE)  # this process is the bridge holding it
+    try:
+        line = refusal(tmp_path, ["serve"], workers, spool=spool)
+    finally:
+        os.close(descriptor)
+    assert line == (
+        f"idaas-bridge: configuration error: spool.path = '{spool}' is in use by another bridge "
+        f"(pid {os.getpid()}); give each bridge its own spool.path"
+    )
+
+
+def test_a_workers_spool_directory_in_use_stops_every_worker_with_one_line(tmp_path: Path) -> None:
+    """It was a RuntimeError in the worker's lifespan: a traceback, and the worker started again and
+    again."""
+    held = tmp_path / "spool" / "worker-0"
+    held.mkdir(parents=True)
+    with locked(held) as taken:
+        assert taken
+        line = refusal(tmp_path, ["serve"], 2)
+    assert line == (
+        f"idaas-bridge: configuration error: spool directory {held} is in use by another process "
+        "(`idaas-bridge replay spool` of that directory); let it finish first"
     )
 
 

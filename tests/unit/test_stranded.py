@@ -8,8 +8,12 @@ import fcntl
 import os
 from pathlib import Path
 
+import pytest
+
+from bridge.config import ConfigError
 from bridge.publish.spool import Spool
-from bridge.publish.stranded import spool_directory, stranded_directories, take_over
+from bridge.publish.spool_root import lock_root
+from bridge.publish.stranded import hold, locked, spool_directory, stranded_directories, take_over
 from tests.unit.test_spool import drain_all, record
 
 SEGMENT = 64 * 1024
@@ -92,5 +96,31 @@ def test_a_directory_another_process_holds_is_left_alone(tmp_path: Path) -> None
             os.close(descriptor)
         assert take_over(tmp_path, 2, 1) == 1
         assert await drained(spool_directory(tmp_path, 1)) == keys(range(5))
+
+    asyncio.run(scenario())
+
+
+def test_a_workers_directory_in_use_is_a_start_up_error_not_a_failing_worker(tmp_path: Path) -> None:
+    held = spool_directory(tmp_path, 0)
+    held.mkdir()
+    with locked(held) as taken:
+        assert taken
+        with pytest.raises(ConfigError) as refused:
+            hold(held)
+    assert str(refused.value) == (
+        f"spool directory {held} is in use by another process (`idaas-bridge replay spool` of that "
+        "directory); let it finish first"
+    )
+    os.close(hold(held))
+
+
+def test_a_directory_a_replay_left_its_lock_file_in_is_still_taken_over_and_removed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        stranded = spool_directory(tmp_path, 2)
+        await spool_records(stranded, range(3))
+        os.close(lock_root(stranded, "replay spool"))  # `replay spool` pointed at one worker's directory
+        assert take_over(tmp_path, 2, 0) == 1
+        assert not stranded.exists()
+        assert await drained(spool_directory(tmp_path, 0)) == keys(range(3))
 
     asyncio.run(scenario())
