@@ -17,7 +17,8 @@ Environment overrides:
   (`admin_api` section); never read from the file.
 These families are never read as `<SECTION>__<KEY>` overrides, whatever their names contain. Any other
 variable with the prefix is refused (a typo, such as a missing `_` of `__`, would be ignored otherwise); a
-token variable of a webhook the file does not configure is not (one Secret may serve several bridges).
+token variable of a webhook the file does not configure is not (one Secret may serve several bridges), nor
+are the variables Kubernetes sets for a Service whose name begins `idaas-bridge` (`_SERVICE_LINK`).
 Errors name each value by where it came from (`Sources`).
 """
 
@@ -755,6 +756,25 @@ def _check_deadletter_fits(settings: Settings) -> None:
         )
 
 
+#: The variables Kubernetes puts into every pod of a namespace for each Service in it (unless the pod sets
+#: `enableServiceLinks: false`, as the chart does): a Service named `idaas-bridge…` gives the bridge's own pod
+#: `IDAAS_BRIDGE_…_SERVICE_HOST`, `…_SERVICE_PORT[_<NAME>]`, `…_PORT` = `tcp://<ip>:<port>` and
+#: `…_PORT_<port>_<PROTO>[_ADDR|_PORT|_PROTO]`. Not typos: refusing them would crash-loop every such pod.
+#: `…_PORT` alone is one only with its URL value, so that `IDAAS_BRIDGE_SERVER_PORT=9000` stays a typo.
+_SERVICE_LINK: Final = re.compile(
+    r"([A-Z0-9_]+_)?(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_\d+_(TCP|UDP|SCTP)(_(ADDR|PORT|PROTO))?)"
+)
+_SERVICE_LINK_URL: Final = re.compile(r"(tcp|udp|sctp)://\S+")
+
+
+def _service_link(variable: str, value: str) -> bool:
+    """Whether a variable with the prefix is one Kubernetes sets for a Service (`_SERVICE_LINK`)."""
+    name = variable[len(ENV_PREFIX) :]
+    if _SERVICE_LINK.fullmatch(name):
+        return True
+    return (name == "PORT" or name.endswith("_PORT")) and _SERVICE_LINK_URL.fullmatch(value) is not None
+
+
 def _read_elsewhere(variable: str) -> bool:
     """Whether a variable with the prefix is one of the families read as a whole, not as an override."""
     return (
@@ -786,6 +806,8 @@ def _apply_env_overrides(document: dict[str, Any], environ: Mapping[str, str], s
         if not variable.startswith(ENV_PREFIX) or _read_elsewhere(variable):
             continue
         if "__" not in variable:
+            if _service_link(variable, value):
+                continue
             raise _unknown_variable(variable)
         path = [part.lower() for part in variable[len(ENV_PREFIX) :].split("__")]
         target = document

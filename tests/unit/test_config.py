@@ -448,6 +448,28 @@ def test_the_variables_the_bridge_reads_as_a_whole_are_not_taken_for_misspelt_ov
     assert load_settings(None, env).kafka.client_properties["sasl.username"] == "bridge"
 
 
+def test_the_variables_kubernetes_sets_for_a_service_named_idaas_bridge_are_not_taken_for_typos() -> None:
+    # What a pod gets (enableServiceLinks defaults to true) from Services `idaas-bridge`, `idaas-bridge-ops`
+    # in its namespace: refusing them would crash-loop the bridge wherever it runs without the chart.
+    env = TOKEN_ENV | {
+        "IDAAS_BRIDGE_SERVICE_HOST": "10.96.0.12",
+        "IDAAS_BRIDGE_SERVICE_PORT": "8443",
+        "IDAAS_BRIDGE_SERVICE_PORT_HTTPS": "8443",
+        "IDAAS_BRIDGE_PORT": "tcp://10.96.0.12:8443",
+        "IDAAS_BRIDGE_PORT_8443_TCP": "tcp://10.96.0.12:8443",
+        "IDAAS_BRIDGE_PORT_8443_TCP_PROTO": "tcp",
+        "IDAAS_BRIDGE_PORT_8443_TCP_PORT": "8443",
+        "IDAAS_BRIDGE_PORT_8443_TCP_ADDR": "10.96.0.12",
+        "IDAAS_BRIDGE_OPS_SERVICE_HOST": "10.96.0.13",
+        "IDAAS_BRIDGE_OPS_PORT": "tcp://10.96.0.13:9464",
+        "IDAAS_BRIDGE_OPS_PORT_9464_TCP_ADDR": "10.96.0.13",
+    }
+    assert load_settings(ROOT / "config/bridge.yaml", env).server.port == 8443
+    # Only the URL makes `…_PORT` one of them: with a number it is the typo of an override.
+    with pytest.raises(ConfigError, match="IDAAS_BRIDGE_SERVER_PORT is not a variable the bridge reads"):
+        load_settings(ROOT / "config/bridge.yaml", env | {"IDAAS_BRIDGE_SERVER_PORT": "9000"})
+
+
 def test_a_nested_client_property_is_refused_and_every_property_an_override_sets_is_masked() -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings(
