@@ -21,11 +21,11 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     heap.set_malloc_thresholds()  # before the workers are forked: they inherit it
     # Before a port is bound or a worker forked: a second bridge on this spool.path stops here, and the
     # workers inherit the lock (spool_root.py).
-    hold_root(settings.spool.path)
-    server = settings.server
+    hold_root(settings.spool.path, settings.sources)
+    server, sources = settings.server, settings.sources
     workers = worker_count(settings)
-    public_sockets = bind_group(server.host, server.port, "server.port", workers)
-    ops_socket = bind(server.ops_host, server.ops_port, "server.ops_port")
+    public_sockets = bind_group(server.host, server.port, sources.name("server.port", server.port), workers)
+    ops_socket = bind(server.ops_host, server.ops_port, sources.name("server.ops_port", server.ops_port))
     if workers > 1:
         return run_workers(settings, public_sockets, ops_socket)
     bridge = Bridge(settings)
@@ -34,7 +34,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     handshake = server.tls_handshake_timeout_seconds
     ops_server = OpsServer(ops_config(create_ops_endpoints(bridge), server), ops_socket, handshake)
     heap.settle_after_startup()
-    public = public_config(create_app(bridge), bridge.receiver, server)
+    public = public_config(create_app(bridge), bridge.receiver, server, sources)
     PublicServer(public, public_sockets[0], handshake, bridge, ops_server).run()
     return 0
 

@@ -38,7 +38,7 @@ from typing import Final
 
 import orjson
 
-from bridge.config import ConfigError
+from bridge.config import Sources
 from bridge.publish.spool import DIRECTORY_MODE, FILE_MODE
 
 #: In spool.path; the spool's OTHER_FILES pattern knows it.
@@ -81,7 +81,7 @@ class RootInUse(Exception):
         return self.holder is None or self.holder.command == SERVE
 
 
-def make_root(path: str) -> Path:
+def make_root(path: str, sources: Sources) -> Path:
     """spool.path, created if missing, before anything is served. One that cannot be used is a start-up
     error naming the setting, not a traceback from the first thing that writes there."""
     root = Path(path)
@@ -92,9 +92,11 @@ def make_root(path: str) -> Path:
         if not os.access(root, os.W_OK | os.X_OK):
             raise PermissionError(errno.EACCES, "not writable by this user")
     except OSError as exc:
-        raise ConfigError(
-            f"spool.path = {path!r}: cannot spool there: {exc.strerror or exc}; point spool.path to a "
-            "writable directory (in a container, the spool volume)"
+        raise sources.error(
+            "spool.path",
+            f"cannot spool there: {exc.strerror or exc}; point spool.path to a writable directory (in a "
+            "container, the spool volume)",
+            path,
         ) from None
     return root
 
@@ -129,18 +131,20 @@ def _holder(descriptor: int) -> Holder | None:
         return None
 
 
-def hold_root(path: str) -> Path:
+def hold_root(path: str, sources: Sources) -> Path:
     """spool.path for this bridge's life (make_root, then lock_root; the descriptor is never closed), or a
     ConfigError naming the setting and, when another bridge holds it, which one."""
-    root = make_root(path)
+    root = make_root(path, sources)
     try:
         lock_root(root, SERVE)
     except RootInUse as exc:
         fix = "give each bridge its own spool.path" if exc.by_bridge else "let it finish first"
-        raise ConfigError(f"spool.path = {path!r} is in use by {exc.holder_text}; {fix}") from None
+        raise sources.error("spool.path", f"in use by {exc.holder_text}; {fix}", path) from None
     except OSError as exc:
-        raise ConfigError(
-            f"spool.path = {path!r}: cannot lock {LOCK_FILE} there: {exc.strerror or exc}; point spool.path "
-            "to a file system with flock (on NFS, with its lock service)"
+        raise sources.error(
+            "spool.path",
+            f"cannot lock {LOCK_FILE} there: {exc.strerror or exc}; point spool.path to a file system with "
+            "flock (on NFS, with its lock service)",
+            path,
         ) from None
     return root

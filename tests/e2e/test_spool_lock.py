@@ -45,8 +45,8 @@ def test_a_second_bridge_on_the_same_spool_path_stops_and_the_first_keeps_servin
         assert second.returncode == EXIT_CONFIG, second.stderr
         assert "Traceback" not in second.stderr + second.stdout
         assert second.stderr.splitlines() == [
-            f"idaas-bridge: configuration error: spool.path = '{spool}' is in use by another bridge "
-            f"(pid {first.process.pid}); give each bridge its own spool.path"
+            f"idaas-bridge: configuration error: spool.path = '{spool}' in {first.config_path}: in use by "
+            f"another bridge (pid {first.process.pid}); give each bridge its own spool.path"
         ]
 
         replay = first.cli("replay", "spool", str(spool))

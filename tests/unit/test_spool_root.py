@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import ConfigError
+from bridge.config import ConfigError, Sources
 from bridge.publish.spool import Spool
 from bridge.publish.spool_root import LOCK_FILE, SERVE, Holder, RootInUse, hold_root, lock_root
 
@@ -42,6 +42,9 @@ sys.stdin.read()
 """
 #: How long a process that was killed may take to be gone.
 TIMEOUT = 10.0
+CONFIG = "/etc/idaas-bridge/bridge.yaml"
+#: spool.path set in the configuration file.
+SOURCES = Sources(file=CONFIG, in_file=frozenset({"spool.path"}))
 
 
 @contextmanager
@@ -112,19 +115,19 @@ def test_a_second_bridge_is_told_the_path_the_setting_and_the_holder(tmp_path: P
     root = tmp_path / "spool"
     root.mkdir()
     with held_by_process(root) as holder, pytest.raises(ConfigError) as refused:
-        hold_root(str(root))
+        hold_root(str(root), SOURCES)
     assert str(refused.value) == (
-        f"spool.path = '{root}' is in use by another bridge (pid {holder.pid}); give each bridge its own "
-        "spool.path"
+        f"spool.path = '{root}' in {CONFIG}: in use by another bridge (pid {holder.pid}); give each bridge "
+        "its own spool.path"
     )
 
 
 def test_a_replay_holding_the_path_is_named_and_waited_for(tmp_path: Path) -> None:
     with held_by_process(tmp_path, "replay spool") as holder, pytest.raises(ConfigError) as refused:
-        hold_root(str(tmp_path))
+        hold_root(str(tmp_path), SOURCES)
     assert str(refused.value) == (
-        f"spool.path = '{tmp_path}' is in use by `idaas-bridge replay spool` (pid {holder.pid}); let it "
-        "finish first"
+        f"spool.path = '{tmp_path}' in {CONFIG}: in use by `idaas-bridge replay spool` (pid {holder.pid}); "
+        "let it finish first"
     )
 
 
@@ -134,9 +137,10 @@ def test_a_holder_that_wrote_nothing_readable_is_still_refused_without_a_pid(tmp
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         os.write(descriptor, b"not the bridge's")
         with pytest.raises(ConfigError) as refused:
-            hold_root(str(tmp_path))
+            hold_root(str(tmp_path), SOURCES)
         assert str(refused.value) == (
-            f"spool.path = '{tmp_path}' is in use by another bridge; give each bridge its own spool.path"
+            f"spool.path = '{tmp_path}' in {CONFIG}: in use by another bridge; give each bridge its own "
+            "spool.path"
         )
     finally:
         os.close(descriptor)
