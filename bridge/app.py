@@ -135,12 +135,16 @@ class Bridge:
         except KafkaException as exc:
             log.warning("kafka not reachable at start-up; continuing", extra={"error": str(exc)})
             return
-        missing = sorted(name for name in self.settings.topic_names() if name not in existing)
+        missing = [
+            self.settings.sources.name(setting, name)
+            for setting, name in self.settings.topic_settings().items()
+            if name not in existing
+        ]
         if missing:
             raise ConfigError(
-                f"Kafka topic(s) {', '.join(missing)} do not exist on "
-                f"{self.settings.kafka.bootstrap_servers}: create them (idaas-bridge topics --config ...) "
-                "or fix kafka.topics"
+                f"Kafka topic(s) {'; '.join(missing)} do not exist on "
+                f"{self.settings.kafka.bootstrap_servers}: create them (idaas-bridge topics --config ...) or "
+                "correct those settings"
             )
         try:
             limits = topic_limits(self.settings.kafka)

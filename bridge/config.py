@@ -15,7 +15,11 @@ Environment overrides:
   e.g. `IDAAS_BRIDGE_KAFKA_CLIENT_SASL_PASSWORD` → `sasl.password`.
 - `IDAAS_BRIDGE_ADMIN_API_SHARED_SECRET`: the shared secret of the IDaaS Administration API application
   (`admin_api` section); never read from the file.
-These families are never read as `<SECTION>__<KEY>` overrides, whatever their names contain.
+These families are never read as `<SECTION>__<KEY>` overrides, whatever their names contain. Any other
+variable with the prefix is refused (a typo, such as a missing `_` of `__`, would be ignored otherwise); a
+token variable of a webhook the file does not configure is not (one Secret may serve several bridges), nor
+are the variables Kubernetes sets for a Service whose name begins `idaas-bridge` (`_SERVICE_LINK`).
+Errors name each value by where it came from (`Sources`).
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
@@ -76,6 +80,7 @@ PUBLIC_SECURITY_PROPERTIES: Final = frozenset(
 WEBHOOK_ENV_PREFIX: Final = f"{ENV_PREFIX}WEBHOOK_"
 KAFKA_CLIENT_ENV_PREFIX: Final = f"{ENV_PREFIX}KAFKA_CLIENT_"
 ADMIN_API_SECRET_ENV: Final = f"{ENV_PREFIX}ADMIN_API_SHARED_SECRET"
+CONFIG_ENV: Final = f"{ENV_PREFIX}CONFIG"
 #: A tenant hostname, optionally with a port: `<customer>.<region>.trustedauth.com`, never a URL.
 HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?$")
 #: The shortest webhook poll interval accepted: state changes are rare, and the Admin API documents no rate
@@ -118,6 +123,51 @@ MAX_WORKERS: Final = 64
 
 class ConfigError(ValueError):
     """A setting is missing or wrong; the message names it and says what to do."""
+
+
+class _NoValue:
+    """The value of Sources.name's `value` when the message shows none."""
+
+
+NO_VALUE: Final = _NoValue()
+
+
+@dataclass
+class Sources:
+    """Where each setting's value came from, and the one rule for naming a setting in a message: by the
+    environment variable that set it (its setting in parentheses), else by its key in the file, else as the
+    default. An operator who set a value through a Helm chart's env finds it there, not in the file."""
+
+    #: The YAML file's path as given; empty without one.
+    file: str = ""
+    #: Every setting path (`server.port`, `webhooks[0].tokens`) the file holds.
+    in_file: frozenset[str] = frozenset()
+    #: Setting path -> the environment variable that set it; filled while the configuration is read.
+    variables: dict[str, str] = field(default_factory=dict)
+
+    def record(self, path: str, variable: str) -> None:
+        self.variables[path] = variable
+
+    def variable(self, path: str) -> str | None:
+        return self.variables.get(path)
+
+    def name(self, path: str, value: object = NO_VALUE, secret: bool = False) -> str:
+        """`path` (with its value, unless it is a secret) named by where it came from."""
+        if value is NO_VALUE:
+            shown = ""
+        elif secret:
+            shown = f" = (a {type(value).__name__}, value not shown)"
+        else:
+            shown = f" = {value:g}" if isinstance(value, float) else f" = {value!r}"
+        variable = self.variables.get(path)
+        if variable is not None:
+            return f"{variable}{shown} ({path})"
+        if path in self.in_file:
+            return f"{path}{shown} in {self.file}"
+        return f"{path}{shown} (the default)"
+
+    def error(self, path: str, problem: str, value: object = NO_VALUE, secret: bool = False) -> ConfigError:
+        return ConfigError(f"{self.name(path, value, secret)}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -177,8 +227,9 @@ def _default_topics() -> dict[str, TopicSettings]:
 class KafkaSettings:
     bootstrap_servers: str = "127.0.0.1:9092"
     client_properties: dict[str, str] = field(default_factory=dict)
-    #: The client properties set through IDAAS_BRIDGE_KAFKA_CLIENT_* (all masked by check-config).
-    properties_from_environment: frozenset[str] = frozenset()
+    #: Where the settings came from (the whole configuration's; Settings.sources is the same object): Kafka
+    #: clients are built from these settings alone, and name a refused property by where it was set.
+    sources: Sources = field(default_factory=Sources, repr=False, compare=False)
     ack_deadline_seconds: float = 1.5
     statistics_interval_seconds: float = 15.0
     topics: dict[str, TopicSettings] = field(default_factory=_default_topics)
@@ -265,16 +316,22 @@ class Settings:
     logging: LoggingSettings
     #: The Admin API feature is off unless `admin_api.enabled` (a hostname is set).
     admin_api: AdminApiSettings = field(default_factory=AdminApiSettings)
+    sources: Sources = field(default_factory=Sources, repr=False, compare=False)
 
     def webhook(self, name: str) -> WebhookSettings | None:
         return next((hook for hook in self.webhooks if hook.name == name), None)
 
-    def topic_names(self) -> list[str]:
-        """Every topic the bridge produces to: the configured ones, and the raw audit topic when set."""
-        names = [topic.name for topic in self.kafka.topics.values()]
+    def topic_settings(self) -> dict[str, str]:
+        """The setting of every topic the bridge produces to (the configured ones, and the raw audit topic
+        when set) -> the topic's name."""
+        names = {f"kafka.topics.{key}.name": topic.name for key, topic in self.kafka.topics.items()}
         if self.admin_api.enabled and self.admin_api.audit_topic:
-            names.append(self.admin_api.audit_topic)
-        return list(dict.fromkeys(names))
+            names["admin_api.audit_topic"] = self.admin_api.audit_topic
+        return names
+
+    def topic_names(self) -> list[str]:
+        """Every topic the bridge produces to, once each."""
+        return list(dict.fromkeys(self.topic_settings().values()))
 
     def callback_url(self, hook: WebhookSettings) -> str:
         """The URL IDaaS calls for `hook` (its public_url, else server.public_base_url + /webhooks/<name>);
@@ -289,17 +346,20 @@ class Settings:
 
 
 class _Section:
-    """Typed access to one mapping of the YAML, reporting errors with the full setting path."""
+    """Typed access to one mapping of the YAML, reporting errors through Sources."""
 
-    def __init__(self, path: str, raw: Any, secret: bool = False) -> None:
+    def __init__(self, path: str, raw: Any, sources: Sources, secret: bool = False) -> None:
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
-            shown = "" if secret else f" {raw!r}"
-            raise ConfigError(f"{path}: expected a mapping, got {type(raw).__name__}{shown}")
+            raise sources.error(path, "expected a mapping", raw, secret)
         self.path = path
+        self.sources = sources
         self.raw: dict[str, Any] = dict(raw)
         self.used: set[str] = set()
+
+    def child(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
 
     def _take(self, key: str, default: Any) -> Any:
         self.used.add(key)
@@ -308,8 +368,7 @@ class _Section:
 
     def _fail(self, key: str, value: Any, expected: str, secret: bool = False) -> ConfigError:
         """The error for a wrong value; a secret's value is never shown, only its type."""
-        shown = f"(a {type(value).__name__}, value not shown)" if secret else repr(value)
-        return ConfigError(f"{self.path}.{key} = {shown}: {expected}")
+        return self.sources.error(self.child(key), expected, value, secret)
 
     def string(self, key: str, default: str) -> str:
         value = self._take(key, default)
@@ -348,14 +407,15 @@ class _Section:
         return tuple(value)
 
     def section(self, key: str, secret: bool = False) -> _Section:
-        return _Section(f"{self.path}.{key}", self._take(key, {}), secret)
+        return _Section(self.child(key), self._take(key, {}), self.sources, secret)
 
     def done(self) -> None:
         unknown = sorted(set(self.raw) - self.used)
         if unknown:
+            names = ", ".join(self.sources.name(self.child(key)) for key in unknown)
             raise ConfigError(
-                f"{self.path}: unknown setting(s) {', '.join(unknown)} (check the spelling against "
-                "config/bridge.yaml)"
+                f"unknown setting(s) {names}: check the spelling against docs/configuration.md (every "
+                "setting and its variable)"
             )
 
 
@@ -412,26 +472,30 @@ def _server(section: _Section) -> ServerSettings:
         workers=_workers(section),
     )
     section.done()
+    sources = section.sources
     if settings.ops_port == settings.port:
-        raise ConfigError(
-            f"server.ops_port = {settings.ops_port}: must differ from server.port (the operations endpoints "
-            "/metrics, /readyz and /healthz have their own listener)"
+        raise sources.error(
+            "server.ops_port",
+            f"must differ from {sources.name('server.port')} (the operations endpoints /metrics, /readyz "
+            "and /healthz have their own listener)",
+            settings.ops_port,
         )
     for proxy in settings.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
-            raise ConfigError(
-                f"server.trusted_proxies: {proxy!r} is not an IP address or CIDR network"
+            raise sources.error(
+                "server.trusted_proxies", f"{proxy!r} is not an IP address or CIDR network"
             ) from None
     if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
         raise ConfigError(
-            "server.tls_cert_file and server.tls_key_file must be set together (both empty = plain HTTP)"
+            f"{sources.name('server.tls_cert_file')} and {sources.name('server.tls_key_file')} must be set "
+            "together (both empty = plain HTTP)"
         )
     for key in ("tls_cert_file", "tls_key_file"):
         path = getattr(settings, key)
         if path and not Path(path).is_file():
-            raise ConfigError(f"server.{key} = {path!r}: no such file")
+            raise sources.error(f"server.{key}", "no such file", path)
     return settings
 
 
@@ -453,7 +517,7 @@ def env_name(webhook: str) -> str:
     return f"{WEBHOOK_ENV_PREFIX}{re.sub(r'[^A-Za-z0-9]', '_', webhook).upper()}_TOKENS"
 
 
-def _webhooks(raw: Any, environ: Mapping[str, str]) -> tuple[WebhookSettings, ...]:
+def _webhooks(raw: Any, environ: Mapping[str, str], sources: Sources) -> tuple[WebhookSettings, ...]:
     if raw is None:
         raw = []
     if not isinstance(raw, list):
@@ -465,15 +529,16 @@ def _webhooks(raw: Any, environ: Mapping[str, str]) -> tuple[WebhookSettings, ..
         raise ConfigError(f"webhooks: {len(raw)} configured; IDaaS allows at most {MAX_WEBHOOKS} per tenant")
     hooks: list[WebhookSettings] = []
     for index, entry in enumerate(raw):
-        section = _Section(f"webhooks[{index}]", entry, secret=True)
+        section = _Section(f"webhooks[{index}]", entry, sources, secret=True)
         name = section.string("name", "")
         if not WEBHOOK_NAME.match(name):
-            raise ConfigError(
-                f"webhooks[{index}].name = {name!r}: use 1-63 letters, digits, '-', '_' or '.' "
-                "(it becomes the URL path /webhooks/<name>)"
+            raise section._fail(
+                "name",
+                name,
+                "use 1-63 letters, digits, '-', '_' or '.' (it becomes the URL path /webhooks/<name>)",
             )
         if any(hook.name == name for hook in hooks):
-            raise ConfigError(f"webhooks[{index}].name = {name!r}: duplicate webhook name")
+            raise section._fail("name", name, "duplicate webhook name")
         variable = env_name(name)
         for other, hook in enumerate(hooks):
             if env_name(hook.name) == variable:
@@ -490,9 +555,13 @@ def _webhooks(raw: Any, environ: Mapping[str, str]) -> tuple[WebhookSettings, ..
                 f"webhook {name!r} has no token: set {variable} to the token IDaaS showed when the webhook "
                 "was created (two comma-separated tokens during rotation)"
             )
+        if from_env:
+            sources.record(f"webhooks[{index}].tokens", variable)
+        source = sources.name(f"webhooks[{index}].tokens")
         if len(tokens) > 2:
-            raise ConfigError(f"webhook {name!r}: {len(tokens)} tokens given; at most 2 (old and new)")
-        source = variable if from_env else f"webhooks[{index}].tokens"
+            raise ConfigError(
+                f"webhook {name!r}: {len(tokens)} tokens given in {source}; at most 2 (old and new)"
+            )
         for position, token in enumerate(tokens, 1):
             if len(token) < MIN_TOKEN_LENGTH:
                 raise ConfigError(
@@ -513,21 +582,26 @@ def _webhooks(raw: Any, environ: Mapping[str, str]) -> tuple[WebhookSettings, ..
 
 
 def _kafka(section: _Section, environ: Mapping[str, str]) -> KafkaSettings:
+    sources = section.sources
     client_section = section.section("client_properties", secret=True)
-    client = {str(key): str(value) for key, value in client_section.raw.items()}
-    #: property name -> the environment variable it came from
-    from_environment: dict[str, str] = {}
+    client: dict[str, str] = {}
+    for key, value in client_section.raw.items():
+        if isinstance(value, Mapping | list):  # a nested mapping would reach librdkafka as its Python text
+            raise client_section._fail(
+                str(key), value, "expected a string (a librdkafka property's value)", True
+            )
+        client[str(key)] = str(value)
     for variable, value in environ.items():
         if variable.startswith(KAFKA_CLIENT_ENV_PREFIX):
             key = variable[len(KAFKA_CLIENT_ENV_PREFIX) :].lower().replace("_", ".")
             client[key] = value
-            from_environment[key] = variable
+            sources.record(f"kafka.client_properties.{key}", variable)
     owned = sorted(client.keys() & BRIDGE_OWNED_CLIENT_PROPERTIES.keys())
     if owned:
         key = owned[0]
-        raise ConfigError(
-            f"kafka.client_properties.{key}: {BRIDGE_OWNED_CLIENT_PROPERTIES[key]} (the bridge sets {key} "
-            f"itself; remove it from {from_environment.get(key, 'the config file')})"
+        raise sources.error(
+            f"kafka.client_properties.{key}",
+            f"{BRIDGE_OWNED_CLIENT_PROPERTIES[key]} (the bridge sets {key} itself; remove it)",
         )
     topics_section = section.section("topics")
     topics: dict[str, TopicSettings] = {}
@@ -539,17 +613,15 @@ def _kafka(section: _Section, environ: Mapping[str, str]) -> KafkaSettings:
         )
         entry.done()
         if topic.format not in FORMATS:
-            raise ConfigError(
-                f"kafka.topics.{key}.format = {topic.format!r}: choose one of {', '.join(sorted(FORMATS))}"
-            )
+            raise entry._fail("format", topic.format, f"choose one of {', '.join(sorted(FORMATS))}")
         if key == "deadletter" and topic.format != "native":
-            raise ConfigError("kafka.topics.deadletter.format: the dead-letter topic is always native JSON")
+            raise entry._fail("format", topic.format, "the dead-letter topic is always native JSON")
         topics[key] = topic
     topics_section.done()
     settings = KafkaSettings(
         bootstrap_servers=section.string("bootstrap_servers", KafkaSettings.bootstrap_servers),
         client_properties=client,
-        properties_from_environment=frozenset(from_environment),
+        sources=sources,
         ack_deadline_seconds=section.number(
             "ack_deadline_seconds", KafkaSettings.ack_deadline_seconds, 0, MAX_ACK_DEADLINE_SECONDS
         ),
@@ -563,7 +635,7 @@ def _kafka(section: _Section, environ: Mapping[str, str]) -> KafkaSettings:
     )
     section.done()
     if not settings.bootstrap_servers:
-        raise ConfigError("kafka.bootstrap_servers is empty: give host:port[,host:port...]")
+        raise sources.error("kafka.bootstrap_servers", "give host:port[,host:port...]", "")
     return settings
 
 
@@ -585,9 +657,10 @@ def _spool(section: _Section) -> SpoolSettings:
 def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSettings:
     """The Admin API settings; the feature is off (no secret needed) while `admin_api.hostname` is empty."""
     if "shared_secret" in section.raw:
-        raise ConfigError(
-            f"admin_api.shared_secret: the shared secret never goes in the file (nor in an "
-            f"IDAAS_BRIDGE_ADMIN_API__* override); set {ADMIN_API_SECRET_ENV} instead (value not shown)"
+        raise section.sources.error(
+            "admin_api.shared_secret",
+            f"the shared secret never goes in the file (nor in an IDAAS_BRIDGE_ADMIN_API__* override); set "
+            f"{ADMIN_API_SECRET_ENV} instead (value not shown)",
         )
     hostname = section.string("hostname", "")
     application_id = section.string("application_id", "")
@@ -619,24 +692,27 @@ def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSetting
     )
     section.done()
     if settings.webhook_poll_seconds < MIN_WEBHOOK_POLL_SECONDS:
-        raise ConfigError(
-            f"admin_api.webhook_poll_seconds = {settings.webhook_poll_seconds:g}: must be at least "
-            f"{MIN_WEBHOOK_POLL_SECONDS:g} (webhook state changes rarely; the bridge also polls at once "
-            "when its own failure streak warns or deliveries stop)"
+        raise section._fail(
+            "webhook_poll_seconds",
+            settings.webhook_poll_seconds,
+            f"must be at least {MIN_WEBHOOK_POLL_SECONDS:g} (webhook state changes rarely; the bridge also "
+            "polls at once when its own failure streak warns or deliveries stop)",
         )
     if settings.reenable_test_wait_seconds < 0:
-        raise ConfigError(
-            f"admin_api.reenable_test_wait_seconds = {settings.reenable_test_wait_seconds:g}: must be 0 "
-            "(re-enable without a test delivery) or more"
+        raise section._fail(
+            "reenable_test_wait_seconds",
+            settings.reenable_test_wait_seconds,
+            "must be 0 (re-enable without a test delivery) or more",
         )
     for key in ("backfill_margin_seconds", "backfill_audit_lag_seconds"):
         if getattr(settings, key) < 0:
-            raise ConfigError(f"admin_api.{key} = {getattr(settings, key):g}: must be 0 or more")
+            raise section._fail(key, getattr(settings, key), "must be 0 or more")
     if not hostname:
         if application_id:
             raise ConfigError(
-                "admin_api.application_id is set but admin_api.hostname is empty: give the tenant's hostname "
-                "too, or clear application_id to turn the Admin API feature off"
+                f"{section.sources.name('admin_api.application_id')} is set but "
+                f"{section.sources.name('admin_api.hostname')} is empty: give the tenant's hostname too, or "
+                "clear application_id to turn the Admin API feature off"
             )
         return settings
     if not HOSTNAME.match(hostname):
@@ -647,18 +723,21 @@ def _admin_api(section: _Section, environ: Mapping[str, str]) -> AdminApiSetting
             "(e.g. mycompany.us.trustedauth.com), without https:// or a path",
         )
     if not application_id:
-        raise ConfigError(
-            "admin_api.application_id is empty: give the applicationId of the Administration API "
-            "application (Security > Applications in the IDaaS portal), or clear admin_api.hostname"
+        raise section._fail(
+            "application_id",
+            application_id,
+            "give the applicationId of the Administration API application (Security > Applications in the "
+            f"IDaaS portal), or clear {section.sources.name('admin_api.hostname')}",
         )
     secret = environ.get(ADMIN_API_SECRET_ENV, "").strip()
     if not secret:
         raise ConfigError(
-            f"admin_api.hostname is set but {ADMIN_API_SECRET_ENV} is not: set it to the sharedSecret of "
-            f"application {application_id!r}, or clear admin_api.hostname to turn the feature off"
+            f"{section.sources.name('admin_api.hostname')} is set but {ADMIN_API_SECRET_ENV} is not: set it "
+            f"to the sharedSecret of application {application_id!r}, or clear admin_api.hostname to turn the "
+            "feature off"
         )
     if settings.ca_file and not Path(settings.ca_file).is_file():
-        raise ConfigError(f"admin_api.ca_file = {settings.ca_file!r}: no such file")
+        raise section._fail("ca_file", settings.ca_file, "no such file")
     return replace(settings, hostname=hostname, application_id=application_id, shared_secret=secret)
 
 
@@ -668,29 +747,78 @@ def _check_deadletter_fits(settings: Settings) -> None:
     largest = largest_deadletter_bytes(max_body)
     if largest > max_record:
         fitting_body = (max_record - DEADLETTER_OVERHEAD_BYTES) // 4 * 3
-        raise ConfigError(
-            f"server.max_body_bytes = {max_body}: the dead-letter record of a body that large can reach "
-            f"{largest} bytes, above kafka.max_record_bytes = {max_record}; lower server.max_body_bytes to "
-            f"at most {fitting_body} or raise kafka.max_record_bytes to at least {largest}"
+        raise settings.sources.error(
+            "server.max_body_bytes",
+            f"the dead-letter record of a body that large can reach {largest} bytes, above "
+            f"{settings.sources.name('kafka.max_record_bytes', max_record)}; lower server.max_body_bytes to "
+            f"at most {fitting_body} or raise kafka.max_record_bytes to at least {largest}",
+            max_body,
         )
 
 
-def _apply_env_overrides(document: dict[str, Any], environ: Mapping[str, str]) -> None:
-    """`IDAAS_BRIDGE_SECTION__KEY=value` sets document[section][key]; deeper paths use more `__`."""
+#: The variables Kubernetes puts into every pod of a namespace for each Service in it (unless the pod sets
+#: `enableServiceLinks: false`, as the chart does): a Service named `idaas-bridge…` gives the bridge's own pod
+#: `IDAAS_BRIDGE_…_SERVICE_HOST`, `…_SERVICE_PORT[_<NAME>]`, `…_PORT` = `tcp://<ip>:<port>` and
+#: `…_PORT_<port>_<PROTO>[_ADDR|_PORT|_PROTO]`. Not typos: refusing them would crash-loop every such pod.
+#: `…_PORT` alone is one only with its URL value, so that `IDAAS_BRIDGE_SERVER_PORT=9000` stays a typo.
+_SERVICE_LINK: Final = re.compile(
+    r"([A-Z0-9_]+_)?(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_\d+_(TCP|UDP|SCTP)(_(ADDR|PORT|PROTO))?)"
+)
+_SERVICE_LINK_URL: Final = re.compile(r"(tcp|udp|sctp)://\S+")
+
+
+def _service_link(variable: str, value: str) -> bool:
+    """Whether a variable with the prefix is one Kubernetes sets for a Service (`_SERVICE_LINK`)."""
+    name = variable[len(ENV_PREFIX) :]
+    if _SERVICE_LINK.fullmatch(name):
+        return True
+    return (name == "PORT" or name.endswith("_PORT")) and _SERVICE_LINK_URL.fullmatch(value) is not None
+
+
+def _read_elsewhere(variable: str) -> bool:
+    """Whether a variable with the prefix is one of the families read as a whole, not as an override."""
+    return (
+        variable in (CONFIG_ENV, ADMIN_API_SECRET_ENV)
+        or variable.startswith(KAFKA_CLIENT_ENV_PREFIX)
+        or (variable.startswith(WEBHOOK_ENV_PREFIX) and variable.endswith("_TOKENS"))
+    )
+
+
+def _unknown_variable(variable: str) -> ConfigError:
+    """A variable with the prefix that the bridge does not read: a typo, which would otherwise go unnoticed
+    (the setting it meant keeping its value from the file). Its value is not shown: it may be a secret."""
+    rest = variable[len(ENV_PREFIX) :]
+    sections = (part.name for part in fields(Settings) if part.name not in ("webhooks", "sources"))
+    section = next((name for name in sections if rest.lower().startswith(f"{name}_")), None)
+    guess = f"{ENV_PREFIX}{section.upper()}__{rest[len(section) + 1 :]}" if section else None
+    hint = f" (did you mean {guess}?)" if guess else ""
+    return ConfigError(
+        f"{variable} is not a variable the bridge reads{hint}: a setting is overridden by "
+        f"{ENV_PREFIX}<SECTION>__<KEY>, with two underscores (e.g. {ENV_PREFIX}SERVER__PORT); "
+        "docs/configuration.md lists every variable. Correct its name or remove it"
+    )
+
+
+def _apply_env_overrides(document: dict[str, Any], environ: Mapping[str, str], sources: Sources) -> None:
+    """`IDAAS_BRIDGE_SECTION__KEY=value` sets document[section][key] (deeper paths use more `__`) and records
+    where it came from; every other variable with the prefix must be one the bridge reads."""
     for variable, value in environ.items():
-        if (
-            not variable.startswith(ENV_PREFIX)
-            or "__" not in variable
-            or variable.startswith((WEBHOOK_ENV_PREFIX, KAFKA_CLIENT_ENV_PREFIX))
-        ):
+        if not variable.startswith(ENV_PREFIX) or _read_elsewhere(variable):
             continue
+        if "__" not in variable:
+            if _service_link(variable, value):
+                continue
+            raise _unknown_variable(variable)
         path = [part.lower() for part in variable[len(ENV_PREFIX) :].split("__")]
         target = document
-        for part in path[:-1]:
+        for depth, part in enumerate(path[:-1]):
+            if part not in target:  # a mapping this variable makes: name it if it turns out unknown
+                sources.record(".".join(path[: depth + 1]), variable)
             child = target.setdefault(part, {})
             if not isinstance(child, dict):
                 raise ConfigError(f"{variable}: {'.'.join(path)} does not name a setting inside a mapping")
             target = child
+        sources.record(".".join(path), variable)
         try:
             target[path[-1]] = yaml.safe_load(value) if value else ""
         except yaml.YAMLError:
@@ -700,12 +828,24 @@ def _apply_env_overrides(document: dict[str, Any], environ: Mapping[str, str]) -
             ) from None
 
 
+def _setting_paths(node: Any, path: str = "") -> Iterator[str]:
+    """Every setting path in a YAML document: `server`, `server.port`, `webhooks[0]`, `webhooks[0].name`."""
+    if path:
+        yield path
+    if isinstance(node, Mapping):
+        for key, child in node.items():
+            yield from _setting_paths(child, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            yield from _setting_paths(child, f"{path}[{index}]")
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Read, override and validate the whole configuration, or raise ConfigError."""
     environ = os.environ if environ is None else environ
-    config_path = path or environ.get(f"{ENV_PREFIX}CONFIG")
+    config_path = path or environ.get(CONFIG_ENV)
     document: dict[str, Any] = {}
     if config_path:
         try:
@@ -719,8 +859,9 @@ def load_settings(
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {str(config_path)!r}: the top level must be a mapping")
         document = loaded or {}
-    _apply_env_overrides(document, environ)
-    root = _Section("config", document)
+    sources = Sources(file=str(config_path or ""), in_file=frozenset(_setting_paths(document)))
+    _apply_env_overrides(document, environ, sources)
+    root = _Section("", document, sources)
     signature = root.section("signature")
     dedup = root.section("dedup")
     logging_section = root.section("logging")
@@ -730,7 +871,7 @@ def load_settings(
         signature=SignatureSettings(
             created_window_seconds=signature.integer("created_window_seconds", 300, 1)
         ),
-        webhooks=_webhooks(document.get("webhooks"), environ),
+        webhooks=_webhooks(document.get("webhooks"), environ, sources),
         kafka=_kafka(root.section("kafka"), environ),
         dedup=DedupSettings(
             ttl_seconds=dedup.number("ttl_seconds", DedupSettings.ttl_seconds, 0),
@@ -739,6 +880,7 @@ def load_settings(
         spool=_spool(root.section("spool")),
         logging=LoggingSettings(level=logging_section.string("level", "INFO").upper()),
         admin_api=_admin_api(root.section("admin_api"), environ),
+        sources=sources,
     )
     for section in (root, signature, dedup, logging_section):
         section.done()
@@ -746,9 +888,11 @@ def load_settings(
     audit_topic = settings.admin_api.audit_topic
     taken = {topic.name: key for key, topic in settings.kafka.topics.items()}
     if audit_topic in taken:
-        raise ConfigError(
-            f"admin_api.audit_topic = {audit_topic!r} is also kafka.topics.{taken[audit_topic]}.name: raw "
-            "audit records need a topic of their own (e.g. idaas.audit)"
+        raise sources.error(
+            "admin_api.audit_topic",
+            f"the same topic as {sources.name(f'kafka.topics.{taken[audit_topic]}.name')}: raw audit records "
+            "need a topic of their own (e.g. idaas.audit)",
+            audit_topic,
         )
     if settings.admin_api.enabled:
         for index, hook in enumerate(settings.webhooks):
@@ -759,7 +903,7 @@ def load_settings(
                     "server.public_base_url to the URL IDaaS calls"
                 )
     if settings.logging.level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(f"logging.level = {settings.logging.level!r}: choose DEBUG, INFO, WARNING or ERROR")
+        raise sources.error("logging.level", "choose DEBUG, INFO, WARNING or ERROR", settings.logging.level)
     return settings
 
 
@@ -781,6 +925,12 @@ def secret_property(name: str, from_environment: bool) -> bool:
     return lower.startswith(("sasl.", "ssl.")) and lower not in PUBLIC_SECURITY_PROPERTIES
 
 
+def set_in_environment(settings: KafkaSettings, key: str) -> bool:
+    """Whether client property `key` was set by an environment variable (any: IDAAS_BRIDGE_KAFKA_CLIENT_*
+    or an IDAAS_BRIDGE_KAFKA__CLIENT_PROPERTIES__* override)."""
+    return settings.sources.variable(f"kafka.client_properties.{key}") is not None
+
+
 def describe(settings: Settings) -> dict[str, Any]:
     """The effective configuration as plain data, with tokens and secrets masked (for check-config)."""
     return {
@@ -798,9 +948,7 @@ def describe(settings: Settings) -> dict[str, Any]:
         "kafka": {
             "bootstrap_servers": settings.kafka.bootstrap_servers,
             "client_properties": {
-                key: "***"
-                if secret_property(key, key in settings.kafka.properties_from_environment)
-                else value
+                key: "***" if secret_property(key, set_in_environment(settings.kafka, key)) else value
                 for key, value in settings.kafka.client_properties.items()
             },
             "ack_deadline_seconds": settings.kafka.ack_deadline_seconds,

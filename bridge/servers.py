@@ -29,7 +29,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from bridge.app import Bridge
-from bridge.config import ConfigError, ServerSettings
+from bridge.config import ConfigError, ServerSettings, Sources
 from bridge.http_message import Endpoint
 from bridge.http_protocol import HttpProtocol, protocol_class
 
@@ -52,7 +52,9 @@ def _common(server: ServerSettings, endpoint: Endpoint, limit: int, tls: bool = 
     }
 
 
-def public_config(app: ASGIApp, endpoint: Endpoint, server: ServerSettings) -> uvicorn.Config:
+def public_config(
+    app: ASGIApp, endpoint: Endpoint, server: ServerSettings, sources: Sources
+) -> uvicorn.Config:
     """The webhook listener's uvicorn configuration (loaded: TLS set up); `app` carries the lifespan."""
     public = uvicorn.Config(
         app,
@@ -71,8 +73,9 @@ def public_config(app: ASGIApp, endpoint: Endpoint, server: ServerSettings) -> u
         # OpenSSL names a mismatch (KEY_VALUES_MISMATCH); a file it cannot parse gets no reason.
         reason = exc.reason.lower().replace("_", " ") if exc.reason else "one is not in PEM form"
         raise ConfigError(
-            f"server.tls_cert_file = {server.tls_cert_file!r}, server.tls_key_file = "
-            f"{server.tls_key_file!r}: cannot load them as a certificate and its private key ({reason}); "
+            f"{sources.name('server.tls_cert_file', server.tls_cert_file)}, "
+            f"{sources.name('server.tls_key_file', server.tls_key_file)}: cannot load them as a certificate "
+            f"and its private key ({reason}); "
             "give the PEM certificate (chain) and the unencrypted PEM private key that belongs to it"
         ) from None
     if public.ssl is not None:
@@ -95,13 +98,14 @@ def ops_config(endpoint: Endpoint, server: ServerSettings) -> uvicorn.Config:
 
 
 def bind(host: str, port: int, setting: str, reuse_port: bool = False) -> socket.socket:
-    """A listening socket on host:port; `setting` names the port's setting in the error."""
+    """A listening socket on host:port; `setting` names the port's setting in the error, as Sources.name
+    does (with its value and where it came from)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         return socket.create_server((host, port), family=family, reuse_port=reuse_port)
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise ConfigError(f"{setting} = {port}: cannot listen on {host}:{port}: {reason}") from None
+        raise ConfigError(f"{setting}: cannot listen on {host}:{port}: {reason}") from None
 
 
 def bind_group(host: str, port: int, setting: str, count: int) -> list[socket.socket]:

@@ -77,12 +77,15 @@ def worker_count(settings: Settings) -> int:
     """server.workers resolved (`auto`: the CPU limit), checked against what the workers share."""
     requested = settings.server.workers
     count = cpu_limit() if requested == "auto" else requested
-    spool = settings.spool
+    spool, sources = settings.spool, settings.sources
     if count > 1 and spool.max_bytes // count < spool.segment_bytes:
-        raise ConfigError(
-            f"spool.max_bytes = {spool.max_bytes}: the {count} workers of server.workers = {requested} "
-            f"share it, {spool.max_bytes // count} bytes each, less than spool.segment_bytes = "
-            f"{spool.segment_bytes}; raise spool.max_bytes or lower spool.segment_bytes"
+        raise sources.error(
+            "spool.max_bytes",
+            f"the {count} workers of {sources.name('server.workers', requested)} share it, "
+            f"{spool.max_bytes // count} bytes each, less than "
+            f"{sources.name('spool.segment_bytes', spool.segment_bytes)}; raise spool.max_bytes or lower "
+            "spool.segment_bytes",
+            spool.max_bytes,
         )
     return count
 
@@ -391,7 +394,7 @@ def _run_worker(pool: WorkerPool, index: int) -> NoReturn:
         bridge.check_topics()
         server = settings.server
         listener = PublicServer(
-            public_config(create_app(bridge), bridge.receiver, server),
+            public_config(create_app(bridge), bridge.receiver, server, settings.sources),
             own,
             server.tls_handshake_timeout_seconds,
             bridge,

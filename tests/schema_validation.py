@@ -1,7 +1,7 @@
 """Validators for the bridge's output formats, driven by the schema projects' own data files.
 
 The ECS and OCSF rules are read from the unmodified schema releases (never copied into the project), found in
-`$IDAAS_BRIDGE_SCHEMAS_DIR` or else `../shared/schemas` next to the project root; a test that needs one skips
+`$IDAAS_SCHEMAS_DIR` or else `../shared/schemas` next to the project root; a test that needs one skips
 with the path it looked at when it is absent. Every validator returns a list of errors (empty = valid) so a
 failing test shows all of them at once.
 
@@ -49,7 +49,7 @@ from bridge.events.model import Event
 from bridge.events.normalize import normalize
 from bridge.events.samples import sample_deliveries
 
-SCHEMAS_ENV: Final = "IDAAS_BRIDGE_SCHEMAS_DIR"
+SCHEMAS_ENV: Final = "IDAAS_SCHEMAS_DIR"
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[1]
 #: The vendor's own example payloads, one `<type>.json` each, verbatim (see SOURCES.md there).
 VENDOR_EXAMPLES_DIR: Final = PROJECT_ROOT / "tests" / "idaas_examples"

@@ -22,9 +22,10 @@ def refusal(
     kafka: str = "{bootstrap_servers: '127.0.0.1:1'}",
     spool: Path | None = None,
     program: list[str] | None = None,
+    environment: dict[str, str] | None = None,
 ) -> str:
     """The one line `program arguments --config <a config with kafka, spool.path and server.workers>`
-    (default program: the installed idaas-bridge) refuses it with."""
+    (default program: the installed idaas-bridge; `environment` added to its own) refuses it with."""
     port, ops_port = free_ports(2, BRIDGE_PORTS)
     config = tmp_path / "bridge.yaml"
     config.write_text(
@@ -32,7 +33,7 @@ def refusal(
         f"server: {{host: 127.0.0.1, port: {port}, ops_host: 127.0.0.1, ops_port: {ops_port}, "
         f"workers: {workers}}}\nspool: {{path: '{spool or tmp_path / 'spool'}'}}\n"
     )
-    env = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": TOKEN, "PATH": "/usr/bin:/bin"}
+    env = {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": TOKEN, "PATH": "/usr/bin:/bin", **(environment or {})}
     result = subprocess.run(
         [*(program or [str(BRIDGE)]), *arguments, "--config", str(config)],
         capture_output=True,

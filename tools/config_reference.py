@@ -130,6 +130,8 @@ def settings_fields() -> Iterator[tuple[str, Any, dataclasses.Field[Any] | None]
     """(path, annotation, field) of every setting, in the model's order; a topic's fields per topic key."""
     hints = typing.get_type_hints(model.Settings)
     for section in dataclasses.fields(model.Settings):
+        if section.name in DERIVED:
+            continue
         annotation = hints[section.name]
         args = [arg for arg in typing.get_args(annotation) if arg is not type(None) and arg is not Ellipsis]
         cls = args[0] if args else annotation
@@ -180,7 +182,9 @@ def configuration_markdown() -> str:
         f"Every setting of the bridge, from its settings model. Start from [{EXAMPLE}](../{EXAMPLE}), whose",
         "comments these descriptions are. A setting can also be set by the environment variable beside it;",
         "values are read as YAML scalars (`1.5`, `true`, `8443`). Secrets are read from the environment",
-        "only. `idaas-bridge check-config` validates a configuration and prints it with secrets masked.",
+        "only. `idaas-bridge check-config` validates a configuration and prints it with secrets masked. An",
+        "error about a value set by a variable names that variable; a variable with the `IDAAS_BRIDGE_`",
+        "prefix that is none of these (a typo) is refused.",
         "",
     ]
     section = None

@@ -53,7 +53,7 @@ FIXED_BY_CHART: Final = frozenset(
     }
 )
 #: Fields of the settings model that no file sets: the loader derives them.
-DERIVED: Final = frozenset({"kafka.properties_from_environment"})
+DERIVED: Final = frozenset({"sources", "kafka.sources"})
 #: Lower (and upper) bounds the loader enforces on numbers, by setting path; each is checked against
 #: bridge.config.load_settings by tests/unit/test_values_schema.py.
 BOUNDS: Final[dict[str, dict[str, float]]] = {

@@ -127,6 +127,7 @@ def fingerprints_in_kafka(settings: Settings, topics: Iterable[str], since: date
     consumer = new_client(
         Consumer,
         {**client_config(settings.kafka), "group.id": "idaas-bridge-backfill", "enable.auto.commit": False},
+        settings.kafka,
     )
     found: set[bytes] = set()
     try:

@@ -56,6 +56,6 @@ def quiet(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def cli_admin(settings: KafkaSettings) -> AdminClient:
-    admin = new_client(AdminClient, quiet(client_config(settings)))
+    admin = new_client(AdminClient, quiet(client_config(settings)), settings)
     ERRORS.clients.append(admin)
     return admin

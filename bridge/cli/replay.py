@@ -113,6 +113,7 @@ def _deadletter_consumer(settings: Settings) -> tuple[Consumer, list[TopicPartit
                 "auto.offset.reset": "earliest",
             }
         ),
+        settings.kafka,
     )
     metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_SECONDS).topics.get(topic)
     if metadata is None or metadata.error is not None:

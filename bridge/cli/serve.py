@@ -19,11 +19,11 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
     logs.configure(settings.logging.level)
     heap.set_malloc_thresholds()  # before the workers are forked: they inherit it
-    make_root(settings.spool.path)
-    server = settings.server
+    make_root(settings.spool.path, settings.sources)
+    server, sources = settings.server, settings.sources
     workers = worker_count(settings)
-    public_sockets = bind_group(server.host, server.port, "server.port", workers)
-    ops_socket = bind(server.ops_host, server.ops_port, "server.ops_port")
+    public_sockets = bind_group(server.host, server.port, sources.name("server.port", server.port), workers)
+    ops_socket = bind(server.ops_host, server.ops_port, sources.name("server.ops_port", server.ops_port))
     if workers > 1:
         return run_workers(settings, public_sockets, ops_socket)
     bridge = Bridge(settings)
@@ -32,7 +32,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     handshake = server.tls_handshake_timeout_seconds
     ops_server = OpsServer(ops_config(create_ops_endpoints(bridge), server), ops_socket, handshake)
     heap.settle_after_startup()
-    public = public_config(create_app(bridge), bridge.receiver, server)
+    public = public_config(create_app(bridge), bridge.receiver, server, sources)
     PublicServer(public, public_sockets[0], handshake, bridge, ops_server).run()
     return 0
 

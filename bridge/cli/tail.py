@@ -154,6 +154,7 @@ def _consumer(settings: Settings, topics: Sequence[str], from_beginning: bool) -
                 "enable.auto.commit": False,
             }
         ),
+        settings.kafka,
     )
     existing = consumer.list_topics(timeout=METADATA_TIMEOUT_SECONDS).topics
     missing = [name for name in topics if name not in existing]

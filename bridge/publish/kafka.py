@@ -26,6 +26,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -42,7 +43,14 @@ from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 
 from bridge import metrics
-from bridge.config import KAFKA_CLIENT_ENV_PREFIX, MIN_RECORD_BYTES, ConfigError, KafkaSettings
+from bridge.config import (
+    KAFKA_CLIENT_ENV_PREFIX,
+    MIN_RECORD_BYTES,
+    ConfigError,
+    KafkaSettings,
+    secret_property,
+    set_in_environment,
+)
 from bridge.errors import ReasonedError
 from bridge.publish import main_queue
 
@@ -141,20 +149,50 @@ def client_config(settings: KafkaSettings) -> dict[str, Any]:
 _Client = TypeVar("_Client")
 
 
-def new_client(make: Callable[[dict[str, Any]], _Client], config: dict[str, Any]) -> _Client:
-    """`make(config)`, a librdkafka client (Producer, Consumer, AdminClient). librdkafka checks the
-    properties only here: one it does not know or a value it does not take (kafka.client_properties is
-    passed on as written) is a configuration error naming the setting, not a Kafka failure."""
+def new_client(
+    make: Callable[[dict[str, Any]], _Client], config: dict[str, Any], settings: KafkaSettings
+) -> _Client:
+    """`make(config)`, a librdkafka client (Producer, Consumer, AdminClient) configured from `settings`.
+    librdkafka checks the properties only here: one it does not know or a value it does not take
+    (kafka.client_properties is passed on as written) is a configuration error naming the setting, not a
+    Kafka failure."""
     try:
         return make(config)
     except KafkaException as exc:
         error = exc.args[0] if exc.args else None
         if not isinstance(error, KafkaError) or error.code() != KafkaError._INVALID_ARG:
             raise
-        raise ConfigError(
-            f"kafka.client_properties (or {KAFKA_CLIENT_ENV_PREFIX}*): {error.str()}; correct or remove "
-            "that property (librdkafka's CONFIGURATION.md lists the properties and their values)"
-        ) from None
+        raise refused_property(settings, error.str()) from None
+
+
+#: Where librdkafka's refusals quote the value (`Invalid value "..." for configuration property "x"`,
+#: `Configuration property "x" value 1e+08 is outside allowed range`): a secret's value must not reach a
+#: message, and no value helps, the variable or key does.
+LIBRDKAFKA_VALUE = re.compile(r'(?<=Invalid value) ".*"(?= for)|(?<= value) \S+(?= is outside)')
+
+
+def refused_property(settings: KafkaSettings, refusal: str) -> ConfigError:
+    """librdkafka's refusal of a client property as a configuration error naming where it was set (when
+    librdkafka names it as it was given, not by an alias), without any property's value."""
+    quoted = re.findall(r'"([^"]*)"', refusal)
+    key = quoted[-1] if quoted and quoted[-1] in settings.client_properties else None
+    detail = LIBRDKAFKA_VALUE.sub("", refusal).strip()
+    secrets = [
+        value
+        for name, value in settings.client_properties.items()
+        if value and secret_property(name, set_in_environment(settings, name))
+    ]
+    if any(value in detail for value in secrets):  # a refusal worded otherwise: none of it is shown
+        detail = "librdkafka refused a property or its value (its message is not shown: it holds a secret)"
+    where = (
+        settings.sources.name(f"kafka.client_properties.{key}")
+        if key is not None
+        else f"kafka.client_properties (or {KAFKA_CLIENT_ENV_PREFIX}*)"
+    )
+    return ConfigError(
+        f"{where}: {detail}; correct or remove that property (librdkafka's CONFIGURATION.md lists the "
+        "properties and their values)"
+    )
 
 
 def admin_client(settings: KafkaSettings) -> AdminClient:
@@ -162,7 +200,7 @@ def admin_client(settings: KafkaSettings) -> AdminClient:
     logging as theirs do (JSON in the bridge's log): without a logger librdkafka writes them raw to stderr
     (at start-up, "Purging 1 unserved events from background queue" among the JSON lines)."""
     return new_client(
-        AdminClient, {**client_config(settings), "logger": logging.getLogger("bridge.kafka.admin")}
+        AdminClient, {**client_config(settings), "logger": logging.getLogger("bridge.kafka.admin")}, settings
     )
 
 
@@ -371,7 +409,7 @@ class KafkaPublisher:
         if export_statistics:
             config["stats_cb"] = self._on_statistics
         config["error_cb"] = self._on_error
-        self._producer = new_client(Producer, config)
+        self._producer = new_client(Producer, config, settings)
         #: The producer's librdkafka handle, checked here so that a confluent-kafka whose C struct moved it
         #: is a start-up error (main_queue.MainQueueUnavailable).
         self._rk = main_queue.handle(self._producer, config["client.id"])

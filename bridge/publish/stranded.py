@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
-from bridge.config import ConfigError
+from bridge.config import Sources
 from bridge.publish.spool import (
     CHECKPOINT_STAGING_SUFFIX,
     CHECKPOINT_SUFFIX,
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 WORKER_DIRECTORY: Final = re.compile(r"worker-(\d+)")
 
 
-def make_root(path: str) -> Path:
+def make_root(path: str, sources: Sources) -> Path:
     """spool.path, created if missing, before anything is served: the root of every layout, of the records
     Kafka refused and (with workers) of the metric files. One that cannot be used is a start-up error
     naming the setting, not a traceback from the first thing that writes there."""
@@ -58,9 +58,11 @@ def make_root(path: str) -> Path:
         if not os.access(root, os.W_OK | os.X_OK):
             raise PermissionError(errno.EACCES, "not writable by this user")
     except OSError as exc:
-        raise ConfigError(
-            f"spool.path = {path!r}: cannot spool there: {exc.strerror or exc}; point spool.path to a "
-            "writable directory (in a container, the spool volume)"
+        raise sources.error(
+            "spool.path",
+            f"cannot spool there: {exc.strerror or exc}; point spool.path to a writable directory (in a "
+            "container, the spool volume)",
+            path,
         ) from None
     return root
 

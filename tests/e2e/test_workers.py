@@ -351,4 +351,5 @@ def test_a_worker_that_cannot_start_ends_the_bridge_with_the_precise_error(
     assert bridge.process.wait(TIMEOUT) == 3
     log = bridge.log_path.read_text()
     assert "configuration error: Kafka topic(s)" in log and "do not exist" in log
+    assert f"kafka.topics.authentication.name = '{topic_prefix}" in log  # each named by its setting
     assert "Traceback" not in log

@@ -43,10 +43,19 @@ def test_a_configured_section_reads_the_secret_from_the_environment_and_masks_it
         (
             "admin_api:\n  hostname: https://acme.us.trustedauth.com/\n  application_id: a\n",
             ENV,
-            "admin_api.hostname = 'https://acme.us.trustedauth.com/': give the tenant's hostname only",
+            "admin_api.hostname = 'https://acme.us.trustedauth.com/' in FILE: give the tenant's hostname "
+            "only",
         ),
-        ("admin_api:\n  hostname: acme.us.trustedauth.com\n", ENV, "admin_api.application_id is empty"),
-        ("admin_api:\n  application_id: a\n", ENV, "admin_api.hostname is empty"),
+        (
+            "admin_api:\n  hostname: acme.us.trustedauth.com\n",
+            ENV,
+            "admin_api.application_id = '' (the default): give the applicationId",
+        ),
+        (
+            "admin_api:\n  application_id: a\n",
+            ENV,
+            "admin_api.application_id in FILE is set but admin_api.hostname (the default) is empty",
+        ),
         (
             TENANT,
             {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "dev-token-0123456789"},
@@ -55,37 +64,39 @@ def test_a_configured_section_reads_the_secret_from_the_environment_and_masks_it
         (
             TENANT + "  shared_secret: s3cr3t\n",
             ENV,
-            f"set {ADMIN_API_SECRET_ENV} instead",
+            f"admin_api.shared_secret in FILE: the shared secret never goes in the file (nor in an "
+            f"IDAAS_BRIDGE_ADMIN_API__* override); set {ADMIN_API_SECRET_ENV} instead",
         ),
         (
             TENANT + "  webhook_poll_seconds: 5\n",
             ENV,
-            "admin_api.webhook_poll_seconds = 5: must be at least 30",
+            "admin_api.webhook_poll_seconds = 5 in FILE: must be at least 30",
         ),
         (
             TENANT + "  ca_file: /nope.pem\n",
             ENV,
-            "admin_api.ca_file = '/nope.pem': no such file",
+            "admin_api.ca_file = '/nope.pem' in FILE: no such file",
         ),
         (
             TENANT + "  poll: 5\n",
             ENV,
-            "admin_api: unknown setting(s) poll",
+            "unknown setting(s) admin_api.poll in FILE: check the spelling",
         ),
         (
             TENANT + "  backfill_margin_seconds: -0.5\n",
             ENV,
-            "admin_api.backfill_margin_seconds = -0.5: must be 0 or more",
+            "admin_api.backfill_margin_seconds = -0.5 in FILE: must be 0 or more",
         ),
         (
             TENANT + "  backfill_max_gap_seconds: 0\n",
             ENV,
-            "admin_api.backfill_max_gap_seconds = 0: must be above 0",
+            "admin_api.backfill_max_gap_seconds = 0 in FILE: must be above 0",
         ),
         (
             TENANT + "  audit_topic: idaas.user\n",
             ENV,
-            "admin_api.audit_topic = 'idaas.user' is also kafka.topics.user.name",
+            "admin_api.audit_topic = 'idaas.user' in FILE: the same topic as kafka.topics.user.name "
+            "(the default)",
         ),
     ],
 )
@@ -94,7 +105,7 @@ def test_wrong_settings_are_refused_at_start_up_with_what_to_do(
 ) -> None:
     with pytest.raises(ConfigError) as error:
         load(tmp_path, section, env)
-    assert expected in str(error.value)
+    assert expected.replace("FILE", str(tmp_path / "bridge.yaml")) in str(error.value)
     assert "s3cr3t" not in str(error.value)
 
 
@@ -102,6 +113,7 @@ def test_a_secret_put_in_a_section_override_is_refused_without_showing_it(tmp_pa
     env = ENV | {"IDAAS_BRIDGE_ADMIN_API__SHARED_SECRET": "override-secret-value"}
     with pytest.raises(ConfigError) as error:
         load(tmp_path, TENANT, env)
+    assert str(error.value).startswith("IDAAS_BRIDGE_ADMIN_API__SHARED_SECRET (admin_api.shared_secret): ")
     assert ADMIN_API_SECRET_ENV in str(error.value) and "override-secret-value" not in str(error.value)
 
 

@@ -87,8 +87,9 @@ def test_a_spool_path_that_cannot_be_a_directory_stops_serve_with_one_line(
     """It failed only when the lifespan first wrote there: uvicorn logged a FileExistsError's traceback."""
     (tmp_path / "file").write_text("not a directory")
     assert refusal(tmp_path, ["serve"], workers, spool=tmp_path / spool) == (
-        f"idaas-bridge: configuration error: spool.path = '{tmp_path / spool}': cannot spool there: "
-        f"{reason}; point spool.path to a writable directory (in a container, the spool volume)"
+        f"idaas-bridge: configuration error: spool.path = '{tmp_path / spool}' in "
+        f"{tmp_path / 'bridge.yaml'}: cannot spool there: {reason}; point spool.path to a writable directory "
+        "(in a container, the spool volume)"
     )
 
 
@@ -103,9 +104,30 @@ def test_a_client_property_librdkafka_refuses_is_a_configuration_error_in_one_li
     traceback from each worker, restarted again and again."""
     kafka = "{bootstrap_servers: '127.0.0.1:1', client_properties: {no.such.property: 1}}"
     assert refusal(tmp_path, arguments, workers, kafka) == (
-        "idaas-bridge: configuration error: kafka.client_properties (or IDAAS_BRIDGE_KAFKA_CLIENT_*): No "
-        'such configuration property: "no.such.property"; correct or remove that property (librdkafka\'s '
-        "CONFIGURATION.md lists the properties and their values)"
+        f"idaas-bridge: configuration error: kafka.client_properties.no.such.property in "
+        f'{tmp_path / "bridge.yaml"}: No such configuration property: "no.such.property"; correct or remove '
+        "that property (librdkafka's CONFIGURATION.md lists the properties and their values)"
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_client_property_refused_from_the_environment_names_its_variable_and_never_its_value(
+    tmp_path: Path, workers: int
+) -> None:
+    environment = {"IDAAS_BRIDGE_KAFKA_CLIENT_SECURITY_PROTOCOL": "kafka-password-0123"}
+    assert refusal(tmp_path, ["serve"], workers, environment=environment) == (
+        "idaas-bridge: configuration error: IDAAS_BRIDGE_KAFKA_CLIENT_SECURITY_PROTOCOL "
+        '(kafka.client_properties.security.protocol): Invalid value for configuration property "security.'
+        "protocol\"; correct or remove that property (librdkafka's CONFIGURATION.md lists the properties and "
+        "their values)"
+    )
+
+
+def test_a_wrong_override_is_reported_under_its_variable_not_the_file_key(tmp_path: Path) -> None:
+    """An operator who set it through the Helm chart's env searched the file for `port: abc` in vain."""
+    assert refusal(tmp_path, ["check-config"], environment={"IDAAS_BRIDGE_SERVER__PORT": "abc"}) == (
+        "idaas-bridge: configuration error: IDAAS_BRIDGE_SERVER__PORT = 'abc' (server.port): expected a "
+        "whole number"
     )
 
 

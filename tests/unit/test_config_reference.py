@@ -18,7 +18,8 @@ def test_every_setting_of_the_model_is_in_the_reference_with_a_description() -> 
     rows = {row.path: row for row in config_reference.rows()}
     for field in dataclasses.fields(model.ServerSettings):
         assert f"| `server.{field.name}` |" in text
-    assert "kafka.topics.deadletter.name" in rows and "kafka.properties_from_environment" not in rows
+    assert "kafka.topics.deadletter.name" in rows
+    assert "kafka.sources" not in rows and not [path for path in rows if path.startswith("sources.")]
     assert all(row.description for row in rows.values())
     assert rows["server.port"].environment == "`IDAAS_BRIDGE_SERVER__PORT`"
     assert rows["kafka.topics.user.format"].environment == "`IDAAS_BRIDGE_KAFKA__TOPICS__USER__FORMAT`"

@@ -68,7 +68,9 @@ def test_server_workers_is_refused_precisely(value: object, tmp_path: Path) -> N
     config = tmp_path / "bridge.yaml"
     config.write_text("webhooks: [{name: prod}]\n")
     environ = {"IDAAS_BRIDGE_WEBHOOK_PROD_TOKENS": "t" * 32, "IDAAS_BRIDGE_SERVER__WORKERS": str(value)}
-    with pytest.raises(ConfigError, match=r"server\.workers = .*from 1 to 64, or auto"):
+    with pytest.raises(
+        ConfigError, match=r"^IDAAS_BRIDGE_SERVER__WORKERS = .* \(server\.workers\): .*from 1 to 64, or auto"
+    ):
         load_settings(str(config), environ)
 
 
@@ -90,5 +92,10 @@ def test_workers_must_each_get_a_segment_of_the_spool(tmp_path: Path) -> None:
     environ = {"IDAAS_BRIDGE_WEBHOOK_PROD_TOKENS": "t" * 32, "IDAAS_BRIDGE_SERVER__WORKERS": "2"}
     assert worker_count(load_settings(str(config), environ)) == 2
     environ["IDAAS_BRIDGE_SERVER__WORKERS"] = "3"
-    with pytest.raises(ConfigError, match=r"spool.max_bytes = 1048576: the 3 workers .* 349525 bytes each"):
+    with pytest.raises(ConfigError) as raised:
         worker_count(load_settings(str(config), environ))
+    assert str(raised.value) == (
+        f"spool.max_bytes = 1048576 in {config}: the 3 workers of IDAAS_BRIDGE_SERVER__WORKERS = 3 "
+        f"(server.workers) share it, 349525 bytes each, less than spool.segment_bytes = 524288 in {config}; "
+        "raise spool.max_bytes or lower spool.segment_bytes"
+    )

@@ -358,6 +358,6 @@ def test_native_validation_rejects(mutation: Mutation) -> None:
 def test_schema_data_is_read_from_the_directory_the_env_var_names(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("IDAAS_BRIDGE_SCHEMAS_DIR", str(tmp_path))
+    monkeypatch.setenv("IDAAS_SCHEMAS_DIR", str(tmp_path))
     with pytest.raises(pytest.skip.Exception, match=str(tmp_path)):
         schema_path_or_skip(ECS_FLAT)

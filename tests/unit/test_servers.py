@@ -10,9 +10,19 @@ from typing import Any
 
 import pytest
 
-from bridge.config import ConfigError, ServerSettings
+from bridge.config import ConfigError, ServerSettings, Sources
 from bridge.servers import bind, bind_group, public_config
 from tests.e2e.harness import dev_certificate
+
+#: Some settings from the environment, some from the file.
+SOURCES = Sources(
+    file="bridge.yaml",
+    in_file=frozenset({"server.ops_port", "server.tls_key_file"}),
+    variables={
+        "server.port": "IDAAS_BRIDGE_SERVER__PORT",
+        "server.tls_cert_file": "IDAAS_BRIDGE_SERVER__TLS_CERT_FILE",
+    },
+)
 
 
 @pytest.mark.parametrize("other_reuses_port", [False, True])
@@ -23,9 +33,10 @@ def test_a_port_in_use_is_a_start_up_error_naming_the_setting(count: int, other_
     with socket.create_server(("127.0.0.1", 0), reuse_port=other_reuses_port) as taken:
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError) as raised:
-            bind_group("127.0.0.1", port, "server.port", count)
+            bind_group("127.0.0.1", port, SOURCES.name("server.port", port), count)
     assert str(raised.value) == (
-        f"server.port = {port}: cannot listen on 127.0.0.1:{port}: Address already in use"
+        f"IDAAS_BRIDGE_SERVER__PORT = {port} (server.port): cannot listen on 127.0.0.1:{port}: Address "
+        "already in use"
     )
 
 
@@ -33,9 +44,9 @@ def test_the_operations_port_in_use_is_a_start_up_error_naming_it() -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError) as raised:
-            bind("127.0.0.1", port, "server.ops_port")
+            bind("127.0.0.1", port, SOURCES.name("server.ops_port", port))
     assert str(raised.value) == (
-        f"server.ops_port = {port}: cannot listen on 127.0.0.1:{port}: Address already in use"
+        f"server.ops_port = {port} in bridge.yaml: cannot listen on 127.0.0.1:{port}: Address already in use"
     )
 
 
@@ -93,10 +104,11 @@ def test_tls_files_that_are_not_a_certificate_and_its_key_are_a_start_up_error_n
     server = dataclasses.replace(ServerSettings(), tls_cert_file=str(cert), tls_key_file=str(key))
     endpoint: Any = None  # never reached: loading the TLS files fails first
     with pytest.raises(ConfigError) as raised:
-        public_config(endpoint, endpoint, server)
+        public_config(endpoint, endpoint, server, SOURCES)
     message = str(raised.value)
     assert message == (
-        f"server.tls_cert_file = '{cert}', server.tls_key_file = '{key}': cannot load them as a certificate "
-        f"and its private key ({reason}); give the PEM certificate (chain) and the unencrypted PEM private "
-        "key that belongs to it"
+        f"IDAAS_BRIDGE_SERVER__TLS_CERT_FILE = '{cert}' (server.tls_cert_file), "
+        f"server.tls_key_file = '{key}' in bridge.yaml: cannot load them as a certificate and its private "
+        f"key ({reason}); give the PEM certificate (chain) and the unencrypted PEM private key that belongs "
+        "to it"
     ), message
