@@ -39,7 +39,7 @@ import time
 from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uvloop
 
@@ -207,8 +207,12 @@ async def _serve(n: int, m: int, tls: bool, bursts: int) -> None:
         if tls:
             subprocess.run([str(ROOT / "deploy/dev/dev-cert.sh"), work], check=True, capture_output=True)
             config.ssl_certfile, config.ssl_keyfile = f"{work}/dev-cert.pem", f"{work}/dev-key.pem"
-        # The public listener's limit (bridge.servers.public_config), without its lifespan.
-        config.http = protocol_class(server, bridge.receiver, 2 * server.limit_concurrency, tls=tls)
+        # The public listener's limit (bridge.servers.public_config), without its lifespan. uvicorn types
+        # `http` as an asyncio.Protocol class; it only instantiates it, and the buffered protocol serves.
+        config.http = cast(
+            type[asyncio.Protocol],
+            protocol_class(server, bridge.receiver, 2 * server.limit_concurrency, tls=tls),
+        )
         listener = Listener(config, sock, server.tls_handshake_timeout_seconds)
         config.load()
         listener.lifespan = config.lifespan_class(config)
@@ -253,6 +257,7 @@ async def _start(*arguments: str, fd: int | None = None) -> Any:
         sys.executable, "-m", "bench.burst", *arguments,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, pass_fds=() if fd is None else (fd,),
     )  # fmt: skip
+    assert process.stdout is not None  # stdout=PIPE
     if await process.stdout.readline() != b"ready\n":
         raise RuntimeError(f"the {arguments[0]} client did not start")
     return process

@@ -73,8 +73,17 @@ def run_wrk(
 
 
 def run_vegeta(
-    vegeta: Path, requests: list[Request], rate: int, seconds: float, workdir: Path
+    vegeta: Path,
+    requests: list[Request],
+    rate: int,
+    seconds: float,
+    workdir: Path,
+    max_connections: int | None = None,
 ) -> ClientResult:
+    """`max_connections`: the sender reuses at most that many connections, a request waiting for a free one
+    (vegeta 12.13 sets Go's Transport.MaxConnsPerHost, and a result's latency runs from the moment its
+    worker took the tick until the body was read, so the wait is in it); None: it dials whenever none of
+    its connections is idle."""
     targets = workdir / "targets.jsonl"
     results = workdir / "results.bin"
     write_vegeta_targets(targets, requests)
@@ -91,6 +100,7 @@ def run_vegeta(
             "-http2=false",
             "-insecure",
             f"-output={results}",
+            *([f"-max-connections={max_connections}"] if max_connections is not None else []),
         ],
         check=True,
         capture_output=True,

@@ -30,10 +30,15 @@ class Run:
     peak_rss_mb: float
     ready_seconds: float
     exhausted: bool
+    #: vegeta only: the sender reused at most this many connections (None: it dialled whenever none was idle).
+    max_connections: int | None = None
 
 
 def _load(run: Run) -> str:
-    return f"{run.load} conn" if run.client == "wrk" else f"{run.load:,}/s open"
+    if run.client == "wrk":
+        return f"{run.load} conn"
+    pool = "" if run.max_connections is None else f", ≤{run.max_connections} conn"
+    return f"{run.load:,}/s open{pool}"
 
 
 def _kafka(run: Run) -> str:

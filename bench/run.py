@@ -2,20 +2,22 @@
 same client, same broker, same machine, one run.
 
     make bench                   the full run: wrk at 8/32/128/512 connections, vegeta at 1,000 and
-                                 5,000 deliveries/s, 10 s each; rewrites the results in docs/benchmarks.md
-                                 and docs/benchmarks.png
+                                 5,000 deliveries/s, and at 5,000/s reusing at most 64 connections, 10 s
+                                 each; rewrites the results in docs/benchmarks.md and docs/benchmarks.png
     BENCH_QUICK=1 make bench     128 connections and 1,000/s only, 3 s each; results in .cache/bench/
     BENCH_ONLY=peer,bridge-kafka-first-http make bench    only these contenders (keys in contenders.py)
     BENCH_SECONDS=5 make bench   another duration per point
     BENCH_CONNECTIONS= BENCH_RATES=5000 make bench    only these points: wrk connection counts and vegeta
                                       rates, comma-separated (empty: none of that client)
+    BENCH_POOLED_RATES=5000 make bench   the open-loop rates of the sender reusing at most
+                                      plan.POOL_CONNECTIONS connections (empty: none)
     DEV_CERT_KEY=rsa make bench  the HTTPS contenders with an RSA-2048 certificate (default ECDSA P-256)
     BENCH_BASELINE=DIR make bench     also the bridge package of checkout DIR (kafka_first, one worker,
                                       HTTP and HTTPS), each run just before this checkout's: a
                                       before/after under the same conditions
 
 Only a full run of every contender at the full points and duration rewrites the docs; quick and partial
-runs (BENCH_ONLY, BENCH_CONNECTIONS, BENCH_RATES or BENCH_SECONDS set) write to .cache/bench/.
+runs (BENCH_ONLY or any of plan.POINTS set) write to .cache/bench/.
 
 Figures are never asserted anywhere: a shared or small machine moves them, see docs/benchmarks.md.
 """
@@ -91,6 +93,7 @@ def measure(
     client: str,
     load: int,
     drive: Callable[[], ClientResult],
+    max_connections: int | None = None,
 ) -> report.Run:
     launch = running.launch
     records_before = counter.count(launch.topics) if contender.writes_kafka else 0
@@ -120,6 +123,7 @@ def measure(
         peak_rss_mb=processes.peak_rss_bytes(running.process.pid) / 2**20,
         ready_seconds=running.ready_seconds,
         exhausted=result.exhausted,
+        max_connections=max_connections,
     )
 
 
@@ -150,7 +154,7 @@ def bench_contender(
             )
             print(f"  {report.table(runs[-1:]).splitlines()[-1]}", flush=True)
             time.sleep(PAUSE_SECONDS)
-        for rate in plan.rates:
+        for rate, pool in plan.open_loop():
             requests = launch.make_requests(launch.url, int(rate * plan.seconds))
             runs.append(
                 measure(
@@ -159,7 +163,8 @@ def bench_contender(
                     counter,
                     "vegeta",
                     rate,
-                    lambda: run_vegeta(vegeta, requests, rate, plan.seconds, workdir),  # noqa: B023
+                    lambda: run_vegeta(vegeta, requests, rate, plan.seconds, workdir, pool),  # noqa: B023
+                    pool,
                 )
             )
             print(f"  {report.table(runs[-1:]).splitlines()[-1]}", flush=True)

@@ -20,7 +20,7 @@ class RecordingTransport(asyncio.Transport):
         self.unread = 0
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        extra = {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8443)}
+        extra: dict[str, object] = {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8443)}
         if self.tls:  # what the protocol reads to tell https from http
             extra["sslcontext"] = object()
         return extra.get(name, default)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.plan import FULL, QUICK, BenchSettingError, plan_from
+from bench.plan import FULL, POOL_CONNECTIONS, QUICK, BenchSettingError, plan_from
 
 
 def test_only_the_full_run_replaces_the_published_results() -> None:
@@ -25,10 +25,17 @@ def test_points_are_picked_and_an_empty_list_means_none_of_that_client() -> None
     assert (plan.connections, plan.rates, partial) == ((), (1000, 5000), True)
 
 
+def test_the_pooled_sender_is_its_own_open_loop_point_after_the_unbounded_ones() -> None:
+    assert FULL.open_loop() == ((1000, None), (5000, None), (5000, POOL_CONNECTIONS))
+    plan, partial = plan_from({"BENCH_CONNECTIONS": "", "BENCH_RATES": "", "BENCH_POOLED_RATES": "5000"})
+    assert (plan.open_loop(), partial) == (((5000, POOL_CONNECTIONS),), True)
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "wrong"),
     [
         ("BENCH_RATES", "1000,5k", "'5k'"),
+        ("BENCH_POOLED_RATES", "0", "'0'"),
         ("BENCH_CONNECTIONS", "many", "'many'"),
         ("BENCH_CONNECTIONS", "128,-8", "'-8'"),
         ("BENCH_SECONDS", "ten", "'ten'"),
