@@ -6,11 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 
 @dataclass(frozen=True)
 class Run:
@@ -81,6 +76,13 @@ def ratios(runs: Sequence[Run], connections: int, references: Sequence[str]) -> 
 
 
 def plot(runs: Sequence[Run], path: Path, title: str) -> None:
+    # Imported here: matplotlib is the bench extra (`make bench` installs it), and the tables above are
+    # used, and unit-tested, where only the daemon's dependencies are (`make test`).
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     closed = [run for run in runs if run.client == "wrk"]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
     for contender in dict.fromkeys(run.contender for run in closed):
@@ -97,7 +99,8 @@ def plot(runs: Sequence[Run], path: Path, title: str) -> None:
         axes.set_ylabel(ylabel)
         axes.grid(True, which="both", alpha=0.3)
     right.set_yscale("log")
-    left.legend(fontsize="small")
+    if closed:  # a partial run of open-loop points only has no line to name
+        left.legend(fontsize="small")
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
