@@ -161,9 +161,10 @@ def ceiling_protocol_kafka() -> Contender:
     )
 
 
-def otel_peer(binary: Path) -> Contender:
+def otel_peer() -> Contender:
     """The OpenTelemetry Collector: OTLP/HTTP in, kafka exporter out, answering only after the broker's
-    acknowledgement (no sending queue, acks=all, no retries), lz4 and 5 ms linger like the bridge."""
+    acknowledgement (no sending queue, acks=all, no retries), lz4 and 5 ms linger like the bridge. Built
+    (`go build`, cached) when it is about to run, not for a run that leaves it out (BENCH_ONLY)."""
 
     def prepare(workdir: Path, bootstrap: str) -> Launch:
         port = free_port()
@@ -208,7 +209,7 @@ def otel_peer(binary: Path) -> Contender:
             return answer.status_code == 200
 
         return Launch(
-            [str(binary), "--config", str(config_path)],
+            [str(toolchain.peer()), "--config", str(config_path)],
             dict(os.environ),
             f"http://127.0.0.1:{port}",
             "/v1/logs",
@@ -279,7 +280,7 @@ def all_contenders(baseline: Path | None) -> list[Contender]:
         ceiling_http(),
         ceiling_kafka(),
         ceiling_protocol_kafka(),
-        otel_peer(toolchain.peer()),
+        otel_peer(),
         *([bridge("kafka_first", tls=False, source=baseline)] if baseline is not None else []),
         bridge("kafka_first", tls=False),
         bridge("kafka_first", tls=False, workers="auto"),
