@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from bridge.config import KafkaSettings
 from bridge.publish import topics as bridge_topics
@@ -67,7 +68,8 @@ class LocalKafka:
         listening = cls(name, 0, 0).listeners()
         if listening is not None:
             return cls(name, *listening)
-        return cls(name, *free_ports(2), movable=True)
+        port, controller_port = free_ports(2)
+        return cls(name, port, controller_port, movable=True)
 
     def started(self) -> LocalKafka:
         """Start (a no-op when already running) and return the running broker: this one, or for a movable
@@ -80,7 +82,8 @@ class LocalKafka:
             except RuntimeError:
                 if not broker.movable or broker.running() or attempt == START_ATTEMPTS:
                     raise
-                broker = LocalKafka(self.name, *free_ports(2), movable=True)
+                port, controller_port = free_ports(2)
+                broker = LocalKafka(self.name, port, controller_port, movable=True)
         return broker
 
     @property
@@ -135,14 +138,33 @@ class LocalKafka:
         self._checked("pause")
 
     def resume(self) -> None:
+        """SIGCONT, returning at once: a test may act before the broker has caught up (see `serving`)."""
         self._checked("resume")
+
+    def serving(self) -> LocalKafka:
+        """This broker started when it is not running, else waited for until it serves clients (after a
+        pause, the controller may not answer at first): what a test that shares it expects at its start."""
+        if self.running():
+            self.wait_ready()
+        else:
+            self.start()
+        return self
 
     def wipe(self) -> None:
         """Stop and delete config, data and log, so the next start formats fresh storage."""
         self._checked("wipe")
 
     def wait_ready(self, timeout: float = 60.0) -> None:
+        """Return once a client gets metadata and the controller answers an admin request.
+
+        After a pause (SIGSTOP, SIGCONT) the first admin request a client sends can wait its whole timeout
+        for the controller even though metadata is served (seen with Kafka 4.4 and librdkafka: "Failed while
+        waiting for controller"); a fresh client gets an answer at once. Without this, the next test's
+        topic creation hit that wait and failed after 30 s (CI, tests/e2e/test_lifecycle.py).
+        """
+        deadline = time.monotonic() + timeout
         wait_for_broker(self.bootstrap, timeout)
+        wait_for_controller(self.bootstrap, max(0.1, deadline - time.monotonic()))
 
     def env(self) -> dict[str, str]:
         """The environment kafka.sh drives this instance with."""
@@ -182,6 +204,33 @@ def wait_for_broker(bootstrap: str, timeout: float = 60.0) -> None:
         except KafkaException as exc:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"no Kafka broker answered at {bootstrap} within {timeout} s") from exc
+
+
+#: How long one controller probe waits before a fresh client tries again.
+CONTROLLER_PROBE_SECONDS = 3.0
+
+
+def wait_for_controller(bootstrap: str, timeout: float) -> None:
+    """Return once the controller answers a CreateTopics that validates only (it creates nothing), each
+    attempt from a new admin client: a stuck one keeps waiting while a new one is answered."""
+    deadline = time.monotonic() + timeout
+    while True:
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        wait = max(0.1, min(CONTROLLER_PROBE_SECONDS, deadline - time.monotonic()))
+        probe = NewTopic("controller-probe", num_partitions=1, replication_factor=1)
+        [future] = admin.create_topics(
+            [probe], validate_only=True, operation_timeout=wait, request_timeout=wait
+        ).values()
+        try:
+            future.result(timeout=wait + 1.0)
+            return
+        except (KafkaException, TimeoutError) as exc:
+            if isinstance(exc, KafkaException) and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return  # answered: the controller is reachable
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"the controller of the broker at {bootstrap} did not answer within {timeout:g} s: {exc}"
+                ) from exc
 
 
 def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 3, timeout: float = 30.0) -> None:

@@ -55,6 +55,11 @@ def create_topics(
         for name, future in futures.items():
             try:
                 future.result(timeout=max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                # The future's own TimeoutError says nothing; the caller shows this text to an operator.
+                raise TimeoutError(
+                    f"the brokers did not confirm the creation of topic {name} within {timeout:g} s"
+                ) from None
             except KafkaException as exc:
                 # Another process created it meanwhile: what counts is that it exists.
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:

@@ -35,8 +35,7 @@ def broker() -> Iterator[LocalKafka]:
 
 @pytest.fixture
 def fault_bridge(tmp_path: Path, broker: LocalKafka, topic_prefix: str) -> Iterator[BridgeProcess]:
-    if not broker.running():
-        broker.start()
+    broker.serving()
     process = BridgeProcess(
         workdir=tmp_path / "bridge",
         bootstrap=broker.bootstrap,

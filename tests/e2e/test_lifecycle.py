@@ -37,8 +37,7 @@ def broker() -> Iterator[LocalKafka]:
 
 @pytest.fixture
 def lifecycle_bridge(tmp_path: Path, broker: LocalKafka, topic_prefix: str) -> Iterator[BridgeProcess]:
-    if not broker.running():
-        broker.start()
+    broker.serving()
     process = plain_bridge(tmp_path, broker.bootstrap, topic_prefix)
     yield process
     process.stop()
