@@ -1,210 +1,135 @@
 """Generated bodies and header sets through the real receiver and a real broker.
 
-The receiver runs in-process behind the bridge's HTTP protocol (each request written to it as bytes, over a
-recording transport instead of a socket) so that FUZZ_EXAMPLES (default 100,000) stays affordable;
-publishing goes to the real broker. Properties: never a
-5xx, never an exception, 401 exactly when the signature does not verify, and every authenticated delivery
-ends up in Kafka (its topic or the dead-letter topic).
+FUZZ_EXAMPLES (default 100,000) examples, split among FUZZ_WORKERS processes (default: the CPUs this process
+may use, 2 to 4) of tests/fuzz/worker.py, each with its own in-process bridge and fixed seed, all publishing
+to the same topics: drawing examples is CPU-bound and single-threaded, so one process took ~17 minutes
+with the second core idle. Properties: never a 5xx, never an exception, 401 exactly when the signature does
+not verify (checked in the workers), and every authenticated delivery ends up in Kafka (its topic or the
+dead-letter topic).
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import os
-from collections.abc import Iterator
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from uvicorn.server import ServerState
 
-from bridge.app import Bridge, create_app
-from bridge.config import load_settings
-from bridge.events.catalog import EVENT_TYPES
-from bridge.http_protocol import HttpProtocol, protocol_class
-from tests.e2e.harness import consume_all, topic_names
+from tests.e2e.harness import ROOT, consume_all, topic_names
 from tests.figures import record_figure
-from tests.kafka_broker import create_topics
-from tests.recording_transport import RecordingTransport
-from tests.signing import idaas_headers
 
 pytestmark = pytest.mark.kafka
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100000"))
-TOKEN = "fuzz-token-0123456789"
-URL = "https://bridge.example/webhooks/prod"
-
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False)
-    | st.text(max_size=20)
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=5,
-)
-envelopes = st.fixed_dictionaries(
-    {
-        "id": st.uuids().map(str),
-        "type": st.sampled_from([row.name for row in EVENT_TYPES] + ["brand.new.type"]),
-        "accountId": st.text(min_size=1, max_size=12),
-        "eventTime": st.sampled_from(["2026-11-22T10:00:00Z", "2026-11-22T10:00:00.123+02:00"]),
-        "data": st.dictionaries(
-            st.sampled_from(
-                [
-                    "subject",
-                    "subjectName",
-                    "resourceName",
-                    "sourceIp",
-                    "token",
-                    "entityType",
-                    "entityId",
-                    "entityName",
-                    "entityAttributes",
-                    "subscriberAdminRoleName",
-                ]
-            ),
-            json_values,
-            max_size=8,
-        ),
-    },
-    optional={"extra": json_values},
-)
-bodies = (
-    envelopes.map(orjson.dumps)
-    | json_values.map(orjson.dumps)
-    | st.binary(max_size=200)
-    | envelopes.map(lambda e: {k: v for k, v in e.items() if k != "id"}).map(orjson.dumps)
-)
-header_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=120)
-#: About one in five is signed correctly: each of those waits for a real Kafka ack, the rest stay
-#: in-process. (Hypothesis favours small integers, so the valid kinds sit at the top of the range.)
-INVALID_KINDS = ("wrong_token", "random_headers", "mangled_input", "no_headers")
-signing = st.integers(0, 99).map(
-    lambda n: ("valid" if n % 2 else "sha512") if n >= 80 else INVALID_KINDS[n % len(INVALID_KINDS)]
-)
+WORKERS = int(os.environ.get("FUZZ_WORKERS", "0")) or min(4, max(2, len(os.sched_getaffinity(0))))
+#: Under the test's own timeout, so that a hung worker fails with its output rather than pytest-timeout's
+#: bare stack dump.
+WORKERS_DEADLINE_SECONDS = 1080
+#: Of each failed worker's output: hypothesis's falsifying example and the traceback come last.
+OUTPUT_TAIL_CHARS = 20_000
 
 
-class Harness:
-    """A bridge, its event loop, and what the fuzz run expects to find in Kafka afterwards."""
+@dataclass
+class Worker:
+    """One `python -m tests.fuzz.worker` process, its output file and its report."""
 
-    def __init__(self, bridge: Bridge, loop: asyncio.AbstractEventLoop) -> None:
-        self.bridge = bridge
-        self.loop = loop
-        settings = bridge.settings.server
-        self.protocol_class = protocol_class(settings, bridge.receiver, 2 * settings.limit_concurrency)
-        self.published: set[str] = set()
-        self.deadlettered = 0
-        self.statuses: dict[int, int] = {}
+    index: int
+    command: list[str]
+    output: Path
+    report: Path
+    process: subprocess.Popen[bytes] | None = None
 
-    def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        """One request on a new connection, as bytes through the HTTP protocol."""
-        head = b"POST /webhooks/prod HTTP/1.1\r\nHost: bridge.example\r\n" + b"".join(
-            f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items()
-        )
-        request = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
-        transport = RecordingTransport(tls=True)  # the URL IDaaS signs is https
-        protocol: HttpProtocol = self.protocol_class(ServerState(), self.loop)
-        protocol.connection_made(transport)
+    def start(self) -> None:
+        with self.output.open("wb") as output:
+            self.process = subprocess.Popen(self.command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
 
-        async def answered() -> tuple[int, dict[bytes, bytes], bytes]:
-            protocol.data_received(request)
-            while (answer := transport.answer()) is None:
-                await asyncio.sleep(0.001)
-            return answer
-
-        status, _, answer_body = self.loop.run_until_complete(answered())
-        protocol.connection_lost(None)
-        self.statuses[status] = self.statuses.get(status, 0) + 1
-        return status, json.loads(answer_body)
+    def describe(self, what: str) -> str:
+        tail = self.output.read_text(errors="replace")[-OUTPUT_TAIL_CHARS:]
+        rerun = shlex.join(self.command)
+        return f"fuzz worker {self.index} {what}; rerun it alone (from {ROOT}):\n{rerun}\n{tail}"
 
 
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[Harness]:
-    prefix = f"fuzz{os.getpid()}."
-    topics = topic_names(prefix)
-    create_topics(kafka_bootstrap, list(topics.values()))
-    workdir: Path = tmp_path_factory.mktemp("fuzz")
-    env = {
-        "IDAAS_BRIDGE_WEBHOOK_PROD_TOKENS": TOKEN,
-        "IDAAS_BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "IDAAS_BRIDGE_KAFKA_CLIENT_LINGER_MS": "0",
-        "IDAAS_BRIDGE_SPOOL__PATH": str(workdir / "spool"),
-        "IDAAS_BRIDGE_LOGGING__LEVEL": "WARNING",
-        **{f"IDAAS_BRIDGE_KAFKA__TOPICS__{key.upper()}__NAME": name for key, name in topics.items()},
-    }
-    (workdir / "bridge.yaml").write_text("webhooks: [{name: prod}]\n")
-    bridge = Bridge(load_settings(workdir / "bridge.yaml", env))
-    app = create_app(bridge)
-    loop = asyncio.new_event_loop()
-    lifespan = bridge.lifespan(app)
-    loop.run_until_complete(lifespan.__aenter__())
-    yield Harness(bridge, loop)
-    loop.run_until_complete(lifespan.__aexit__(None, None, None))
-    loop.close()
+def start_workers(tmp_path: Path, bootstrap: str, prefix: str) -> list[Worker]:
+    workers = []
+    for index in range(WORKERS):
+        share = EXAMPLES // WORKERS + (index < EXAMPLES % WORKERS)
+        workdir = tmp_path / f"worker{index}"
+        report = workdir / "report.json"
+        command = [sys.executable, "-m", "tests.fuzz.worker", "--bootstrap", bootstrap]
+        command += ["--topic-prefix", prefix, "--seed", str(index), "--examples", str(share)]
+        command += ["--workdir", str(workdir), "--report", str(report)]
+        workers.append(Worker(index, command, tmp_path / f"worker{index}.log", report))
+    for worker in workers:
+        worker.start()
+    return workers
 
 
-def headers_for(kind: str, body: bytes, junk: str) -> dict[str, str]:
-    if kind == "valid":
-        return idaas_headers(TOKEN, URL, body)
-    if kind == "sha512":
-        return idaas_headers(TOKEN, URL, body, digest="sha-512")
-    if kind == "wrong_token":
-        return idaas_headers(TOKEN + "x", URL, body)
-    if kind == "mangled_input":
-        return idaas_headers(TOKEN, URL, body) | {"Signature-Input": junk}
-    if kind == "random_headers":
-        return {"Content-Digest": junk, "Signature-Input": junk[::-1], "Signature": f"sig=:{junk}:"}
-    return {}
-
-
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(body=bodies, kind=signing, junk=header_text)
-def run_one(harness: Harness, body: bytes, kind: str, junk: str) -> None:
-    status, answer = harness.post(body, headers_for(kind, body, junk))
-    assert status < 500, (status, answer)
-    authentic = kind in ("valid", "sha512")
-    assert (status == 401) == (not authentic), (kind, status, answer)
-    if authentic:
-        assert status in (200, 202), answer
-        if answer["status"] == "deadlettered":
-            harness.deadlettered += 1
-        else:
-            harness.published.add(answer["id"])
+def wait_for(workers: list[Worker]) -> list[dict[str, Any]]:
+    """Every worker's report; the first failure, or the deadline, kills the others and fails the test."""
+    deadline = time.monotonic() + WORKERS_DEADLINE_SECONDS
+    try:
+        while True:
+            running = False
+            for worker in workers:
+                assert worker.process is not None
+                code = worker.process.poll()
+                if code is None:
+                    running = True
+                elif code != 0:
+                    pytest.fail(worker.describe(f"exited {code}"), pytrace=False)
+            if not running:
+                return [json.loads(worker.report.read_text()) for worker in workers]
+            if time.monotonic() > deadline:
+                hung = next(w for w in workers if w.process is not None and w.process.poll() is None)
+                assert hung.process is not None
+                hung.process.send_signal(signal.SIGABRT)  # its faulthandler writes where each thread is
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    hung.process.wait(timeout=10)
+                pytest.fail(hung.describe(f"still ran after {WORKERS_DEADLINE_SECONDS} s"), pytrace=False)
+            time.sleep(0.5)
+    finally:
+        for worker in workers:
+            if worker.process is not None and worker.process.poll() is None:
+                worker.process.kill()
+                worker.process.wait()
 
 
 @pytest.mark.timeout(1200)
 def test_generated_deliveries_never_5xx_and_every_authenticated_one_lands(
-    harness: Harness, kafka_bootstrap: str
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    run_one(harness)
-    total = sum(harness.statuses.values())
+    reports = wait_for(start_workers(tmp_path, kafka_bootstrap, topic_prefix))
+    statuses: Counter[int] = Counter()
+    published: set[str] = set()
+    deadlettered = 0
+    for report in reports:
+        statuses.update({int(status): count for status, count in report["statuses"].items()})
+        published.update(report["published"])
+        deadlettered += report["deadlettered"]
+    total = sum(statuses.values())
     assert total >= EXAMPLES * 0.9
-    assert harness.published and harness.deadlettered
-    topics = harness.bridge.settings.kafka.topics
-    wanted = len(harness.published) + harness.deadlettered
-    messages = consume_all(kafka_bootstrap, [t.name for t in topics.values()], expected=wanted, timeout=120)
-    deadletter = topics["deadletter"].name
+    assert published and deadlettered
+    topics = topic_names(topic_prefix)
+    wanted = len(published) + deadlettered
+    messages = consume_all(kafka_bootstrap, topics.values(), expected=wanted, timeout=120)
+    deadletter = topics["deadletter"]
     found = {json.loads(m.value())["id"] for m in messages if m.topic() != deadletter}
     found_deadletters = sum(1 for m in messages if m.topic() == deadletter)
-    missing = harness.published - found
+    missing = published - found
     record_figure(
-        f"[fuzz] examples={total} statuses={harness.statuses} published_ids={len(harness.published)} "
-        f"found={len(harness.published & found)} missing={len(missing)} deadlettered={harness.deadlettered} "
-        f"deadletters_found={found_deadletters}"
+        f"[fuzz] examples={total} workers={WORKERS} statuses={dict(sorted(statuses.items()))} "
+        f"published_ids={len(published)} found={len(published & found)} missing={len(missing)} "
+        f"deadlettered={deadlettered} deadletters_found={found_deadletters}"
     )
     assert not missing, f"{len(missing)} published ids are not in Kafka, e.g. {sorted(missing)[:5]}"
-    assert found_deadletters >= harness.deadlettered
+    assert found_deadletters >= deadlettered
