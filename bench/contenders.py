@@ -25,8 +25,9 @@ from bench.deliveries import Request, otlp_deliveries, signed_deliveries
 from bench.hostile import SinglePortBridge
 from bridge.config import KafkaSettings
 from bridge.cpus import cpu_limit
-from tests.e2e.harness import BRIDGE, BridgeProcess, free_port
+from tests.e2e.harness import BRIDGE, BridgeProcess
 from tests.kafka_broker import create_topics
+from tests.ports import free_port
 
 TOKEN: Final = "bench-token-0123456789"
 READY_TIMEOUT_SECONDS: Final = 60.0

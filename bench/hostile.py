@@ -110,7 +110,7 @@ def replay_attack(bridge: BridgeProcess) -> str:
     )
     delivery_id = json.loads(body)["id"]
     stored = consume_all(bridge.bootstrap, [bridge.topics["user"]], expected=1, timeout=10)
-    copies = [json.loads(m.value())["id"] for m in stored].count(delivery_id)
+    copies = [json.loads(m.value() or b"{}").get("id") for m in stored].count(delivery_id)
     return f"{answer}; 10 concurrent copies answered {sorted(answers)}, stored {copies} time(s)"
 
 

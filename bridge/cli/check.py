@@ -23,7 +23,7 @@ from rich.table import Table
 
 from bridge.cli.command import Command
 from bridge.cli.exits import EXIT_FAILED, EXIT_OK
-from bridge.cli.kafka_client import ERRORS, cli_admin
+from bridge.cli.kafka_client import CONNECT_TIMEOUT_SECONDS, ERRORS, cli_admin
 from bridge.config import Settings, describe
 from bridge.publish.kafka import (
     replication_problem,
@@ -34,8 +34,6 @@ from bridge.publish.kafka import (
 from bridge.publish.rejected import RejectedRecords
 
 Status = Literal["ok", "warn", "fail"]
-#: How long check-config waits for the brokers (the daemon's probe is shorter: it runs per request).
-CONNECT_TIMEOUT_SECONDS: Final = 10.0
 #: A certificate closer than this to its expiry is a warning.
 EXPIRY_WARNING_DAYS: Final = 30
 #: Kafka client properties that name a file the client reads; the certificate ones also get an expiry check.

@@ -22,6 +22,9 @@ TELLING_CODES: Final = frozenset(
 )
 
 ERROR_POLL_SECONDS: Final = 0.2
+#: How long a command waits for the brokers to answer at all: long enough for a slow cluster, short
+#: enough that an unreachable one is reported in seconds rather than after a command's whole budget.
+CONNECT_TIMEOUT_SECONDS: Final = 10.0
 
 
 class ClientErrors:

@@ -11,7 +11,7 @@ from rich.console import Console
 from bridge.cli.check import check_kafka, check_topics, verdict_table
 from bridge.cli.command import Command, positive
 from bridge.cli.exits import EXIT_FAILED, EXIT_OK, CommandError
-from bridge.cli.kafka_client import cli_admin
+from bridge.cli.kafka_client import CONNECT_TIMEOUT_SECONDS, cli_admin
 from bridge.config import Settings
 from bridge.publish import topics
 from bridge.publish.kafka import MAX_RECORD_AGE_MS
@@ -25,7 +25,14 @@ def create_topics(settings: Settings, partitions: int, replication: int, retenti
     config = {**topics.new_topic_config(settings.kafka), "retention.ms": str(retention_ms)}
     wanted = settings.topic_names()
     try:
-        created = topics.create_topics(cli_admin(settings.kafka), wanted, partitions, replication, config)
+        created = topics.create_topics(
+            cli_admin(settings.kafka),
+            wanted,
+            partitions,
+            replication,
+            config,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        )
     except TimeoutError as exc:
         raise CommandError(
             f"topics on {settings.kafka.bootstrap_servers}: {exc}", "check the brokers' health and logs"

@@ -36,12 +36,14 @@ def create_topics(
     replication: int,
     config: dict[str, str],
     timeout: float = CREATE_TIMEOUT_SECONDS,
+    connect_timeout: float | None = None,
 ) -> list[str]:
     """Create those of `names` that do not exist yet; return their names once every partition of every
-    one of `names` has a leader. Raises KafkaException (creation refused) or TimeoutError."""
+    one of `names` has a leader, within `timeout` in all and `connect_timeout` (default: `timeout`) for
+    the first answer. Raises KafkaException (unreachable, creation refused) or TimeoutError."""
     wanted = list(dict.fromkeys(names))
     deadline = time.monotonic() + timeout
-    existing = admin.list_topics(timeout=timeout).topics
+    existing = admin.list_topics(timeout=min(timeout, connect_timeout or timeout)).topics
     missing = [name for name in wanted if name not in existing]
     created = []
     if missing:

@@ -109,6 +109,20 @@ def test_the_bridge_accepts_its_compose_configuration(
     assert settings.webhooks[0].tokens == ("dev-token-change-me",)
 
 
+def test_the_shell_variables_it_reads_are_accepted_by_a_bridge_started_from_that_shell(
+    tmp_path: Path,
+) -> None:
+    # The header's `simulate` runs in the shell that ran `docker compose up`; the bridge refuses an
+    # IDAAS_BRIDGE_* variable it does not know, so the compose file's own inputs must not be one.
+    interpolated = set(re.findall(r"\$\{(\w+)", COMPOSE.read_text(encoding="utf-8")))
+    assert "DEV_TOKEN" in interpolated
+    path = tmp_path / "bridge.yaml"
+    path.write_text((ROOT / "config/bridge.yaml").read_text())
+    shell = {name: "set-in-the-shell" for name in interpolated}
+    settings = load_settings(path, environ=shell | {"IDAAS_BRIDGE_WEBHOOK_DEV_TOKENS": "dev-token-change-me"})
+    assert settings.webhooks[0].tokens == ("dev-token-change-me",)
+
+
 def test_bind_mounts_exist_and_named_volumes_are_declared(
     compose: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> None:
