@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -43,6 +44,7 @@ from bridge.cli.exits import (
 )
 from bridge.config import IDAAS_DEADLINE_SECONDS, IDAAS_RETRY_DELAYS_SECONDS, ConfigError, Settings
 from bridge.events.samples import sample_deliveries
+from bridge.formats.base import rfc3339
 from bridge.idaas_delivery import DISABLE_AFTER, AutoDisableModel, idaas_success, retry_delay
 
 #: A tenant's usual traffic: mostly sign-ins, some user administration, few authenticator changes.
@@ -191,7 +193,15 @@ class Simulator:
     async def deliver(self, event_type: str, number: int) -> Delivery:
         """One delivery while IDaaS has the webhook enabled: the attempts and retries IDaaS makes, the same
         id each time; a retry due after the webhook was disabled is not made."""
-        body = orjson.dumps({**self.samples[event_type], "id": f"sim-{time.time_ns()}-{number}"})
+        # Stamped now, as IDaaS stamps an event it sends: the samples' own times would land in a SIEM
+        # as events from another day (months ahead of the rehearsal, for the values made up in 2026).
+        body = orjson.dumps(
+            {
+                **self.samples[event_type],
+                "id": f"sim-{time.time_ns()}-{number}",
+                "eventTime": rfc3339(datetime.now(UTC)),
+            }
+        )
         delivery = Delivery(event_type)
         while self.model.enabled:
             attempt = await self.attempt(body)
