@@ -193,8 +193,8 @@ class Simulator:
     async def deliver(self, event_type: str, number: int) -> Delivery:
         """One delivery while IDaaS has the webhook enabled: the attempts and retries IDaaS makes, the same
         id each time; a retry due after the webhook was disabled is not made."""
-        # Stamped now, as IDaaS stamps an event it sends: the samples' own times would land in a SIEM
-        # as events from another day (months ahead of the rehearsal, for the values made up in 2026).
+        # Stamped now, as IDaaS stamps an event it sends: the samples' own times are made up (months from
+        # now) and would reach the SIEM as events of another day.
         body = orjson.dumps(
             {
                 **self.samples[event_type],
