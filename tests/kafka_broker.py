@@ -138,17 +138,8 @@ class LocalKafka:
         self._checked("pause")
 
     def resume(self) -> None:
-        """SIGCONT, returning at once: a test may act before the broker has caught up (see `serving`)."""
+        """SIGCONT, returning at once: a test may act before the broker has caught up (`start` waits)."""
         self._checked("resume")
-
-    def serving(self) -> LocalKafka:
-        """This broker started when it is not running, else waited for until it serves clients (after a
-        pause, the controller may not answer at first): what a test that shares it expects at its start."""
-        if self.running():
-            self.wait_ready()
-        else:
-            self.start()
-        return self
 
     def wipe(self) -> None:
         """Stop and delete config, data and log, so the next start formats fresh storage."""

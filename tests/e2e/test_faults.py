@@ -35,7 +35,7 @@ def broker() -> Iterator[LocalKafka]:
 
 @pytest.fixture
 def fault_bridge(tmp_path: Path, broker: LocalKafka, topic_prefix: str) -> Iterator[BridgeProcess]:
-    broker.serving()
+    broker.start()  # when running: waits until it serves again (a test before may have paused it)
     process = BridgeProcess(
         workdir=tmp_path / "bridge",
         bootstrap=broker.bootstrap,

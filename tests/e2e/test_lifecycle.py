@@ -37,7 +37,7 @@ def broker() -> Iterator[LocalKafka]:
 
 @pytest.fixture
 def lifecycle_bridge(tmp_path: Path, broker: LocalKafka, topic_prefix: str) -> Iterator[BridgeProcess]:
-    broker.serving()
+    broker.start()  # when running: waits until it serves again (a test before may have paused it)
     process = plain_bridge(tmp_path, broker.bootstrap, topic_prefix)
     yield process
     process.stop()
