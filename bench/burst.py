@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any, cast
@@ -46,7 +47,7 @@ import uvloop
 from bench.deliveries import signed_deliveries
 from bench.receiver_path import TOKEN, URL, _bridge
 from bridge.http_protocol import protocol_class
-from bridge.servers import Listener, bind, ops_config
+from bridge.servers import Listener, bind, ops_config, tls_context
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The keep-alive connections' deliveries per second, together.
@@ -199,21 +200,30 @@ def _client(port: int, fd: int, n: int, tls: bool) -> None:
 
 async def _serve(n: int, m: int, tls: bool, bursts: int) -> None:
     with tempfile.TemporaryDirectory() as work:
-        # Every delivery of a burst is in progress at once: none is to meet the receiver's 503.
-        bridge = _bridge(Path(work), IDAAS_BRIDGE_SERVER__LIMIT_CONCURRENCY="100000")
+        # Every delivery of a burst is in progress at once: none is to meet the receiver's 503, nor the cap
+        # on connections.
+        bridge = _bridge(
+            Path(work),
+            IDAAS_BRIDGE_SERVER__LIMIT_CONCURRENCY="100000",
+            IDAAS_BRIDGE_SERVER__MAX_CONNECTIONS="200001",
+        )
         server = bridge.settings.server
         sock = bind("127.0.0.1", 0, "server.port")
         config = ops_config(bridge.receiver, server)
+        context = None
         if tls:
             subprocess.run([str(ROOT / "deploy/dev/dev-cert.sh"), work], check=True, capture_output=True)
-            config.ssl_certfile, config.ssl_keyfile = f"{work}/dev-cert.pem", f"{work}/dev-key.pem"
-        # The public listener's limit (bridge.servers.public_config), without its lifespan. uvicorn types
+            certificate = replace(
+                server, tls_cert_file=f"{work}/dev-cert.pem", tls_key_file=f"{work}/dev-key.pem"
+            )
+            context = tls_context(certificate, bridge.settings.sources)
+        # The public listener's limits (bridge.servers.public_config), without its lifespan. uvicorn types
         # `http` as an asyncio.Protocol class; it only instantiates it, and the buffered protocol serves.
         config.http = cast(
             type[asyncio.Protocol],
-            protocol_class(server, bridge.receiver, 2 * server.limit_concurrency, tls=tls),
+            protocol_class(server, bridge.receiver, 2 * server.limit_concurrency, context),
         )
-        listener = Listener(config, sock, server.tls_handshake_timeout_seconds)
+        listener = Listener(config, sock)
         config.load()
         listener.lifespan = config.lifespan_class(config)
         await listener.startup()

@@ -90,7 +90,7 @@ async def _serve(phases: list[tuple[str, int]]) -> list[float]:
     with tempfile.TemporaryDirectory() as work:
         bridge = _bridge(Path(work))
         sock = bind("127.0.0.1", 0, "server.port")
-        listener = Listener(ops_config(bridge.receiver, bridge.settings.server), sock, 10.0)
+        listener = Listener(ops_config(bridge.receiver, bridge.settings.server), sock)
         listener.config.load()
         listener.lifespan = listener.config.lifespan_class(listener.config)
         await listener.startup()

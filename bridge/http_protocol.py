@@ -33,15 +33,26 @@ Per connection:
   Retry-After (the receiver answers the same past its own, lower limits). Connections do not count: one
   without a request in progress holds nothing but its deadline, and counting them let anyone holding
   `limit` silent connections (renewed every `header_read_timeout`) turn every delivery into a 503.
+- A cap on open connections, for memory: past `connection_limit`, the connection idle longest is closed
+  (bridge/connection_limit.py), never one with a request in progress.
+
+TLS is this protocol's too (TlsHttpProtocol): the listener accepts plain TCP connections, and each one is
+upgraded here once its ClientHello arrives, so a connection counts against the cap from its accept and
+holds no TLS state before it sends a byte. With the TLS layer inside the listener (asyncio's `ssl=`), a
+connection reached the protocol only after its handshake: the ones that never sent a ClientHello (about
+40 KiB each until the handshake deadline) could be neither counted nor closed, and one client opening
+them grew a worker by 600 MB in 2 s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 import urllib.parse
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from http import HTTPStatus
 from typing import Any, Final, cast
 
@@ -50,7 +61,9 @@ from uvicorn.server import ServerState
 
 from bridge.auth import MAX_SIGNATURE_HEADER_BYTES, SIGNATURE_HEADERS
 from bridge.config import ServerSettings
+from bridge.connection_limit import ConnectionLimit
 from bridge.http_message import OVERLOADED, Answer, Endpoint, Request, json_answer
+from bridge.metrics import CONNECTIONS_EVICTED
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +83,7 @@ _STATUS_LINES: Final = {
 }
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 # The phases a connection's deadline can belong to (compared by identity).
+_HELLO: Final = "TLS ClientHello"
 _HEAD: Final = "head"
 _BODY: Final = "body"
 _IDLE: Final = "keep-alive idle"
@@ -127,6 +141,7 @@ class HttpProtocol(asyncio.BaseProtocol):
         "_fields",
         "_head_room",
         "_headers",
+        "_limited",
         "_listening",
         "_parsing",
         "_phase",
@@ -162,6 +177,8 @@ class HttpProtocol(asyncio.BaseProtocol):
     max_header_fields: int
     #: Requests in progress on the listener past which requests get 503 at once.
     limit: int
+    #: The listener's open connections, capped.
+    connection_limit: ConnectionLimit
 
     def __init__(
         self,
@@ -218,6 +235,8 @@ class HttpProtocol(asyncio.BaseProtocol):
         self._timer_at = 0.0
         # Aborts a closed connection whose client has not read the end of its last answer (see `_close`).
         self._abort_timer: asyncio.TimerHandle | None = None
+        # Counted in `connection_limit` (from `connection_made` until it ends or the limit evicts it).
+        self._limited = False
 
     # --- the stream protocol -----------------------------------------------------------------------------
 
@@ -225,6 +244,14 @@ class HttpProtocol(asyncio.BaseProtocol):
         transport = cast(asyncio.Transport, transport)  # a stream transport (uvloop's is not a subclass)
         self.transport = transport
         self.connections.add(self)
+        self._limited = True
+        self.connection_limit.opened(self)  # past the cap, another connection (or this one) is evicted
+        if not transport.is_closing():
+            self._connected(transport)
+
+    def _connected(self, transport: asyncio.Transport) -> None:
+        """The connection is ready for its first request (a TLS one once its handshake completed)."""
+        self.transport = transport
         peer = transport.get_extra_info("peername")
         self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
         if transport.get_extra_info("sslcontext") is not None:
@@ -240,7 +267,12 @@ class HttpProtocol(asyncio.BaseProtocol):
             self.shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self not in self.connections:  # ended already: a TLS handshake's end may be reported twice
+            return
         self.connections.discard(self)
+        if self._limited:
+            self._limited = False
+            self.connection_limit.closed(self)
         # The parser holds the protocol's bound callbacks, and uvloop's TLS layer (reached through the
         # transport) keeps the buffered protocol's get_buffer and buffer_updated after the connection
         # ends: both dropped, the connection is freed by reference counting when it ends rather than left
@@ -287,6 +319,15 @@ class HttpProtocol(asyncio.BaseProtocol):
         self._closing = True
         if self._serving is None:
             self._close()
+
+    def evict(self) -> None:
+        """The listener is over its connection limit and this connection is the one idle longest: abort it
+        (nothing is in progress on it; an abort frees its memory now, a TLS close would wait for the
+        client's close_notify)."""
+        self._limited = False
+        transport = self.transport
+        if transport is not None:
+            transport.abort()
 
     # --- reading ------------------------------------------------------------------------------------------
 
@@ -409,7 +450,9 @@ class HttpProtocol(asyncio.BaseProtocol):
             self._timer, self._timer_at = self.loop.call_at(deadline, self._check_deadline), deadline
             return
         self._deadline = None
-        if self._phase is _HEAD and self._serving is None:
+        if self._phase is _HELLO:  # no ClientHello: nothing to answer, in either protocol
+            self._close()
+        elif self._phase is _HEAD and self._serving is None:
             self._log_refusal(408, f"request head not complete within {self.header_read_timeout} s")
             self._write_and_close(HEADER_TIMEOUT_RESPONSE)
         elif self._phase is _HEAD:  # a head started while an answer is in progress: end after it
@@ -512,6 +555,7 @@ class HttpProtocol(asyncio.BaseProtocol):
 
     def _serve(self, request: Request) -> None:
         self._serving = request
+        self.connection_limit.busy(self)
         if len(self.tasks) >= self.limit:
             self._answer(request, OVERLOADED)
             return
@@ -554,6 +598,8 @@ class HttpProtocol(asyncio.BaseProtocol):
         """The answer to the request served is out (or nobody waits for it): serve the next, or wait."""
         self._serving = None
         transport = self.transport
+        if self._limited:  # the connection has not ended: it may be evicted again, once it has no request
+            self.connection_limit.idle(self)
         if not keep_alive:
             self._close()
             return
@@ -595,32 +641,118 @@ class HttpProtocol(asyncio.BaseProtocol):
 
 
 class TlsHttpProtocol(HttpProtocol, asyncio.BufferedProtocol):
-    """HttpProtocol on a TLS listener: uvloop's TLS layer decrypts into a buffer the protocol lends it rather
-    than handing it a new bytes object, for which CPython's `SSLObject.read` allocates 256 KiB on every read
-    and shrinks it to the bytes read: with glibc's mmap threshold fixed below that (bridge/heap.py) a
-    mapping made and unmapped per read, 10 us per delivery (docs/benchmarks.md, seventh round).
+    """HttpProtocol on a TLS listener: each accepted TCP connection is upgraded with the event loop's
+    `start_tls` (server side, `tls_context`), within `tls_handshake_timeout` for the handshake and for the
+    closing one; a handshake that fails or runs out of time ends the connection without a word.
 
-    One buffer serves every connection of the process: each read is copied out of it (the delivery's few
-    KiB) before the event loop runs anything else."""
+    uvloop's TLS layer decrypts into a buffer the protocol lends it rather than handing it a new bytes
+    object, for which CPython's `SSLObject.read` allocates 256 KiB on every read and shrinks it to the bytes
+    read: with glibc's mmap threshold fixed below that (bridge/heap.py) a mapping made and unmapped per
+    read, 10 us per delivery (docs/benchmarks.md, seventh round). One buffer serves every connection of the
+    process: each read is copied out of it (the delivery's few KiB) before the event loop runs anything
+    else."""
 
     __slots__ = ()
 
+    # Set by `protocol_class`.
+    tls_context: ssl.SSLContext
+    tls_handshake_timeout: float
+
     _read_buffer: Final = memoryview(bytearray(TLS_READ_BYTES))
+
+    def _connected(self, transport: asyncio.Transport) -> None:
+        """Wait for the ClientHello, within the handshake's deadline. The TLS layer is set up when it arrives
+        (`buffer_updated`): a connection that sends nothing holds no TLS state meanwhile (about 4 KiB, not
+        40: OpenSSL's and uvloop's, which the cap alone bounds but does not shrink)."""
+        self._arm(_HELLO, self.tls_handshake_timeout)
+
+    def _start_tls(self, hello: bytes) -> None:
+        """Hand the connection to the TLS layer (`start_tls`, server side, the handshake and the closing one
+        within `tls_handshake_timeout`), with the bytes that came first. `start_tls`'s first step runs here,
+        not in a task: it takes the socket's reads over before the loop reads again. The first bytes go to
+        the TLS layer after its `connection_made`, which that step queued."""
+        transport = self.transport
+        assert transport is not None
+        self._disarm()
+        upgrade = self.loop.start_tls(
+            transport,
+            self,
+            self.tls_context,
+            server_side=True,
+            ssl_handshake_timeout=self.tls_handshake_timeout,
+            ssl_shutdown_timeout=self.tls_handshake_timeout,
+        )
+        self._step_handshake(cast(Coroutine[Any, Any, asyncio.Transport], upgrade))
+        if not transport.is_closing():
+            # uvloop's TLS layer reads through a lent buffer, as asyncio's does (neither is declared an
+            # asyncio.BufferedProtocol).
+            tls_layer = cast(asyncio.BufferedProtocol, transport.get_protocol())
+            self.loop.call_soon(_hand_over, transport, tls_layer, hello)
+
+    def _step_handshake(self, upgrade: Coroutine[Any, Any, asyncio.Transport], _done: object = None) -> None:
+        """Run the upgrade until it waits for the handshake, and again when the handshake is over. The
+        upgrade awaits one future, once: the one step a task would add is this done callback."""
+        try:
+            waiting = upgrade.send(None)
+        except StopIteration as done:
+            transport = cast(asyncio.Transport, done.value)
+            if self._limited and not transport.is_closing():
+                HttpProtocol._connected(self, transport)
+            else:
+                # Evicted as its handshake completed, or ended before: uvloop's upgrade then returns a
+                # closed transport and does not report the connection's end.
+                transport.abort()
+                self.connection_lost(None)
+        except (Exception, asyncio.CancelledError) as failure:
+            # Failed, timed out, or closed by an eviction or the shutdown. The TLS layer reports the end of
+            # a connection it has not handed over only in some of these cases: end it here
+            # (`connection_lost` ignores a second report).
+            self.connection_lost(None)
+            # The upgrade's future holds the exception, whose traceback holds this frame and so the
+            # upgrade: a reference cycle per failed handshake, with the connection's TLS state in it, left
+            # for the cyclic collector (which heap.py makes rare). Without the traceback it is freed now.
+            failure.__traceback__ = None
+        else:
+            waiting.add_done_callback(functools.partial(self._step_handshake, upgrade))
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(self._read_buffer[:nbytes]))
+        data = bytes(self._read_buffer[:nbytes])
+        if self._phase is _HELLO:  # the connection's first bytes, still to be decrypted
+            self._start_tls(data)
+        else:
+            self.data_received(data)
+
+
+def _hand_over(transport: asyncio.Transport, tls_layer: asyncio.BufferedProtocol, data: bytes) -> None:
+    """Give `data`, read from `transport` before its TLS layer existed, to that layer, as the transport
+    would have."""
+    view = memoryview(data)
+    while view and not transport.is_closing():
+        buffer = memoryview(tls_layer.get_buffer(len(view)))
+        size = min(len(buffer), len(view))
+        buffer[:size] = view[:size]
+        tls_layer.buffer_updated(size)
+        view = view[size:]
 
 
 def protocol_class(
-    server: ServerSettings, endpoint: Endpoint, limit: int, tls: bool = False
+    server: ServerSettings,
+    endpoint: Endpoint,
+    limit: int,
+    tls: ssl.SSLContext | None = None,
+    max_connections: int | None = None,
+    listener: str = "webhooks",
 ) -> type[HttpProtocol]:
     """The protocol class uvicorn instantiates per connection of a listener serving `endpoint`, carrying the
     configured limits; `limit`: requests in progress past which requests get 503 at once; `tls`: the
-    listener terminates TLS."""
-    limits = {
+    listener terminates TLS with this context; `max_connections`: the listener's connection cap
+    (server.max_connections when None); `listener`: the cap's metric label."""
+    evicted = CONNECTIONS_EVICTED.labels(listener).inc
+    cap = ConnectionLimit(server.max_connections if max_connections is None else max_connections, evicted)
+    limits: dict[str, object] = {
         "endpoint": endpoint,
         "header_read_timeout": server.header_read_timeout_seconds,
         "body_timeout": server.body_read_timeout_seconds + BODY_BACKSTOP_GRACE_SECONDS,
@@ -628,5 +760,9 @@ def protocol_class(
         "max_header_bytes": server.max_header_bytes,
         "max_header_fields": server.max_header_fields,
         "limit": limit,
+        "connection_limit": cap,
     }
-    return type("ConfiguredHttpProtocol", (TlsHttpProtocol if tls else HttpProtocol,), limits)
+    if tls is None:
+        return type("ConfiguredHttpProtocol", (HttpProtocol,), limits)
+    limits |= {"tls_context": tls, "tls_handshake_timeout": server.tls_handshake_timeout_seconds}
+    return type("ConfiguredHttpProtocol", (TlsHttpProtocol,), limits)

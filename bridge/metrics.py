@@ -177,6 +177,12 @@ CLIENT_DISCONNECTS = Counter(
     "Webhook requests whose client hung up before the whole body arrived (nothing stored, no answer sent).",
     ["webhook"],
 )
+CONNECTIONS_EVICTED = Counter(
+    "idaas_bridge_connections_evicted_total",
+    "Connections closed because their listener reached its connection limit (server.max_connections on "
+    "the webhook listener): the one idle longest, never one with a request in progress.",
+    ["listener"],
+)
 DEADLETTERS = Counter(
     "idaas_bridge_deadletters_total",
     "Authenticated deliveries sent to the dead-letter topic: not a valid envelope, or a record too large.",

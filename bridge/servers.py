@@ -11,8 +11,9 @@ Date header) with the bridge's own HTTP protocol (bridge/http_protocol.py), whic
 listener's endpoint: the webhook receiver, or the operations endpoints.
 
 The sockets are bound here rather than by uvicorn, so that a port in use is a start-up error naming the
-setting, and so that the TLS handshake gets its own deadline (uvicorn has no setting for it and asyncio's
-default lets a silent TCP connection sit 60 s before any HTTP limit applies).
+setting. The listeners accept plain TCP: the protocol runs each connection's TLS handshake itself, with its
+own deadline, so that a connection counts against the listener's connection cap from its accept
+(bridge/http_protocol.py).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from typing import Any, Final, cast
 import uvicorn
 from starlette.types import ASGIApp
 
+from bridge import heap
 from bridge.app import Bridge
 from bridge.config import ConfigError, ServerSettings, Sources
 from bridge.http_message import Endpoint
-from bridge.http_protocol import HttpProtocol, protocol_class
+from bridge.http_protocol import HttpProtocol, TlsHttpProtocol, protocol_class
 
 log = logging.getLogger(__name__)
 
@@ -39,36 +41,28 @@ log = logging.getLogger(__name__)
 TLS12_CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS"
 #: Requests the operations listener serves at once: a few probes and scrapers, never a crowd.
 OPS_REQUEST_LIMIT: Final = 64
+#: Connections the operations listener holds open (past it, the one idle longest is closed).
+OPS_CONNECTION_LIMIT: Final = 4 * OPS_REQUEST_LIMIT
 
 
-def _common(server: ServerSettings, endpoint: Endpoint, limit: int, tls: bool = False) -> dict[str, Any]:
+def _common(protocol: type[HttpProtocol]) -> dict[str, Any]:
     return {
         "log_config": None,
         "access_log": False,
         "server_header": False,
-        "http": protocol_class(server, endpoint, limit, tls),
+        "http": protocol,
         "ws": "none",
         "proxy_headers": False,
     }
 
 
-def public_config(
-    app: ASGIApp, endpoint: Endpoint, server: ServerSettings, sources: Sources
-) -> uvicorn.Config:
-    """The webhook listener's uvicorn configuration (loaded: TLS set up); `app` carries the lifespan."""
-    public = uvicorn.Config(
-        app,
-        ssl_certfile=server.tls_cert_file or None,
-        ssl_keyfile=server.tls_key_file or None,
-        ssl_ciphers=TLS12_CIPHERS,
-        # The in-flight phase of the shutdown budget: it starts at SIGTERM, with the whole budget left.
-        timeout_graceful_shutdown=cast(int, server.shutdown_grace_seconds),
-        # The receiver answers 503 + Retry-After past limit_concurrency requests; past twice that many
-        # requests in progress the protocol does, before any request reaches the receiver.
-        **_common(server, endpoint, 2 * server.limit_concurrency, tls=server.tls),
-    )
+def tls_context(server: ServerSettings, sources: Sources) -> ssl.SSLContext:
+    """The webhook listener's TLS: TLS 1.2 or later, AEAD suites only, the configured certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
     try:
-        public.load()
+        context.load_cert_chain(server.tls_cert_file, server.tls_key_file)
     except ssl.SSLError as exc:  # the files exist (configuration checked that) but do not make a pair
         # OpenSSL names a mismatch (KEY_VALUES_MISMATCH); a file it cannot parse gets no reason.
         reason = exc.reason.lower().replace("_", " ") if exc.reason else "one is not in PEM form"
@@ -78,8 +72,24 @@ def public_config(
             f"and its private key ({reason}); "
             "give the PEM certificate (chain) and the unencrypted PEM private key that belongs to it"
         ) from None
-    if public.ssl is not None:
-        public.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def public_config(
+    app: ASGIApp, endpoint: Endpoint, server: ServerSettings, sources: Sources
+) -> uvicorn.Config:
+    """The webhook listener's uvicorn configuration (loaded); `app` carries the lifespan."""
+    tls = tls_context(server, sources) if server.tls else None
+    # The receiver answers 503 + Retry-After past limit_concurrency requests; past twice that many
+    # requests in progress the protocol does, before any request reaches the receiver.
+    protocol = protocol_class(server, endpoint, 2 * server.limit_concurrency, tls)
+    public = uvicorn.Config(
+        app,
+        # The in-flight phase of the shutdown budget: it starts at SIGTERM, with the whole budget left.
+        timeout_graceful_shutdown=cast(int, server.shutdown_grace_seconds),
+        **_common(protocol),
+    )
+    public.load()
     return public
 
 
@@ -89,12 +99,10 @@ async def _no_lifespan(scope: Any, receive: Any, send: Any) -> None:
 
 def ops_config(endpoint: Endpoint, server: ServerSettings) -> uvicorn.Config:
     """The operations listener's uvicorn configuration."""
-    return uvicorn.Config(
-        _no_lifespan,
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-        **_common(server, endpoint, OPS_REQUEST_LIMIT),
+    protocol = protocol_class(
+        server, endpoint, OPS_REQUEST_LIMIT, max_connections=OPS_CONNECTION_LIMIT, listener="operations"
     )
+    return uvicorn.Config(_no_lifespan, lifespan="off", timeout_graceful_shutdown=1, **_common(protocol))
 
 
 def bind(host: str, port: int, setting: str, reuse_port: bool = False) -> socket.socket:
@@ -127,12 +135,12 @@ def bind_group(host: str, port: int, setting: str, count: int) -> list[socket.so
 
 
 class Listener(uvicorn.Server):
-    """A uvicorn server on a socket bound in advance, its TLS handshake (and close) bounded in time."""
+    """A uvicorn server on a socket bound in advance."""
 
-    def __init__(self, config: uvicorn.Config, sock: socket.socket, tls_handshake_timeout: float) -> None:
+    def __init__(self, config: uvicorn.Config, sock: socket.socket) -> None:
         super().__init__(config)
         self.sock = sock
-        self.tls_handshake_timeout = tls_handshake_timeout
+        self._trimming: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])  # the lifespan and the server state; the listener is ours
@@ -148,14 +156,17 @@ class Listener(uvicorn.Server):
         def connection() -> asyncio.BaseProtocol:
             return protocol_class(self.server_state, loop, listening)
 
-        tls: dict[str, Any] = {}
-        if config.ssl is not None:
-            timeout = self.tls_handshake_timeout
-            tls = {"ssl": config.ssl, "ssl_handshake_timeout": timeout, "ssl_shutdown_timeout": timeout}
-        server = await loop.create_server(connection, sock=self.sock, backlog=config.backlog, **tls)
+        server = await loop.create_server(connection, sock=self.sock, backlog=config.backlog)
         self.servers.append(server)
+        self._trimming = loop.create_task(heap.trim_after_floods(protocol_class.connection_limit))
         host, port = self.sock.getsockname()[:2]
-        log.info(f"listening on {'https' if config.ssl else 'http'}://{host}:{port}")
+        scheme = "https" if issubclass(protocol_class, TlsHttpProtocol) else "http"
+        log.info(f"listening on {scheme}://{host}:{port}")
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._trimming is not None:
+            self._trimming.cancel()
+        await super().shutdown(sockets)
 
 
 def _not_shutting_down(record: logging.LogRecord) -> bool:
@@ -197,11 +208,10 @@ class PublicServer(Listener):
         self,
         config: uvicorn.Config,
         sock: socket.socket,
-        tls_handshake_timeout: float,
         bridge: Bridge,
         ops: OpsServer | None,
     ) -> None:
-        super().__init__(config, sock, tls_handshake_timeout)
+        super().__init__(config, sock)
         self.bridge = bridge
         self.ops = ops
         self._ops_task: asyncio.Task[None] | None = None

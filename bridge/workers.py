@@ -295,10 +295,8 @@ class ParentServer(Listener):
     """The operations listener in the parent, which also watches the workers. A signal stops the workers;
     the listener itself stops once they are gone (probes and scrapes are answered until then)."""
 
-    def __init__(
-        self, config: Any, sock: socket.socket, tls_handshake_timeout: float, pool: WorkerPool
-    ) -> None:
-        super().__init__(config, sock, tls_handshake_timeout)
+    def __init__(self, config: Any, sock: socket.socket, pool: WorkerPool) -> None:
+        super().__init__(config, sock)
         self.pool = pool
         self._watch: asyncio.Task[None] | None = None
 
@@ -349,9 +347,7 @@ def run_workers(settings: Settings, public_sockets: list[socket.socket], ops_soc
     mark_process_dead(os.getpid(), str(directory))  # type: ignore[no-untyped-call]
     pool = WorkerPool(settings, public_sockets, directory)
     server = settings.server
-    parent = ParentServer(
-        ops_config(pool.ops_endpoints(), server), ops_socket, server.tls_handshake_timeout_seconds, pool
-    )
+    parent = ParentServer(ops_config(pool.ops_endpoints(), server), ops_socket, pool)
     pool.parent_descriptors = lambda: _connection_descriptors(parent, ops_socket)
     log.info("starting workers", extra={"workers": pool.count, "setting": str(server.workers)})
     for index in range(pool.count):
@@ -399,7 +395,6 @@ def _run_worker(pool: WorkerPool, index: int) -> NoReturn:
         listener = PublicServer(
             public_config(create_app(bridge), bridge.receiver, server, settings.sources),
             own,
-            server.tls_handshake_timeout_seconds,
             bridge,
             None,
         )

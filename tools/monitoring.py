@@ -1035,11 +1035,12 @@ def _panels() -> list[dict[str, Any]]:
             stacked=True,
         ),
         timeseries(
-            "Webhook auth failures by reason, and client hang-ups",
-            "Requests rejected with 401 by reason (bad token, bad signature, stale created, ...), and "
-            "requests whose client hung up before its body arrived. Steady failures from IDaaS mean a token "
-            "mismatch (the failure streak rises with them); bursts of unsigned junk from elsewhere mean "
-            "probing and do not move the streak.",
+            "Webhook auth failures by reason, client hang-ups, connections closed at the cap",
+            "Requests rejected with 401 by reason (bad token, bad signature, stale created, ...), "
+            "requests whose client hung up before its body arrived, and connections closed because a "
+            "listener reached its connection cap (server.max_connections: a flood of connections). Steady "
+            "failures from IDaaS mean a token mismatch (the failure streak rises with them); bursts of "
+            "unsigned junk from elsewhere mean probing and do not move the streak.",
             [
                 (
                     zero_when_idle(
@@ -1054,6 +1055,10 @@ def _panels() -> list[dict[str, Any]]:
                     f"sum by {by('webhook')} "
                     f"(rate({q('idaas_bridge_client_disconnects_total', WEBHOOKS)}{RATE}))",
                     "{{webhook}} client hung up mid-body",
+                ),
+                (
+                    f"sum by {by('listener')} (rate({q('idaas_bridge_connections_evicted_total')}{RATE}))",
+                    "{{listener}} connections closed at the cap",
                 ),
             ],
             steps=[("red", AUTH_FAILURES_PER_SECOND)],

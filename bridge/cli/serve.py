@@ -31,11 +31,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     bridge = Bridge(settings)
     bridge.check_topics()
     metrics.WORKERS.set(1)
-    handshake = server.tls_handshake_timeout_seconds
-    ops_server = OpsServer(ops_config(create_ops_endpoints(bridge), server), ops_socket, handshake)
+    ops_server = OpsServer(ops_config(create_ops_endpoints(bridge), server), ops_socket)
     heap.settle_after_startup()
     public = public_config(create_app(bridge), bridge.receiver, server, sources)
-    PublicServer(public, public_sockets[0], handshake, bridge, ops_server).run()
+    PublicServer(public, public_sockets[0], bridge, ops_server).run()
     return 0
 
 

@@ -238,6 +238,12 @@ def test_no_config_error_echoes_a_token_or_a_client_property(
             "server.max_header_fields = 5000 in FILE: must be at least 16 and at most 1000",
         ),
         (
+            "webhooks: [{name: dev}]\nserver: {max_connections: 2000}",
+            TOKEN_ENV,
+            "server.max_connections = 2000 in FILE: must be more than twice server.limit_concurrency = 1000 "
+            "(the default): up to that many connections can have a request in progress",
+        ),
+        (
             "webhooks: [{name: dev}]\nserver: {tls_handshake_timeout_seconds: 0}",
             TOKEN_ENV,
             "server.tls_handshake_timeout_seconds = 0 in FILE: must be above 0",

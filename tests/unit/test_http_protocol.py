@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import uvloop
+from prometheus_client import REGISTRY
 from uvicorn.server import ServerState
 
 from bridge.auth import MAX_SIGNATURE_HEADER_BYTES
@@ -514,6 +515,41 @@ def test_a_body_request_does_not_resume_a_connection_whose_pipeline_is_full() ->
     run(scenario)
 
 
+def test_past_max_connections_the_connection_idle_longest_is_aborted_never_one_with_a_request() -> None:
+    """The listener's cap (server.max_connections): a new connection past it aborts the one idle longest;
+    a connection with a request in progress is not idle, and one whose answer went out is the most recently
+    active."""
+
+    async def scenario() -> None:
+        app = App()
+        listener = protocol_class(ServerSettings(), app, 1000, max_connections=2)
+        loop = asyncio.get_running_loop()
+        state = ServerState()
+
+        def open_connection() -> tuple[HttpProtocol, RecordingTransport]:
+            protocol, transport = listener(state, loop), RecordingTransport()
+            protocol.connection_made(transport)
+            return protocol, transport
+
+        busy, busy_transport = open_connection()
+        busy.data_received(HEAD + b"Content-Length: 2\r\n\r\n")  # its body is still to come
+        idle, idle_transport = open_connection()
+        answered, answered_transport = open_connection()
+        assert idle_transport.aborted and not busy_transport.closed and not answered_transport.closed
+        idle.connection_lost(None)
+        answered.data_received(HEAD + b"Content-Length: 2\r\n\r\n{}")
+        await settle()
+        assert answered_transport.text.startswith("HTTP/1.1 200") and not answered_transport.closed
+        busy.data_received(b"{}")  # answered after `answered`: now the most recently active one
+        await settle()
+        assert busy_transport.text.startswith("HTTP/1.1 200")
+        _, newest_transport = open_connection()
+        assert answered_transport.aborted and not busy_transport.closed and not newest_transport.closed
+        assert listener.connection_limit.open == 2
+
+    run(scenario)
+
+
 def test_a_connection_made_after_the_listener_stopped_accepting_is_closed_at_once() -> None:
     """A TLS handshake that completes during the shutdown: uvicorn asked the connections it knew to close."""
 
@@ -739,86 +775,179 @@ def test_the_keep_alive_timeout_counts_from_the_last_answer_not_the_first() -> N
     run(scenario)
 
 
-def test_a_tls_listener_reads_through_the_lent_buffer_one_delivery_split_over_reads() -> None:
+class TlsServer:
+    """A real uvloop server on loopback with the TLS listener's protocol, which runs the handshakes itself,
+    and a client context that trusts its certificate. Every protocol made is remembered weakly."""
+
+    def __init__(self, directory: Path, app: Any, **settings: Any) -> None:
+        cert, key = tls_certificate(directory)
+        self.server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.server_tls.load_cert_chain(cert, key)
+        self.client_tls = ssl.create_default_context(cafile=str(cert))
+        self.client_tls.check_hostname = False
+        limits = {key: value for key, value in settings.items() if key != "max_connections"}
+        self.listener = protocol_class(
+            replace(ServerSettings(), **limits), app, 1000, self.server_tls, settings.get("max_connections")
+        )
+        self.state = ServerState()
+        self.served: list[weakref.ReferenceType[HttpProtocol]] = []
+        self.port = 0
+
+    def connection(self) -> HttpProtocol:
+        protocol = self.listener(self.state, asyncio.get_running_loop())
+        self.served.append(weakref.ref(protocol))
+        return protocol
+
+    async def start(self) -> asyncio.Server:
+        server = await asyncio.get_running_loop().create_server(self.connection, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        return server
+
+    async def post(self, pieces: int = 1) -> bytes:
+        """One delivery over a new TLS connection, its request written in `pieces` separate writes."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port, ssl=self.client_tls)
+        request = HEAD + b"Content-Length: 2\r\n\r\n{}"
+        size = -(-len(request) // pieces)
+        for start in range(0, len(request), size):
+            writer.write(request[start : start + size])
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        answer = await reader.readuntil(b"\r\n\r\nok")
+        writer.close()
+        await writer.wait_closed()
+        return answer
+
+    async def until_no_connection(self) -> None:
+        for _ in range(200):  # the server's end of a connection is lost a few loop turns later
+            if not self.state.connections:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{len(self.state.connections)} connections still open")
+
+
+def run_on_uvloop(scenario: Callable[[], Awaitable[None]], collector: bool = True) -> None:
+    if not collector:
+        gc.collect()
+        gc.disable()
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(scenario())
+    finally:
+        gc.enable()
+
+
+class Forgetful(App):
+    """Keeps no request (a request leads to its connection)."""
+
+    async def handle(self, request: Request) -> Answer | None:
+        await request.body(1000)
+        return OK
+
+
+def test_a_tls_listener_reads_through_the_lent_buffer_one_delivery_split_over_reads(tmp_path: Path) -> None:
     """uvloop lends its decrypted bytes through get_buffer/buffer_updated only to a protocol that is not an
-    asyncio.Protocol; the TLS listener's is such a buffered protocol, and the plain listener's is not."""
+    asyncio.Protocol; the TLS listener's is such a buffered protocol, and the plain listener's is not. A
+    delivery written in five pieces is read whole."""
+    app = App()
+    tls = TlsServer(tmp_path, app)
 
     async def scenario() -> None:
-        app = App()
-        listener = protocol_class(ServerSettings(), app, 1000, tls=True)
-        assert isinstance(listener(ServerState(), asyncio.get_running_loop()), asyncio.BufferedProtocol)
-        assert not isinstance(listener(ServerState(), asyncio.get_running_loop()), asyncio.Protocol)
-        protocol = listener(ServerState(), asyncio.get_running_loop())
-        transport = RecordingTransport(tls=True)
-        protocol.connection_made(transport)
-        delivery = HEAD + b"Content-Length: 2\r\n\r\n{}"
-        for piece in (delivery[:10], delivery[10:]):
-            buffer = protocol.get_buffer(len(piece))  # type: ignore[attr-defined]
-            buffer[: len(piece)] = piece
-            protocol.buffer_updated(len(piece))  # type: ignore[attr-defined]
-        await settle()
-        assert app.calls == 1 and transport.text.startswith("HTTP/1.1 200")
+        loop = asyncio.get_running_loop()
+        assert isinstance(tls.listener(ServerState(), loop), asyncio.BufferedProtocol)
+        assert not isinstance(tls.listener(ServerState(), loop), asyncio.Protocol)
         assert not isinstance(
-            protocol_class(ServerSettings(), app, 1000)(ServerState(), asyncio.get_running_loop()),
-            asyncio.BufferedProtocol,
+            protocol_class(ServerSettings(), app, 1000)(ServerState(), loop), asyncio.BufferedProtocol
         )
+        server = await tls.start()
+        assert (await tls.post(pieces=5)).startswith(b"HTTP/1.1 200")
+        assert app.calls == 1 and app.requests[0].scheme == "https"
+        server.close()
 
-    run(scenario)
+    run_on_uvloop(scenario)
 
 
 def test_an_ended_tls_connection_is_freed_without_the_cyclic_garbage_collector(tmp_path: Path) -> None:
     """uvloop's TLS layer keeps the buffered protocol's get_buffer and buffer_updated after the connection
     ends, and the protocol held the transport that leads to it: every TLS connection was left to the cyclic
     collector, which bridge/heap.py makes rare, with its OpenSSL state and uvloop's buffer (docs/
-    benchmarks.md, ninth round). A real uvloop TLS server and client, one request, the client hangs up."""
-    cert, key = tls_certificate(tmp_path)
-    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_tls.load_cert_chain(cert, key)
-    client_tls = ssl.create_default_context(cafile=str(cert))
-    client_tls.check_hostname = False
-    served: list[weakref.ReferenceType[HttpProtocol]] = []
-
-    class Forgetful(App):
-        """Keeps no request (a request leads to its connection)."""
-
-        async def handle(self, request: Request) -> Answer | None:
-            await request.body(1000)
-            return OK
+    benchmarks.md, ninth round). The same for a handshake that fails: the upgrade's exception held the
+    protocol. A real uvloop TLS server; one client sends a request and hangs up, another sends bytes that
+    are not TLS."""
+    tls = TlsServer(tmp_path, Forgetful())
 
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        listener = protocol_class(ServerSettings(), Forgetful(), 1000, tls=True)
-        state = ServerState()
-
-        def connection() -> HttpProtocol:
-            protocol = listener(state, loop)
-            served.append(weakref.ref(protocol))
-            return protocol
-
-        server = await loop.create_server(connection, "127.0.0.1", 0, ssl=server_tls)
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_tls)
-        writer.write(HEAD + b"Content-Length: 2\r\n\r\n{}")
-        assert (await reader.readuntil(b"\r\n\r\nok")).startswith(b"HTTP/1.1 200")
+        server = await tls.start()
+        assert (await tls.post()).startswith(b"HTTP/1.1 200")
+        reader, writer = await asyncio.open_connection("127.0.0.1", tls.port)
+        writer.write(HEAD + b"\r\n")  # plain HTTP to the TLS port: the handshake fails
+        assert await reader.read() == b""
         writer.close()
-        await writer.wait_closed()
-        for _ in range(100):  # the server's end of the connection is lost a few loop turns later
-            if not state.connections and served:
-                break
-            await asyncio.sleep(0.01)
+        await tls.until_no_connection()
         await settle()
-        assert len(served) == 1 and not state.connections
-        assert served[0]() is None, "the connection's protocol outlived it: a reference cycle"
+        assert len(tls.served) == 2
+        assert [ref() for ref in tls.served] == [None, None], "a connection's protocol outlived it: a cycle"
         server.close()
         await server.wait_closed()
 
-    gc.collect()
-    gc.disable()
-    try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(scenario())
-    finally:
-        gc.enable()
+    run_on_uvloop(scenario, collector=False)
+
+
+def test_a_tls_connection_that_sends_nothing_holds_no_tls_state_and_ends_at_the_handshake_deadline(
+    tmp_path: Path,
+) -> None:
+    """The TLS layer (OpenSSL's state and uvloop's, about 40 KiB) is set up when the ClientHello arrives; a
+    connection that sends nothing is closed at the handshake deadline, with nothing written to it."""
+    tls = TlsServer(tmp_path, App(), tls_handshake_timeout_seconds=0.3)
+
+    async def scenario() -> None:
+        server = await tls.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", tls.port)
+        await asyncio.sleep(0.1)
+        (protocol,) = tls.state.connections
+        assert protocol.transport is not None and protocol.transport.get_protocol() is protocol
+        opened = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(reader.read(), 2) == b""
+        assert 0.1 <= asyncio.get_running_loop().time() - opened <= 0.6
+        writer.close()
+        await tls.until_no_connection()
+        server.close()
+
+    run_on_uvloop(scenario)
+
+
+def test_tls_connections_past_the_cap_are_closed_oldest_first_and_a_delivery_still_gets_in(
+    tmp_path: Path,
+) -> None:
+    """Silent TCP connections to the TLS port count from their accept: past `max_connections` the one idle
+    longest is closed, so a delivery on a new connection is served while the port is flooded."""
+    tls = TlsServer(tmp_path, App(), max_connections=3)
+    evicted = (
+        REGISTRY.get_sample_value("idaas_bridge_connections_evicted_total", {"listener": "webhooks"}) or 0
+    )
+
+    async def scenario() -> None:
+        server = await tls.start()
+        silent = []
+        for _ in range(6):
+            silent.append(await asyncio.open_connection("127.0.0.1", tls.port))
+            await asyncio.sleep(0.02)
+        closed = [await asyncio.wait_for(reader.read(), 1) == b"" for reader, _ in silent[:3]]
+        assert closed == [True, True, True]
+        assert len(tls.state.connections) == 3 and tls.listener.connection_limit.open == 3
+        assert (await tls.post()).startswith(b"HTTP/1.1 200")  # it closed the fourth silent connection
+        assert await asyncio.wait_for(silent[3][0].read(), 1) == b""
+        for reader, writer in silent[4:]:
+            assert not reader.at_eof()
+            writer.close()
+        for _, writer in silent[:4]:
+            writer.close()
+        await tls.until_no_connection()
+        assert tls.listener.connection_limit.open == 0
+        server.close()
+
+    run_on_uvloop(scenario)
+    now = REGISTRY.get_sample_value("idaas_bridge_connections_evicted_total", {"listener": "webhooks"})
+    assert now == evicted + 4
 
 
 def test_an_answer_that_comes_after_the_client_hung_up_is_dropped() -> None:

@@ -196,6 +196,7 @@ server:
   trusted_proxies: {{ $config.server.trusted_proxies | default list | toJson }}
   max_body_bytes: {{ $config.server.max_body_bytes | toJson }}
   limit_concurrency: {{ $config.server.limit_concurrency | toJson }}
+  max_connections: {{ $config.server.max_connections | toJson }}
   keep_alive_timeout_seconds: {{ $config.server.keep_alive_timeout_seconds | toJson }}
   header_read_timeout_seconds: {{ $config.server.header_read_timeout_seconds | toJson }}
   body_read_timeout_seconds: {{ $config.server.body_read_timeout_seconds | toJson }}
