@@ -29,7 +29,7 @@ from typing import Any, Final, cast
 import uvicorn
 from starlette.types import ASGIApp
 
-from bridge import heap
+from bridge import heap, open_files
 from bridge.app import Bridge
 from bridge.config import ConfigError, ServerSettings, Sources
 from bridge.http_message import Endpoint
@@ -82,7 +82,10 @@ def public_config(
     tls = tls_context(server, sources) if server.tls else None
     # The receiver answers 503 + Retry-After past limit_concurrency requests; past twice that many
     # requests in progress the protocol does, before any request reaches the receiver.
-    protocol = protocol_class(server, endpoint, 2 * server.limit_concurrency, tls)
+    connections = open_files.connections_allowed(
+        server.max_connections, OPS_CONNECTION_LIMIT, sources.name("server.max_connections")
+    )
+    protocol = protocol_class(server, endpoint, 2 * server.limit_concurrency, tls, connections)
     public = uvicorn.Config(
         app,
         # The in-flight phase of the shutdown budget: it starts at SIGTERM, with the whole budget left.

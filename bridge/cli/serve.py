@@ -11,14 +11,15 @@ from bridge.config import Settings
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
-    from bridge import heap, logs, metrics
+    from bridge import heap, logs, metrics, open_files
     from bridge.app import Bridge, create_app, create_ops_endpoints
     from bridge.publish.spool_root import hold_root
     from bridge.servers import OpsServer, PublicServer, bind, bind_group, ops_config, public_config
     from bridge.workers import run_workers, worker_count
 
     logs.configure(settings.logging.level)
-    heap.set_malloc_thresholds()  # before the workers are forked: they inherit it
+    heap.set_malloc_thresholds()  # before the workers are forked: they inherit both
+    open_files.raise_limit()
     # Before a port is bound or a worker forked: a second bridge on this spool.path stops here, and the
     # workers inherit the lock (spool_root.py).
     hold_root(settings.spool.path, settings.sources)
