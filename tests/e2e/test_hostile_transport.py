@@ -7,6 +7,7 @@ under "measured figures"; bench/hostile.py measures the same attacks at full siz
 
 from __future__ import annotations
 
+import resource
 import signal
 import socket
 import time
@@ -222,6 +223,14 @@ def test_a_connection_still_before_its_tls_handshake_is_closed_when_the_shutdown
         bridge.stop()
 
 
+def open_file_limits(bridge: BridgeProcess) -> tuple[int, int]:
+    """The daemon's soft and hard RLIMIT_NOFILE (Linux /proc)."""
+    assert bridge.process is not None
+    limits = Path(f"/proc/{bridge.process.pid}/limits").read_text().splitlines()
+    soft, hard = next(line.split()[3:5] for line in limits if line.startswith("Max open files"))
+    return int(soft), int(hard)
+
+
 def closed_already(connection: socket.socket) -> bool:
     """Whether the bridge has closed this silent connection (EOF or reset), without waiting."""
     connection.setblocking(False)
@@ -241,19 +250,26 @@ def test_a_connection_flood_on_the_tls_port_is_capped_and_locks_no_delivery_out(
     the bridge's memory does not follow the flood, and a delivery on a new connection is answered
     meanwhile. Without the cap each silent connection held about 40 KiB of TLS state until its deadline."""
     cap, stalled_count, silent_count = 64, 100, 600
-    bridge = started_tls_bridge(
-        tmp_path,
-        kafka_bootstrap,
-        topic_prefix,
-        {
-            "server.limit_concurrency": LIMIT_CONCURRENCY,
-            "server.max_connections": cap,
-            "server.tls_handshake_timeout_seconds": 20,
-        },
-    )
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # Started as a container runtime starts it: a soft open-file limit of 1,024 (the daemon raises it).
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, soft), hard))
+    try:
+        bridge = started_tls_bridge(
+            tmp_path,
+            kafka_bootstrap,
+            topic_prefix,
+            {
+                "server.limit_concurrency": LIMIT_CONCURRENCY,
+                "server.max_connections": cap,
+                "server.tls_handshake_timeout_seconds": 20,
+            },
+        )
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     stalled: list[socket.socket] = []
     silent: list[socket.socket] = []
     try:
+        assert open_file_limits(bridge) == (hard, hard)
         before = bridge.rss_bytes()
         with peak_rss(bridge) as peak:
             stalled = stalled_handshakes(bridge.port, stalled_count)
