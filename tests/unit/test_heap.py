@@ -4,10 +4,12 @@ process-wide and stays once made."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,69 @@ def test_thresholds_set_in_glibcs_environment_are_left_alone(environment: dict[s
 def test_the_operators_mmap_threshold_stays_in_force() -> None:
     _, returned = probe(GLIBC_TUNABLES=f"glibc.malloc.mmap_threshold={4 * 2**20}")
     assert returned < 0.1  # 256 KiB is below the operator's 4 MiB: the buffers stay on the heap
+
+
+class Connection:
+    def evict(self) -> None:
+        raise AssertionError("nothing is over the limit here")
+
+
+def test_the_heap_is_trimmed_after_a_flood_of_connections_and_not_for_ordinary_traffic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`trim_after_floods` trims once per check in which the listener held FLOOD_CONNECTIONS at once."""
+    from bridge import heap
+    from bridge.connection_limit import ConnectionLimit
+
+    trims: list[float] = []
+    monkeypatch.setattr(heap, "TRIM_CHECK_SECONDS", 0.05)
+    monkeypatch.setattr(heap, "release_free_memory", lambda: trims.append(time.monotonic()) or True)
+    connections = ConnectionLimit(10 * heap.FLOOD_CONNECTIONS, lambda: None)
+
+    async def scenario() -> None:
+        trimming = asyncio.create_task(heap.trim_after_floods(connections))
+        ordinary = [Connection() for _ in range(heap.FLOOD_CONNECTIONS - 1)]
+        for connection in ordinary:
+            connections.opened(connection)
+        await asyncio.sleep(0.2)
+        assert trims == []
+        flood = [Connection() for _ in range(2 * heap.FLOOD_CONNECTIONS)]
+        for connection in flood:
+            connections.opened(connection)
+        for connection in flood + ordinary:
+            connections.closed(connection)
+        await asyncio.sleep(0.2)
+        trimming.cancel()
+
+    asyncio.run(scenario())
+    assert len(trims) == 1  # the check after the flood; the next ones saw no more than they held then
+
+
+def test_free_heap_memory_goes_back_to_the_system() -> None:
+    """`release_free_memory` runs glibc's malloc_trim: the pages of freed, fragmented blocks leave RSS."""
+    probe = """
+import ctypes
+from bridge import heap
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+def rss():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0])
+blocks = []
+# 20,000 x 8 KiB written through, every other one freed: free memory that trimming the top cannot return
+for _ in range(20000):
+    block = libc.malloc(8192)
+    ctypes.memset(block, 1, 8192)
+    blocks.append(block)
+for block in blocks[::2]:
+    libc.free(block)
+before = rss()
+assert heap.release_free_memory()
+print(before - rss())
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT, timeout=60
+    )
+    released_kib = int(result.stdout)
+    assert released_kib > 40_000, f"{released_kib} KiB released of about 80,000 freed"
