@@ -183,8 +183,8 @@ class ServerSettings:
     max_body_bytes: int = 1024 * 1024
     limit_concurrency: int = 1000
     #: Open connections per worker on the webhook listener (bridge/connection_limit.py): past it the one
-    #: idle longest is closed. About 40 KiB each over TLS before the handshake, so 4,096 bound that
-    #: memory to about 170 MB a worker.
+    #: idle longest is closed. About 40 KiB each once a TLS handshake began (4 KiB before), so 4,096 bound
+    #: that memory to about 170 MB a worker.
     max_connections: int = 4096
     keep_alive_timeout_seconds: float = 5.0
     header_read_timeout_seconds: float = 10.0

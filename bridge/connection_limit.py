@@ -1,10 +1,10 @@
 """A listener's cap on open connections: past it, the connection idle longest is closed, never a request.
 
-Why a cap: every accepted connection costs memory before anyone is authenticated (a TCP connection that
-never sends a TLS ClientHello holds about 40 KiB of OpenSSL and uvloop state until its handshake deadline,
+Why a cap: every accepted connection costs memory before anyone is authenticated (about 4 KiB before its
+TLS ClientHello, about 40 KiB of OpenSSL and uvloop state once its handshake began, until its deadline;
 docs/operations.md "Limits"). Without one, a single client opening silent connections as fast as it can
-grew a worker by 600 MB in 2 s, past the chart's memory limit: the pod is OOM-killed, and every delivery
-IDaaS sends meanwhile fails.
+grew a worker by 600 MB in 2 s (when each held its TLS state from its accept), past the chart's memory
+limit: the pod is OOM-killed, and every delivery IDaaS sends meanwhile fails.
 
 Why not refuse new connections past the cap: then holding `limit` silent connections (renewed every
 deadline) would lock every delivery out, the attack the protocol's deadlines were built against. So past

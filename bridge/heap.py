@@ -91,7 +91,10 @@ def release_free_memory() -> bool:
 
 async def trim_after_floods(connections: ConnectionLimit) -> None:
     """Run for a listener's life: trim the heap after any TRIM_CHECK_SECONDS in which the listener held
-    FLOOD_CONNECTIONS connections at once."""
+    FLOOD_CONNECTIONS connections at once. A listener capped below that (the operations port) never does:
+    it returns at once."""
+    if connections.limit < FLOOD_CONNECTIONS:
+        return
     while True:
         await asyncio.sleep(TRIM_CHECK_SECONDS)
         if connections.take_high_water() >= FLOOD_CONNECTIONS:
