@@ -28,7 +28,12 @@ help:
 	@echo "make generate   rewrite the generated files (alerts, dashboard, chart schema and README)"
 	@echo "make image      build the container image with podman (no Docker, no registry needed)"
 
-$(BIN)/idaas-bridge: pyproject.toml constraints.txt
+#: The modules mypyc compiles into C extensions beside their sources (pyproject.toml [tool.idaas-bridge]): the
+#: editable install builds them, so it is made again when one of them changes (tests/conftest.py stops a
+#: test session started on an out-of-date build).
+COMPILED_SOURCES := $(shell sed -n '/^compiled-modules = \[/,/^\]/s/^ *"\(.*\)",$$/\1/p' pyproject.toml)
+
+$(BIN)/idaas-bridge: pyproject.toml constraints.txt setup.py $(COMPILED_SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
@@ -129,4 +134,6 @@ bench: venv kafka-up $(VENV)/.bench-extras
 
 clean:
 	-deploy/kafka/kafka.sh down
-	rm -rf $(VENV) $(CACHE)/kafka/instance-* $(CACHE)/spool
+	rm -rf $(VENV) $(CACHE)/kafka/instance-* $(CACHE)/spool build
+	find bridge -name '*.so' -delete
+	rm -f bridge__mypyc.*.so

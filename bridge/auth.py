@@ -29,7 +29,7 @@ import hmac
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Final, NamedTuple
+from typing import Final, NamedTuple
 
 from bridge.structured_fields import Item, StructuredFieldError, Token, parse_dictionary
 
@@ -122,7 +122,11 @@ class DigestCheck:
     holds the token or replays a genuine delivery; the body only has to match the digests it committed to."""
 
     digests: tuple[tuple[str, bytes], ...]
-    signed: ClassVar[bool] = True
+
+    @property
+    def signed(self) -> bool:
+        """A property rather than a ClassVar: mypyc compiles a frozen, slotted dataclass without one."""
+        return True
 
     def verify(self, body: bytes) -> AuthFailure | None:
         for name, digest in self.digests:
@@ -141,7 +145,10 @@ class LegacyCheck:
 
     received: bytes
     tokens: tuple[str, ...]
-    signed: ClassVar[bool] = False
+
+    @property
+    def signed(self) -> bool:
+        return False
 
     def verify(self, body: bytes) -> AuthFailure | None:
         for token in self.tokens:

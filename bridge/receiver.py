@@ -121,8 +121,8 @@ class WebhookReceiver:
         self._delivery = delivery
         self._dedup = dedup
         self._guard = guard
-        self._signed = Slots(settings.server.limit_concurrency)
-        self._unsigned = Slots(settings.server.unauthenticated_limit_concurrency)
+        self._signed_slots = Slots(settings.server.limit_concurrency)
+        self._unsigned_slots = Slots(settings.server.unauthenticated_limit_concurrency)
         self._rejections = ThrottledLog(log, REJECTION_LOG_INTERVAL_SECONDS)
         for hook in settings.webhooks:  # exported as 0 from the start, so "no hang-ups" reads as 0
             metrics.CLIENT_DISCONNECTS.labels(webhook=hook.name)
@@ -133,7 +133,7 @@ class WebhookReceiver:
     @property
     def in_flight(self) -> int:
         """Requests holding a slot now (what a shutdown would cut short)."""
-        return self._signed.in_use + self._unsigned.in_use
+        return self._signed_slots.in_use + self._unsigned_slots.in_use
 
     async def handle(self, request: Request) -> Answer | None:
         """The answer to one delivery; None when the client hung up (nobody is listening)."""
@@ -222,9 +222,9 @@ class WebhookReceiver:
         """
         server = self._settings.server
         reading, deadline = (
-            (self._signed, server.body_read_timeout_seconds)
+            (self._signed_slots, server.body_read_timeout_seconds)
             if check.signed
-            else (self._unsigned, server.unauthenticated_body_timeout_seconds)
+            else (self._unsigned_slots, server.unauthenticated_body_timeout_seconds)
         )
         if not reading.take():
             return OVERLOADED
@@ -236,12 +236,12 @@ class WebhookReceiver:
                 return await self._accept(webhook, body)
         finally:
             reading.give_back()
-        if not self._signed.take():
+        if not self._signed_slots.take():
             return OVERLOADED
         try:
             return await self._accept(webhook, body)
         finally:
-            self._signed.give_back()
+            self._signed_slots.give_back()
 
     async def _read_verified(
         self, request: Request, webhook: str, check: auth.BodyCheck, deadline: float

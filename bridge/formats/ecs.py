@@ -111,4 +111,6 @@ def encode(event: Event) -> bytes:
     return orjson.dumps(to_document(event))
 
 
-FORMAT = EventFormat(name="ecs", content_type="application/json", schema=f"ecs/{ECS_VERSION}", encode=encode)
+FORMAT: Final[EventFormat] = EventFormat(
+    name="ecs", content_type="application/json", schema=f"ecs/{ECS_VERSION}", encode=encode
+)

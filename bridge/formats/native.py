@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -45,4 +45,6 @@ def encode(event: Event) -> bytes:
     return orjson.dumps(to_document(event))
 
 
-FORMAT = EventFormat(name="native", content_type="application/json", schema=NATIVE_SCHEMA, encode=encode)
+FORMAT: Final[EventFormat] = EventFormat(
+    name="native", content_type="application/json", schema=NATIVE_SCHEMA, encode=encode
+)

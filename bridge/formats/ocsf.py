@@ -136,6 +136,6 @@ def encode(event: Event) -> bytes:
     return orjson.dumps(to_document(event))
 
 
-FORMAT = EventFormat(
+FORMAT: Final[EventFormat] = EventFormat(
     name="ocsf", content_type="application/json", schema=f"ocsf/{OCSF_VERSION}", encode=encode
 )

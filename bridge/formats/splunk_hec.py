@@ -103,7 +103,7 @@ def routing_headers(event: Event) -> list[Header]:
     ]
 
 
-FORMAT = EventFormat(
+FORMAT: Final[EventFormat] = EventFormat(
     name="splunk_hec",
     content_type="application/json",
     schema="splunk-hec-event/1",

@@ -5,8 +5,8 @@
 #      localhost/python-base:3.11-bookworm; the tarball is cached in .cache/image and made again only when
 #      this recipe changes (delete .cache/image/base.tar to take Debian's latest updates);
 #   2. the wheels of the bridge and its pinned dependencies, built on the host with the venv's pip, so the
-#      build needs no network; made again only when constraints.txt, pyproject.toml, README.md or bridge/
-#      change;
+#      build needs no network; made again only when constraints.txt, pyproject.toml, setup.py, README.md or
+#      bridge/'s sources change (the bridge's own wheel compiles its hot modules with mypyc: about a minute);
 #   3. `podman build` (its layer cache makes an unchanged build a no-op), then the image's size and digest.
 # Environment: IMAGE (default localhost/idaas-siem-bridge:<pyproject version>), PIP (default .venv/bin/pip).
 # The image id is written to .cache/image/image-id for the tests.
@@ -62,8 +62,8 @@ fi
 # --- 2. wheels --------------------------------------------------------------------------------------------
 wheels_key=$(
   {
-    sha256sum constraints.txt pyproject.toml README.md
-    find bridge -type f ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum
+    sha256sum constraints.txt pyproject.toml setup.py README.md
+    find bridge -type f ! -path '*/__pycache__/*' ! -name '*.so' -print0 | sort -z | xargs -0 sha256sum
   } | key_of
 )
 if [[ "$(cat "$cache/wheels/.key" 2>/dev/null)" != "$wheels_key" ]]; then

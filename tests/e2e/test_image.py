@@ -26,6 +26,7 @@ import pytest
 
 from bridge.events.samples import sample_deliveries
 from bridge.publish.spool import Spool
+from tests import compiled_build
 from tests.e2e.container import (
     BUILD,
     CONFIG_PATH,
@@ -249,3 +250,13 @@ def test_the_image_holds_no_pip_no_compiler_no_tests_and_no_secret(
             assert not any(one_line.encode() in data or body in data for data in image_files.values()), ca
     environment = json.loads(podman("image", "inspect", "--format", "{{json .Config.Env}}", image))
     assert [e for e in environment if re.search(r"TOKEN|PASSWORD|SECRET|_KEY=", e.split("=")[0] + "=")] == []
+
+
+def test_the_request_paths_modules_are_compiled_in_the_image(image_files: dict[str, bytes]) -> None:
+    """The image's wheel carries the C extensions mypyc built (pyproject.toml [tool.idaas-bridge]), which
+    its Python imports before the sources beside them: the image runs what the suite tested."""
+    site_packages = "/opt/idaas-bridge/lib/python3.11/site-packages/"
+    for source in compiled_build.compiled_sources():
+        extension = compiled_build.extension_of(source).relative_to(ROOT)
+        assert site_packages + str(extension) in image_files, extension
+        assert image_files[site_packages + str(extension)].startswith(b"\x7fELF")
