@@ -31,7 +31,7 @@ help:
 #: The modules mypyc compiles into C extensions beside their sources (pyproject.toml [tool.idaas-bridge]): the
 #: editable install builds them, so it is made again when one of them changes (tests/conftest.py stops a
 #: test session started on an out-of-date build).
-COMPILED_SOURCES := $(shell sed -n '/^compiled-modules = \[/,/^\]/s/^ *"\(.*\)",$$/\1/p' pyproject.toml)
+COMPILED_SOURCES := $(shell sed -n '/^compiled-modules = \[/,/^\]/s/^ *"\(.*\)",\{0,1\}$$/\1/p' pyproject.toml)
 
 $(BIN)/idaas-bridge: pyproject.toml constraints.txt setup.py $(COMPILED_SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

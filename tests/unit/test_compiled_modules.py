@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import subprocess
+import tomllib
 from pathlib import Path
+
+import pytest
 
 from tests import compiled_build
 from tests.compiled_build import EXTENSION_SUFFIX
@@ -44,3 +49,21 @@ def test_a_stale_missing_or_stray_extension_is_named(tmp_path: Path) -> None:
     (package / f"new{EXTENSION_SUFFIX}").write_bytes(b"")
     os.utime(package / "edited.py", (500, 500))
     assert compiled_build.out_of_date(tmp_path) == []
+
+
+def test_the_build_compiles_with_the_mypy_that_type_checks() -> None:
+    """[build-system] pins mypy (mypyc) for the build; constraints.txt pins it for `make typecheck`."""
+    pyproject = tomllib.loads((compiled_build.ROOT / "pyproject.toml").read_text())
+    build_pins = [pin for pin in pyproject["build-system"]["requires"] if pin.startswith("mypy==")]
+    constraints = (compiled_build.ROOT / "constraints.txt").read_text().splitlines()
+    assert build_pins and build_pins[0] in constraints, (build_pins, "constraints.txt")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_rebuilds_the_venv_when_any_compiled_source_changes() -> None:
+    result = subprocess.run(
+        ["make", "-p", "-n", "help"], cwd=compiled_build.ROOT, capture_output=True, text=True, check=True
+    )
+    rule = next(line for line in result.stdout.splitlines() if line.startswith(".venv/bin/idaas-bridge:"))
+    sources = [str(source.relative_to(compiled_build.ROOT)) for source in compiled_build.compiled_sources()]
+    assert set(sources) <= set(rule.split()[1:]), rule
