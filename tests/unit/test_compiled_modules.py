@@ -3,6 +3,7 @@ and the figures in docs/benchmarks.md are the compiled code's, and a session nev
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
 import shutil
@@ -67,3 +68,20 @@ def test_make_rebuilds_the_venv_when_any_compiled_source_changes() -> None:
     rule = next(line for line in result.stdout.splitlines() if line.startswith(".venv/bin/idaas-bridge:"))
     sources = [str(source.relative_to(compiled_build.ROOT)) for source in compiled_build.compiled_sources()]
     assert set(sources) <= set(rule.split()[1:]), rule
+
+
+def test_no_compiled_function_binds_one_exception_name_to_two_classes() -> None:
+    """mypyc types an `except ... as name` variable once per function, from its first handler: a later
+    handler of another class binding the same name raises TypeError when it catches (a full spool's
+    `Unavailable` in `_make_durable` became a 500 that way, where the interpreter answered 503)."""
+    reused = []
+    for source in compiled_build.compiled_sources():
+        for function in ast.walk(ast.parse(source.read_text())):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            classes: dict[str, set[str]] = {}
+            for node in ast.walk(function):
+                if isinstance(node, ast.ExceptHandler) and node.name and node.type is not None:
+                    classes.setdefault(node.name, set()).add(ast.unparse(node.type))
+            reused += [(source.name, function.name, name) for name, kind in classes.items() if len(kind) > 1]
+    assert reused == []
