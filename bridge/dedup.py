@@ -31,7 +31,6 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeAlias, TypeVar
 
 from bridge import metrics
@@ -39,16 +38,20 @@ from bridge import metrics
 Answer = TypeVar("Answer")
 
 
-@dataclass(frozen=True, slots=True)
 class Claim(Generic[Answer]):
     """The outcome of `DeliveryDedup.claim`: exactly one of the three holds.
 
     `duplicate`: the id was made durable within the TTL. `pending`: another copy is in progress; await it
     (shielded) for that copy's answer. Neither: the caller owns the id and must `settle` it.
+
+    Immutable: its attributes are Final, which mypy enforces and the compiled class enforces at run time. A
+    plain class, not a dataclass like the other value types of the compiled modules (`bridge.events.model`):
+    a Final field in a class body cannot depend on a type variable.
     """
 
-    duplicate: bool = False
-    pending: asyncio.Future[Answer] | None = None
+    def __init__(self, duplicate: bool = False, pending: asyncio.Future[Answer] | None = None) -> None:
+        self.duplicate: Final = duplicate
+        self.pending: Final = pending
 
     @property
     def owned(self) -> bool:
