@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final, NamedTuple, Protocol
+from dataclasses import dataclass
+from typing import Final, Protocol
 
 import orjson
 
@@ -34,15 +35,31 @@ class BodyTooLarge(Exception):
     """The body is (or says it is) over the size limit."""
 
 
-class Answer(NamedTuple):
+@dataclass(init=False)
+class Answer:
     """One HTTP answer. `close`: the connection ends after it (the protocol also ends it after an answer
-    given before the request's body arrived, and when the client asked)."""
+    given before the request's body arrived, and when the client asked). Immutable: a dataclass with a
+    hand-written __init__ and Final fields, native when compiled (see `bridge.events.model`)."""
 
-    status: int
-    body: bytes
-    content_type: bytes = JSON
-    headers: tuple[tuple[bytes, bytes], ...] = ()
-    close: bool = False
+    status: Final[int]
+    body: Final[bytes]
+    content_type: Final[bytes]
+    headers: Final[tuple[tuple[bytes, bytes], ...]]
+    close: Final[bool]
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: bytes = JSON,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+        close: bool = False,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.headers = headers
+        self.close = close
 
 
 def json_answer(

@@ -6,6 +6,7 @@ The formats are resolved once at start-up from config; per request this is a dic
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, NamedTuple
 
@@ -26,18 +27,27 @@ JSON: Final = b"application/json"
 MAX_FUTURE_SKEW: Final = timedelta(minutes=15)
 
 
-class OutboundRecord(NamedTuple):
+@dataclass(init=False)
+class OutboundRecord:
     """Everything one Kafka produce() needs; also what the spool stores.
 
-    A NamedTuple rather than a frozen dataclass: as immutable (a copy with other headers is `_replace`),
-    and built once per delivery for 0.4 µs instead of 0.8 µs (a frozen dataclass sets each field through
-    object.__setattr__)."""
+    Immutable (a copy with other headers is `dataclasses.replace`): a dataclass with a hand-written
+    __init__ and Final fields, native when compiled (see `bridge.events.model`)."""
 
-    topic: str
-    key: bytes
-    value: bytes
-    headers: list[Header]
-    timestamp_ms: int
+    topic: Final[str]
+    key: Final[bytes]
+    value: Final[bytes]
+    headers: Final[list[Header]]
+    timestamp_ms: Final[int]
+
+    def __init__(
+        self, topic: str, key: bytes, value: bytes, headers: list[Header], timestamp_ms: int
+    ) -> None:
+        self.topic = topic
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestamp_ms = timestamp_ms
 
 
 class RecordTooLarge(ReasonedError):

@@ -287,7 +287,7 @@ class Backfill:
                 (SOURCE_HEADER, BACKFILL_SOURCE.encode()),
                 (AUDIT_ID_HEADER, str(audit["id"]).encode()),
             ]
-            records.append((kind, record._replace(headers=headers)))
+            records.append((kind, replace(record, headers=headers)))
         return records
 
     @staticmethod

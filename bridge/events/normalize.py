@@ -167,30 +167,27 @@ def normalize(envelope: Envelope, webhook: str, received_at: datetime) -> Event:
     action = row.action if row is not None else envelope.type
     outcome = classification.outcome if classification is not None else "unknown"
     initiated_by = "admin" if by_admin else "user"
-    # Positional, in the order of Event's fields, each argument its field's name (or the envelope's field,
-    # or a comment names it): with keywords a NamedTuple's __new__ takes them through a dict, 1.25 µs
-    # against 0.36 µs for these 22 fields, once per delivery.
     return Event(
-        envelope.id,
-        envelope.type,
-        row,  # catalog_row
-        classification,
-        category,
-        action,
-        outcome,
-        envelope.account_id,
-        envelope.event_time,  # occurred_at
-        envelope.event_time_text,  # occurred_at_text
-        received_at,
-        webhook,
-        subject,
-        _affected_user(data, subject, by_admin),  # user
-        entity,
-        initiated_by,
-        admin_role,
-        _text(data, "sourceIp"),  # source_ip
-        resource,
-        authenticator,
-        _reason(data, attributes),  # reason
-        data,
+        id=envelope.id,
+        type=envelope.type,
+        catalog_row=row,
+        classification=classification,
+        category=category,
+        action=action,
+        outcome=outcome,
+        account_id=envelope.account_id,
+        occurred_at=envelope.event_time,
+        occurred_at_text=envelope.event_time_text,
+        received_at=received_at,
+        webhook=webhook,
+        subject=subject,
+        user=_affected_user(data, subject, by_admin),
+        entity=entity,
+        initiated_by=initiated_by,
+        admin_role=admin_role,
+        source_ip=_text(data, "sourceIp"),
+        resource=resource,
+        authenticator=authenticator,
+        reason=_reason(data, attributes),
+        data=data,
     )

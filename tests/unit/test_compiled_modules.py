@@ -4,15 +4,25 @@ and the figures in docs/benchmarks.md are the compiled code's, and a session nev
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import os
 import shutil
 import subprocess
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 
+from bridge import auth
+from bridge.dedup import Claim
+from bridge.events.envelope import parse_envelope
+from bridge.events.normalize import normalize
+from bridge.events.samples import sample_deliveries
+from bridge.http_message import json_answer
+from bridge.routing import OutboundRecord
 from tests import compiled_build
 from tests.compiled_build import EXTENSION_SUFFIX
 
@@ -85,3 +95,55 @@ def test_no_compiled_function_binds_one_exception_name_to_two_classes() -> None:
                     classes.setdefault(node.name, set()).add(ast.unparse(node.type))
             reused += [(source.name, function.name, name) for name, kind in classes.items() if len(kind) > 1]
     assert reused == []
+
+
+def _value_instances() -> list[object]:
+    """One instance of each immutable value type the compiled modules define, built as the bridge builds
+    them where that is short."""
+    headers = auth.SignedHeaders("POST", "https://bridge.example/webhooks/prod", None, None, None)
+    envelope = parse_envelope(orjson.dumps(sample_deliveries()[0]))
+    event = normalize(envelope, "prod", datetime(2027, 1, 1, tzinfo=UTC))
+    return [
+        headers,
+        auth.SignedRequest(headers, b"{}"),
+        auth.AuthFailure("signature_mismatch", "the signature does not match"),
+        auth.DigestCheck((("sha-256", b"\0" * 32),)),
+        auth.LegacyCheck(b"0" * 64, ("token",)),
+        auth._Signature((), (), {}, "", b""),
+        envelope,
+        event,
+        event.subject,
+        OutboundRecord("idaas.user", b"key", b"{}", [], 0),
+        json_answer(200, {"status": "published"}),
+        Claim(duplicate=True),
+    ]
+
+
+def _init_by_hand(kind: object) -> bool:
+    """A dataclass whose __init__ is its own (`init=False`): how the compiled modules write a value type."""
+    params = getattr(kind, "__dataclass_params__", None)
+    return isinstance(kind, type) and params is not None and not params.init
+
+
+def test_the_compiled_value_types_cannot_be_changed() -> None:
+    """They replaced NamedTuples and frozen dataclasses, whose __new__ or __init__ runs as Python code even in
+    a compiled module; their fields are Final, which the compiled class enforces at run time."""
+    instances = _value_instances()
+    covered = {type(instance) for instance in instances}
+    value_types = {
+        kind
+        for source in compiled_build.compiled_sources()
+        for kind in vars(importlib.import_module(compiled_build.module_name(source))).values()
+        if _init_by_hand(kind)
+    }
+    assert value_types <= covered, sorted(kind.__qualname__ for kind in value_types - covered)
+    for instance in instances:
+        if isinstance(instance, Claim):
+            names = ["duplicate", "pending"]
+        else:
+            assert dataclasses.is_dataclass(instance)
+            names = [field.name for field in dataclasses.fields(instance)]
+        assert names
+        for name in names:
+            with pytest.raises(AttributeError, match="not writable"):
+                setattr(instance, name, getattr(instance, name))
