@@ -79,9 +79,8 @@ REASONS: Final = (
 )
 
 
-# The value types here are dataclasses with a hand-written __init__ and Final fields: compiled by mypyc,
-# that __init__ is native (a NamedTuple's __new__ or a frozen dataclass's __init__ runs as Python code, ten
-# times the cost, several per delivery) and a field cannot be assigned (bridge/events/model.py says more).
+# The value types here are dataclasses with a hand-written __init__ and Final fields, for the reason
+# bridge/events/model.py gives.
 
 
 @dataclass(init=False)
