@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Final, Protocol
 
 import orjson
@@ -60,6 +61,32 @@ class Answer:
         self.content_type = content_type
         self.headers = headers
         self.close = close
+
+
+_STATUS_LINES: Final = {
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
+}
+
+
+def encode_answer(
+    answer: Answer, default_headers: Iterable[tuple[bytes, bytes]], keep_alive: bool, with_body: bool
+) -> bytes:
+    """`answer` as the bytes of one HTTP/1.1 response: its status line, `default_headers` (the server's:
+    Date), the content headers, `connection: close` unless the connection is kept alive, and the body unless
+    the request was HEAD. Here rather than in the protocol, which is interpreted, so that the bytes of
+    every answer are put together in native code."""
+    body = answer.body
+    status_line = _STATUS_LINES.get(answer.status)
+    parts = [b"HTTP/1.1 %d \r\n" % answer.status if status_line is None else status_line]
+    for name, value in default_headers:
+        parts.extend((name, b": ", value, b"\r\n"))
+    parts.extend((b"content-type: ", answer.content_type, b"\r\ncontent-length: ", b"%d" % len(body)))
+    for name, value in answer.headers:
+        parts.extend((b"\r\n", name, b": ", value))
+    parts.append(b"\r\n\r\n" if keep_alive else b"\r\nconnection: close\r\n\r\n")
+    if with_body:
+        parts.append(body)
+    return b"".join(parts)
 
 
 def json_answer(

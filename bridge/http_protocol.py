@@ -19,8 +19,8 @@ Per connection:
   fed to the parser (httptools accumulates a header value until it is complete; twice that for a head
   that begins in the read ending a body, see `_feed`), and the URL plus the
   fields may hold at most `max_header_fields` fields and `max_header_bytes` bytes. The signature headers
-  are capped at `auth.MAX_SIGNATURE_HEADER_BYTES` each, so the RFC 8941 parser only ever sees small input.
-  Past any of these: 431 and the connection is closed.
+  are capped at `auth.MAX_SIGNATURE_HEADER_BYTES` each, so the RFC 8941 parser only ever sees small input
+  (bridge/http_head.py counts the fields). Past any of these: 431 and the connection is closed.
 - Early answers close: an answer given before the request's whole body arrived (404, 413, 503, 401...)
   carries `Connection: close` and the connection closes after it; otherwise the unread rest of the body
   would sit in the parser with no timer armed.
@@ -59,10 +59,10 @@ from typing import Any, Final, cast
 import httptools
 from uvicorn.server import ServerState
 
-from bridge.auth import MAX_SIGNATURE_HEADER_BYTES, SIGNATURE_HEADERS
 from bridge.config import ServerSettings
 from bridge.connection_limit import ConnectionLimit
-from bridge.http_message import OVERLOADED, Answer, Endpoint, Request, json_answer
+from bridge.http_head import HeadReader
+from bridge.http_message import OVERLOADED, Answer, Endpoint, Request, encode_answer, json_answer
 from bridge.metrics import CONNECTIONS_EVICTED
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,6 @@ BODY_HIGH_WATER_BYTES: Final = 64 * 1024
 MAX_PIPELINED_REQUESTS: Final = 8
 #: The most a TLS connection's read hands the protocol at once (libuv's own read size).
 TLS_READ_BYTES: Final = 64 * 1024
-_SIGNATURE_HEADER_NAMES: Final = frozenset(name.encode() for name in SIGNATURE_HEADERS)
-_STATUS_LINES: Final = {
-    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
-}
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 # The phases a connection's deadline can belong to (compared by identity).
 _HELLO: Final = "TLS ClientHello"
@@ -96,11 +92,7 @@ def error_response(status: HTTPStatus, error: str, detail: str) -> bytes:
     """A complete JSON error response that announces the connection's end, for answers the transport gives
     before any request exists (no Date header: there may be no request to date)."""
     answer = json_answer(status.value, {"error": error, "detail": detail})
-    head = (
-        f"HTTP/1.1 {status.value} {status.phrase}\r\ncontent-type: application/json\r\n"
-        f"connection: close\r\ncontent-length: {len(answer.body)}\r\n\r\n"
-    )
-    return head.encode() + answer.body
+    return encode_answer(answer, (), keep_alive=False, with_body=True)
 
 
 HEADER_TIMEOUT_RESPONSE: Final = error_response(
@@ -109,10 +101,6 @@ HEADER_TIMEOUT_RESPONSE: Final = error_response(
 BAD_REQUEST_RESPONSE: Final = error_response(
     HTTPStatus.BAD_REQUEST, "bad_request", "this is not an HTTP/1.1 request"
 )
-
-
-class _HeadRefused(Exception):
-    """Raised in a parser callback to stop httptools at once (it reaches us as an HttpParserError)."""
 
 
 class _PipelineFull(Exception):
@@ -124,8 +112,8 @@ class HttpProtocol(asyncio.BaseProtocol):
     protocol (data_received, eof_received) that does not derive from asyncio.Protocol: uvloop lends a
     buffer only to a protocol that is not one, and TlsHttpProtocol takes it.
 
-    The connection's state lives in slots: a connection costs no instance dict (its 34 fields are past the
-    30 a split-keys dict shares, so each connection built and resized a dict of its own; docs/benchmarks.md,
+    The connection's state lives in slots: a connection costs no instance dict (with its 34 fields then, past
+    the 30 a split-keys dict shares, each connection built and resized a dict of its own; docs/benchmarks.md,
     eighth round). The configured subclass `protocol_class` makes has none, so its instances keep a dict
     for what is not a slot (nothing in the bridge; a test's shortened deadline)."""
 
@@ -136,11 +124,8 @@ class HttpProtocol(asyncio.BaseProtocol):
         "_closing",
         "_continue_sent",
         "_deadline",
-        "_expect_continue",
-        "_field_bytes",
-        "_fields",
+        "_head",
         "_head_room",
-        "_headers",
         "_limited",
         "_listening",
         "_parsing",
@@ -148,19 +133,17 @@ class HttpProtocol(asyncio.BaseProtocol):
         "_pipeline_full",
         "_reading_head",
         "_reading_paused",
-        "_refusal",
         "_scheme",
         "_serving",
-        "_signature_bytes",
         "_timer",
         "_timer_at",
-        "_url",
         "_waiting",
-        "_wanted_headers",
         "_writing_paused",
         "client",
         "connections",
         "loop",
+        "on_header",
+        "on_url",
         "parser",
         "server_state",
         "tasks",
@@ -196,13 +179,17 @@ class HttpProtocol(asyncio.BaseProtocol):
         # `shutdown()`.
         self.connections: set[Any] = server_state.connections
         self.tasks = server_state.tasks
+        # The head being parsed; the parser calls its native callbacks for the URL and each field as the
+        # protocol's own (it looks them up once, here). It holds nothing of the protocol: no cycle.
+        self._head = head = HeadReader(self.endpoint.headers, self.max_header_bytes, self.max_header_fields)
+        self.on_url = head.on_url
+        self.on_header = head.on_header
         self.parser = httptools.HttpRequestParser(self)
         # Answer a request followed by bytes after its "Connection: close" rather than failing the parse.
         self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
         self.transport: asyncio.Transport | None = None
         self.client: tuple[str, int] | None = None
         self._scheme = "http"
-        self._wanted_headers = self.endpoint.headers
         # The request being parsed, the one being served, and pipelined ones waiting for it.
         self._parsing: Request | None = None
         self._serving: Request | None = None
@@ -213,19 +200,11 @@ class HttpProtocol(asyncio.BaseProtocol):
         self._closing = False
         # The parser stopped at a request past MAX_PIPELINED_REQUESTS: nothing more is read.
         self._pipeline_full = False
-        # Per request head being parsed.
-        self._url = b""
-        self._headers: dict[str, list[bytes]] = {}
-        self._expect_continue = False
         self._continue_sent = False
         # The endpoint has asked for the body of the request being parsed: it no longer piles up unasked.
         self._body_asked = False
         self._reading_head = True
         self._head_room = self.max_header_bytes
-        self._fields = 0
-        self._field_bytes = 0
-        self._signature_bytes: dict[bytes, int] = {}
-        self._refusal: str | None = None
         # The one deadline of the phase the connection is in (None: none runs), and the timer that checks
         # it: a deadline moved later leaves the timer as it is (it re-arms when it fires early), so a
         # keep-alive connection serving request after request makes no timer per request.
@@ -280,7 +259,7 @@ class HttpProtocol(asyncio.BaseProtocol):
         # reads after this; an answer that comes later is not written.
         del self.parser
         self.transport = None
-        self._disarm()
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -298,7 +277,7 @@ class HttpProtocol(asyncio.BaseProtocol):
         if transport.is_closing() or self._pipeline_full:
             return
         if self._phase is _IDLE:
-            self._disarm()
+            self._deadline = None
         self._feed(data)
         if not self._reading_head:
             self._arm_body()
@@ -345,7 +324,7 @@ class HttpProtocol(asyncio.BaseProtocol):
                     self._arm(_HEAD, self.header_read_timeout)
                 piece, view = view[: self._head_room], view[self._head_room :]
                 if not piece:
-                    self._refusal = f"request heads are limited to {self.max_header_bytes} bytes"
+                    self._head.refusal = f"request heads are limited to {self.max_header_bytes} bytes"
                     break
                 self._head_room -= len(piece)
             else:
@@ -364,14 +343,14 @@ class HttpProtocol(asyncio.BaseProtocol):
             except httptools.HttpParserError as exc:
                 if self._pipeline_full:
                     return
-                if self._refusal is None:
+                if self._head.refusal is None:
                     # Anyone can send junk: DEBUG, not a WARNING per request.
                     self._log_refusal(400, f"not HTTP/1.1: {exc}")
                     self._write_and_close(BAD_REQUEST_RESPONSE)
                     return
                 break
-        if self._refusal is not None:
-            detail = self._refusal
+        detail = self._head.refusal
+        if detail is not None:
             self._log_refusal(431, detail)
             self._write_and_close(
                 error_response(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "header_too_large", detail)
@@ -403,7 +382,7 @@ class HttpProtocol(asyncio.BaseProtocol):
 
     def _body_wanted(self) -> None:
         """The endpoint waits for body bytes: read on, and tell a client that asked (Expect) to send them."""
-        if self._expect_continue and not self._continue_sent and self.transport is not None:
+        if self._head.expect_continue and not self._continue_sent and self.transport is not None:
             self._continue_sent = True
             self.transport.write(_CONTINUE)
         self._body_asked = True
@@ -438,9 +417,6 @@ class HttpProtocol(asyncio.BaseProtocol):
                 self._timer.cancel()
             self._timer, self._timer_at = self.loop.call_at(at, self._check_deadline), at
 
-    def _disarm(self) -> None:
-        self._deadline = None
-
     def _check_deadline(self) -> None:
         self._timer = None
         deadline = self._deadline
@@ -460,17 +436,6 @@ class HttpProtocol(asyncio.BaseProtocol):
         else:  # idle past the keep-alive timeout, or a body the endpoint gave up on: nobody else ends it
             self._close()
 
-    # --- the head budget --------------------------------------------------------------------------------
-
-    def _refuse(self, detail: str) -> None:
-        self._refusal = detail
-        raise _HeadRefused
-
-    def _count(self, size: int) -> None:
-        self._field_bytes += size
-        if self._field_bytes > self.max_header_bytes:
-            self._refuse(f"request line and headers are limited to {self.max_header_bytes} bytes")
-
     # --- httptools callbacks ----------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
@@ -479,40 +444,17 @@ class HttpProtocol(asyncio.BaseProtocol):
             self._waiting[-1].keep_alive = False
             self._pipeline_full = True
             raise _PipelineFull
-        self._url = b""
-        self._headers = {}
-        self._expect_continue = self._continue_sent = self._body_asked = False
-        self._fields = self._field_bytes = 0
-        self._signature_bytes.clear()
+        self._head.begin()
+        self._continue_sent = self._body_asked = False
         if self._deadline is None:
             self._arm(_HEAD, self.header_read_timeout)
 
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        self._url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields += 1
-        if self._fields > self.max_header_fields:
-            self._refuse(f"requests are limited to {self.max_header_fields} header fields")
-        self._count(len(name) + len(value))
-        lowered = name.lower()
-        if lowered in _SIGNATURE_HEADER_NAMES:
-            size = self._signature_bytes.get(lowered, 0) + len(value)
-            self._signature_bytes[lowered] = size
-            if size > MAX_SIGNATURE_HEADER_BYTES:
-                header = name.decode("latin-1")
-                self._refuse(f"the {header} header is limited to {MAX_SIGNATURE_HEADER_BYTES} bytes")
-        if lowered in self._wanted_headers:
-            self._headers.setdefault(lowered.decode(), []).append(value)
-        elif lowered == b"expect" and value.lower() == b"100-continue":
-            self._expect_continue = True
-
     def on_headers_complete(self) -> None:
         self._reading_head = False
-        self._disarm()  # the head's deadline; the body's is armed after the read (`data_received`)
+        self._deadline = None  # the head's deadline; the body's is armed after the read (`data_received`)
         parser = self.parser
-        url = httptools.parse_url(self._url)
+        head = self._head
+        url = httptools.parse_url(head.url)
         raw_path: bytes = url.path
         path = raw_path.decode("latin-1")
         if "%" in path:
@@ -524,7 +466,7 @@ class HttpProtocol(asyncio.BaseProtocol):
             url.query or b"",
             self._scheme,
             None if self.client is None else self.client[0],
-            self._headers,
+            head.headers,
             self._body_wanted,
             keep_alive=parser.get_http_version() != "1.0" and parser.should_keep_alive(),
         )
@@ -543,7 +485,7 @@ class HttpProtocol(asyncio.BaseProtocol):
                 self._update_reading()
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._deadline = None
         self._reading_head = True
         self._head_room = self.max_header_bytes
         request = self._parsing
@@ -581,17 +523,11 @@ class HttpProtocol(asyncio.BaseProtocol):
         if early:
             self._answered = request  # its remaining body bytes are parsed and dropped
         if transport is not None and not transport.is_closing():
-            body = answer.body
-            parts = [_STATUS_LINES.get(answer.status) or f"HTTP/1.1 {answer.status} \r\n".encode()]
-            for name, value in self.server_state.default_headers:
-                parts += (name, b": ", value, b"\r\n")
-            parts += (b"content-type: ", answer.content_type, b"\r\ncontent-length: ", b"%d" % len(body))
-            for name, value in answer.headers:
-                parts += (b"\r\n", name, b": ", value)
-            parts.append(b"\r\n\r\n" if keep_alive else b"\r\nconnection: close\r\n\r\n")
-            if request.method != "HEAD":
-                parts.append(body)
-            transport.write(b"".join(parts))
+            transport.write(
+                encode_answer(
+                    answer, self.server_state.default_headers, keep_alive, with_body=request.method != "HEAD"
+                )
+            )
         self._finished(keep_alive)
 
     def _finished(self, keep_alive: bool) -> None:
@@ -673,7 +609,7 @@ class TlsHttpProtocol(HttpProtocol, asyncio.BufferedProtocol):
         the TLS layer after its `connection_made`, which that step queued."""
         transport = self.transport
         assert transport is not None
-        self._disarm()
+        self._deadline = None
         upgrade = self.loop.start_tls(
             transport,
             self,
