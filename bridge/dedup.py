@@ -134,6 +134,8 @@ class DeliveryDedup(Generic[Answer]):
         self._in_progress: dict[str, Key] = {}
         #: The future of an id in progress that a second copy waits for (rare: not per delivery).
         self._waiting: dict[str, asyncio.Future[Answer]] = {}
+        #: DEDUP_ENTRIES' value, set whenever the count changes (`metrics.value_of`: once per delivery).
+        self._entries = metrics.value_of(metrics.DEDUP_ENTRIES)
 
     def claim(self, delivery_id: str) -> Claim[Answer]:
         """Reserve `delivery_id` for the caller unless it is durable already or another copy holds it.
@@ -161,7 +163,7 @@ class DeliveryDedup(Generic[Answer]):
         pending = self._waiting.pop(delivery_id, None)
         if durable:
             self._remember(key)
-            metrics.DEDUP_ENTRIES.set(self._count)
+            self._entries.set(self._count)
         if pending is not None:
             pending.set_result(answer)
 
@@ -202,7 +204,7 @@ class DeliveryDedup(Generic[Answer]):
             return
         while buckets and buckets[0].expiry <= now:
             self._forget_oldest(buckets[0].count)
-        metrics.DEDUP_ENTRIES.set(self._count)
+        self._entries.set(self._count)
 
     def _forget_oldest(self, count: int) -> None:
         """Forget the `count` oldest ids, all of them in the oldest bucket: each the oldest of its bin."""

@@ -34,6 +34,7 @@ from typing import Any, Final, Generic, TypeVar, cast
 
 from bridge import metrics
 from bridge.idaas_delivery import DISABLE_AFTER, idaas_success
+from bridge.metric_value import MetricValue
 
 #: The streak at which the bridge warns (alert IdaasBridgeWebhookAutoDisableRisk) and, with the Admin API
 #: configured, reads the webhooks' state at once.
@@ -102,7 +103,7 @@ class AutoDisableGuard:
         #: Each webhook's series by its index, looked up once: a labels() look-up per answer was a third of
         #: record(). A last-success series exists only once the webhook has a success (none reads as 0).
         self._streak_gauges = [metrics.FAILURE_STREAK.labels(webhook=name) for name in state.webhooks]
-        self._last_success_gauges: list[metrics.Gauge | None] = [None] * len(state.webhooks)
+        self._last_success_values: list[MetricValue | None] = [None] * len(state.webhooks)
         for index, gauge in enumerate(self._streak_gauges):  # a restarted worker exports the pod's streak
             gauge.set(state.streaks[index])
 
@@ -118,10 +119,11 @@ class AutoDisableGuard:
                     state.streaks[index] = 0
                     self._streak_gauges[index].set(0)
             state.last_success[index] = now = self._clock()
-            gauge = self._last_success_gauges[index]
-            if gauge is None:
-                gauge = self._last_success_gauges[index] = metrics.LAST_SUCCESS.labels(webhook=webhook)
-            gauge.set(now)
+            value = self._last_success_values[index]
+            if value is None:
+                series = metrics.LAST_SUCCESS.labels(webhook=webhook)
+                value = self._last_success_values[index] = metrics.value_of(series)
+            value.set(now)
         else:
             self._failed(webhook)
 

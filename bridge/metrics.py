@@ -13,42 +13,51 @@ for an age or a round-trip time, `livemin` for Kafka up (0 while any worker's pr
 streak, which the workers count together, and the Admin API's view, read by one worker). A dead worker's
 `live*` values go with it; its counters stay in the sums.
 
-In worker mode an update changes the process's memory only, as with one process (a lock per value: the
-Kafka flush thread and the spool's executor update metrics too), and `flush_worker_files` writes the values
-that changed to the process's files: every FLUSH_SECONDS (`flush_periodically`, on a worker's event loop),
-when a worker ends, and in the serving process before each scrape. prometheus-client's own multiprocess
-value writes its mmap'd file on every update under one lock for the process, 0.5 to 0.6 µs more per update
-and about ten updates per delivery. So /metrics lags a worker by at most FLUSH_SECONDS, and a worker killed
-hard (SIGKILL, OOM) loses at most its last FLUSH_SECONDS of counts; a `mostrecent` gauge's value keeps the
-time it was set, not the time it was written, so the parent still picks the value set last.
+Every value is a `MetricValue` (bridge/metric_value.py, compiled: an update is a native call, atomic under
+the GIL without a lock, though the Kafka flush thread and the spool's executor update metrics too). In
+worker mode an update changes the process's memory only, as with one process, and `flush_worker_files`
+writes the values that changed to the process's files: every FLUSH_SECONDS (`flush_periodically`, on a
+worker's event loop), when a worker ends, and in the serving process before each scrape.
+prometheus-client's own multiprocess value writes its mmap'd file on every update under one lock for the
+process, 0.5 to 0.6 µs more per update and about ten updates per delivery. So /metrics lags a worker by at
+most FLUSH_SECONDS, and a worker killed hard (SIGKILL, OOM) loses at most its last FLUSH_SECONDS of counts;
+a `mostrecent` gauge's value keeps the time it was set, not the time it was written, so the parent still
+picks the value set last.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Final, Self
+from typing import Any, Final, Self, cast
 
 import prometheus_client
 from prometheus_client import values
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
+from bridge.metric_value import HistogramValues, MetricValue
+
 log = logging.getLogger(__name__)
+
+#: Every metric made from here on keeps its values in a MetricValue (with worker files:
+#: `use_worker_files`). prometheus-client chose its value class at import; the bridge's metrics below are
+#: the first any process of the bridge makes.
+values.ValueClass = MetricValue
 
 
 class _RememberedChildren:
     """`labels()` as one dict look-up once a label combination has been seen.
 
     prometheus-client checks, sorts and stringifies the label names on every `labels()` call, a few µs
-    each, and a delivery makes about eight; the values are bounded (see above), so remembering the children
-    costs no more memory than the children themselves. Nothing in the bridge removes a child, so a
-    remembered one never goes stale. The hot path passes the values positionally, in the order of the
-    metric's label names: their tuple is the key as it comes (about 0.3 µs less per call than keywords).
+    each; the values are bounded (see above), so remembering the children costs no more memory than the
+    children themselves. Nothing in the bridge removes a child, so a remembered one never goes stale. The
+    series a delivery updates are looked up once by their callers (`value_of`); the rest (a rejection, a
+    sign-in's outcome, a hang-up) pass the values positionally where they can, in the order of the metric's
+    label names: their tuple is the key as it comes (about 0.3 µs less per call than keywords).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -95,22 +104,38 @@ class Gauge(_RememberedChildren, prometheus_client.Gauge):
 
 
 class Histogram(_RememberedChildren, prometheus_client.Histogram):
+    def _metric_init(self) -> None:
+        super()._metric_init()
+        self._native_values = HistogramValues(self._upper_bounds, self._buckets, self._sum)
+
     def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
-        """The library's `observe` with the bucket found by bisection instead of a loop in Python over the
-        bounds, and without its per-call check that this is a child (as Counter.inc). The first bucket
-        whose bound is at least `amount` (none for NaN, as in the library)."""
+        """The library's `observe` in native code (`HistogramValues.observe`), without its per-call check that
+        this is a child (as Counter.inc)."""
         try:
-            buckets = self._buckets
+            native = self._native_values
         except AttributeError:
-            buckets = None
-        if buckets is None or exemplar:
+            native = None
+        if native is None or exemplar:
             super().observe(amount, exemplar)
-            return
-        self._sum.inc(amount)
-        bounds = self._upper_bounds
-        index = bisect.bisect_left(bounds, amount)
-        if amount <= bounds[index]:
-            buckets[index].inc(1)
+        else:
+            native.observe(amount)
+
+
+def value_of(series: Counter | Gauge) -> MetricValue:
+    """The value of one series (a metric without labels, or the child `labels()` returned), for a caller that
+    updates it per delivery: an `inc` or `set` on it is the wrapper's without the wrapper's Python frame.
+
+    Only for a gauge that keeps no time: a `mostrecent` gauge's `set` must go through `Gauge.set`, which
+    stamps it. Look it up after `use_worker_files` (which makes every value again): the receiver, the
+    publishers and the dedup cache are made after it."""
+    if isinstance(series, Gauge) and series._is_most_recent:
+        raise ValueError(f"{series._name} is a mostrecent gauge: set it with Gauge.set, which stamps it")
+    return cast(MetricValue, series._value)
+
+
+def histogram_values(series: Histogram) -> HistogramValues:
+    """A histogram series' values, for a caller that observes per delivery (as `value_of`)."""
+    return series._native_values
 
 
 #: Buckets around IDaaS's 3 s deadline: fine below 100 ms where the bridge should live, then up to 3 s.
@@ -430,46 +455,43 @@ class WorkerFiles:
         self.directory = directory
         self._pid = os.getpid()
         #: Guards the files (MmapedDict is not thread-safe) and the list of values; never held while
-        #: waiting for anything but a value's own lock.
+        #: waiting for anything else.
         self._lock = threading.Lock()
         self._files: dict[str, MmapedDict] = {}
-        self._values: list[_BufferedValue] = []
-        files = self
+        self._values: list[_FiledValue] = []
 
-        class Value(_BufferedValue):
-            def __init__(
-                self,
-                typ: str,
-                metric_name: str,
-                name: str,
-                labelnames: Any,
-                labelvalues: Any,
-                help_text: str,
-                multiprocess_mode: str = "",
-                **kwargs: Any,
-            ) -> None:
-                super().__init__(typ, metric_name, name, labelnames, labelvalues, help_text)
-                self.kind = f"{typ}_{multiprocess_mode}" if typ == "gauge" else typ
-                self.key = mmap_key(metric_name, name, labelnames, labelvalues, help_text)
-                files.add(self)
-
-        #: prometheus-client's value class for this process's metrics (values.ValueClass).
-        self.value_class = Value
-
-    def add(self, value: _BufferedValue) -> None:
-        """A new value starts from what its file holds, and is in the file (as 0) from now on."""
+    def value_class(
+        self,
+        typ: str,
+        metric_name: str,
+        name: str,
+        labelnames: Any,
+        labelvalues: Any,
+        help_text: str,
+        multiprocess_mode: str = "",
+        **kwargs: Any,
+    ) -> MetricValue:
+        """prometheus-client's value class for this process's metrics (values.ValueClass): a value that
+        starts from what its file holds, and is in the file (as 0) from now on."""
+        value = MetricValue()
+        filed = _FiledValue(
+            value,
+            f"{typ}_{multiprocess_mode}" if typ == "gauge" else typ,
+            mmap_key(metric_name, name, labelnames, labelvalues, help_text),
+        )
         with self._lock:
-            self._load(value)
-            self._values.append(value)
+            self._load(filed)
+            self._values.append(filed)
+        return value
 
     def flush(self) -> None:
         """Write every value that changed since the last flush to this process's files."""
         with self._lock:
-            for value in self._values:
-                current = value.current()
-                if current != value.written:
-                    self._file(value.kind).write_value(value.key, *current)  # type: ignore[no-untyped-call]
-                    value.written = current
+            for filed in self._values:
+                current = filed.value.current()
+                if current != filed.written:
+                    self._file(filed.kind).write_value(filed.key, *current)  # type: ignore[no-untyped-call]
+                    filed.written = current
 
     def forked(self) -> None:
         """In a forked child: close the parent's files; every value starts again from this pid's files."""
@@ -478,13 +500,12 @@ class WorkerFiles:
             file.close()  # type: ignore[no-untyped-call]
         self._files.clear()
         self._pid = os.getpid()
-        for value in self._values:
-            value.forked()
-            self._load(value)
+        for filed in self._values:
+            self._load(filed)
 
-    def _load(self, value: _BufferedValue) -> None:
-        value.written = self._file(value.kind).read_value(value.key)  # type: ignore[no-untyped-call]
-        value.restore(*value.written)
+    def _load(self, filed: _FiledValue) -> None:
+        filed.written = self._file(filed.kind).read_value(filed.key)  # type: ignore[no-untyped-call]
+        filed.value.restore(*filed.written)
 
     def _file(self, kind: str) -> MmapedDict:
         file = self._files.get(kind)
@@ -494,36 +515,17 @@ class WorkerFiles:
         return file
 
 
-class _BufferedValue(values.MutexValue):
-    """A value in worker mode: updated in memory under its own lock as with one process (MutexValue), with
-    the time a `mostrecent` gauge was set; `WorkerFiles.flush` writes it to the process's file."""
+class _FiledValue:
+    """A value in worker mode and where it goes: the file's kind (counter, gauge_livesum, ...), the key in
+    it, and (value, timestamp) as last written there."""
 
-    _multiprocess = True
-    #: Where it goes: the file's kind (counter, gauge_livesum, ...) and the key in it.
-    kind: str
-    key: str
-    #: (value, timestamp) as last written to the file.
-    written: tuple[float, float]
+    __slots__ = ("key", "kind", "value", "written")
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)  # type: ignore[no-untyped-call]
-        self._timestamp = 0.0
-
-    def set(self, value: float, timestamp: float | None = None) -> None:
-        with self._lock:
-            self._value = value
-            self._timestamp = timestamp or 0.0
-
-    def current(self) -> tuple[float, float]:
-        with self._lock:
-            return self._value, self._timestamp
-
-    def restore(self, value: float, timestamp: float) -> None:
-        with self._lock:
-            self._value, self._timestamp = value, timestamp
-
-    def forked(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, value: MetricValue, kind: str, key: str) -> None:
+        self.value = value
+        self.kind = kind
+        self.key = key
+        self.written = (0.0, 0.0)
 
 
 #: This process's metric files, once `use_worker_files` chose them.
