@@ -46,7 +46,7 @@ import uvloop
 
 from bench.deliveries import signed_deliveries
 from bench.receiver_path import TOKEN, URL, _bridge
-from bridge.http_protocol import protocol_class
+from bridge.http_protocol import http_listener
 from bridge.servers import Listener, bind, ops_config, tls_context
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -218,10 +218,10 @@ async def _serve(n: int, m: int, tls: bool, bursts: int) -> None:
             )
             context = tls_context(certificate, bridge.settings.sources)
         # The public listener's limits (bridge.servers.public_config), without its lifespan. uvicorn types
-        # `http` as an asyncio.Protocol class; it only instantiates it, and the buffered protocol serves.
+        # `http` as an asyncio.Protocol class; it only calls it, and the buffered protocol serves.
         config.http = cast(
             type[asyncio.Protocol],
-            protocol_class(server, bridge.receiver, 2 * server.limit_concurrency, context),
+            http_listener(server, bridge.receiver, 2 * server.limit_concurrency, context),
         )
         listener = Listener(config, sock)
         config.load()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import threading
-from typing import Final
+from typing import Final, cast
 
 import uvicorn
 import uvloop
@@ -33,7 +33,7 @@ from uvicorn.server import ServerState
 from bridge.config import ServerSettings
 from bridge.http_message import Answer, json_answer
 from bridge.http_message import Request as BridgeRequest
-from bridge.http_protocol import protocol_class
+from bridge.http_protocol import http_listener
 from bridge.publish.kafka import DEFAULT_PRODUCER_CONFIG, REQUIRED_PRODUCER_CONFIG
 
 OK_BODY = b'{"status":"ok"}'
@@ -96,9 +96,11 @@ class ProtocolKafkaCeiling:
 
 async def serve_protocol(endpoint: ProtocolKafkaCeiling, port: int) -> None:
     loop = asyncio.get_running_loop()
-    protocol = protocol_class(ServerSettings(), endpoint, limit=10_000)
+    listener = http_listener(ServerSettings(), endpoint, limit=10_000)
     state = ServerState()
-    server = await loop.create_server(lambda: protocol(state, loop), "127.0.0.1", port, backlog=2048)
+    server = await loop.create_server(
+        lambda: cast(asyncio.BaseProtocol, listener(state, loop)), "127.0.0.1", port, backlog=2048
+    )
     await server.serve_forever()
 
 

@@ -35,7 +35,7 @@ from bench.deliveries import signed_deliveries
 from bridge import heap
 from bridge.app import Bridge
 from bridge.config import load_settings
-from bridge.http_protocol import HttpProtocol, protocol_class
+from bridge.http_protocol import HttpProtocol, http_listener
 from bridge.publish.delivery import Durability
 from bridge.routing import OutboundRecord
 from tests.recording_transport import RecordingTransport
@@ -71,12 +71,12 @@ class Connection:
     """One keep-alive connection of the bridge's protocol, fed one whole request at a time."""
 
     def __init__(self, bridge: Bridge) -> None:
-        cls = protocol_class(bridge.settings.server, bridge.receiver, 10_000)
+        listener = http_listener(bridge.settings.server, bridge.receiver, 10_000)
         self.transport = RecordingTransport()
         state = ServerState()
         # What uvicorn's server sets (and renews every second) for the bridge's listeners: the Date header.
         state.default_headers = [(b"date", formatdate(usegmt=True).encode())]
-        self.protocol: HttpProtocol = cls(state, asyncio.get_running_loop())
+        self.protocol: HttpProtocol = listener(state, asyncio.get_running_loop())
         self.protocol.connection_made(self.transport)
 
     async def serve(self, requests: list[bytes]) -> None:

@@ -6,7 +6,16 @@ scope, receive/send coroutines and their message dicts, and wrote the answer in 
 machinery cost more than everything the bridge itself does to a delivery (docs/benchmarks.md, fourth
 round). Here a request is one `Request` object, one task runs the endpoint, and the answer leaves in one
 write. uvicorn still runs the listeners (`bridge/servers.py`): the sockets' lifecycle, the signals, the
-lifespan, the graceful shutdown, the Date header; this class is what its `http` setting instantiates.
+lifespan, the graceful shutdown, the Date header; its `http` setting is an `HttpListener`, which makes
+this class's connections.
+
+Compiled (pyproject.toml [tool.idaas-bridge]): every callback here runs once or more per request. So the
+listener's limits live in an `HttpListener` each connection is given, not in a subclass made at run time
+(a compiled class has no interpreted subclasses), and the classes derive from no asyncio class: uvloop
+and asyncio call a protocol's methods by name, and uvloop lends its read buffer to any protocol with
+`get_buffer` that is not an `asyncio.Protocol`. A compiled class with a Python base keeps a weak reference
+list its deallocation never clears (mypyc 2.4), which crashes the interpreter when a weakly referenced
+connection is freed; without one, a connection cannot be weakly referenced at all.
 
 Per connection:
 - A deadline in every phase the client controls. The request head must arrive within `header_read_timeout`
@@ -77,6 +86,8 @@ BODY_HIGH_WATER_BYTES: Final = 64 * 1024
 MAX_PIPELINED_REQUESTS: Final = 8
 #: The most a TLS connection's read hands the protocol at once (libuv's own read size).
 TLS_READ_BYTES: Final = 64 * 1024
+#: The one buffer every TLS connection of the process lends uvloop's TLS layer (TlsHttpProtocol).
+_TLS_READ_BUFFER: Final = memoryview(bytearray(TLS_READ_BYTES))
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 # The phases a connection's deadline can belong to (compared by identity).
 _HELLO: Final = "TLS ClientHello"
@@ -107,71 +118,65 @@ class _PipelineFull(Exception):
     """Raised in a parser callback to stop httptools at a request past `MAX_PIPELINED_REQUESTS`."""
 
 
-class HttpProtocol(asyncio.BaseProtocol):
-    """One connection; the class attributes are set from the server settings by `protocol_class`. A stream
-    protocol (data_received, eof_received) that does not derive from asyncio.Protocol: uvloop lends a
-    buffer only to a protocol that is not one, and TlsHttpProtocol takes it.
+class HttpListener:
+    """One listener's limits, shared by its connections, and what uvicorn calls for each new connection (its
+    `http` setting): `listener(server_state, loop, listening)` is the connection's protocol.
 
-    The connection's state lives in slots: a connection costs no instance dict (with its 34 fields then, past
-    the 30 a split-keys dict shares, each connection built and resized a dict of its own; docs/benchmarks.md,
-    eighth round). The configured subclass `protocol_class` makes has none, so its instances keep a dict
-    for what is not a slot (nothing in the bridge; a test's shortened deadline)."""
-
-    __slots__ = (
-        "_abort_timer",
-        "_answered",
-        "_body_asked",
-        "_closing",
-        "_continue_sent",
-        "_deadline",
-        "_head",
-        "_head_room",
-        "_limited",
-        "_listening",
-        "_parsing",
-        "_phase",
-        "_pipeline_full",
-        "_reading_head",
-        "_reading_paused",
-        "_scheme",
-        "_serving",
-        "_timer",
-        "_timer_at",
-        "_waiting",
-        "_writing_paused",
-        "client",
-        "connections",
-        "loop",
-        "on_header",
-        "on_url",
-        "parser",
-        "server_state",
-        "tasks",
-        "transport",
-    )
-
-    # Set by `protocol_class` from ServerSettings, whose defaults are the only ones: none here to drift.
-    endpoint: Endpoint
-    header_read_timeout: float
-    #: body_read_timeout_seconds plus BODY_BACKSTOP_GRACE_SECONDS.
-    body_timeout: float
-    keep_alive_timeout: float
-    max_header_bytes: int
-    max_header_fields: int
-    #: Requests in progress on the listener past which requests get 503 at once.
-    limit: int
-    #: The listener's open connections, capped.
-    connection_limit: ConnectionLimit
+    The limits come from the server settings (`http_listener`), whose defaults are the only ones: none here
+    to drift. A test may shorten a deadline here before the listener makes a connection."""
 
     def __init__(
+        self,
+        endpoint: Endpoint,
+        server: ServerSettings,
+        limit: int,
+        connection_limit: ConnectionLimit,
+        tls_context: ssl.SSLContext | None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.header_read_timeout: float = server.header_read_timeout_seconds
+        #: body_read_timeout_seconds plus BODY_BACKSTOP_GRACE_SECONDS.
+        self.body_timeout: float = server.body_read_timeout_seconds + BODY_BACKSTOP_GRACE_SECONDS
+        self.keep_alive_timeout: float = server.keep_alive_timeout_seconds
+        self.max_header_bytes: int = server.max_header_bytes
+        self.max_header_fields: int = server.max_header_fields
+        #: Requests in progress on the listener past which requests get 503 at once.
+        self.limit = limit
+        #: The listener's open connections, capped.
+        self.connection_limit = connection_limit
+        #: The listener terminates TLS with this context (None: plain HTTP).
+        self.tls_context = tls_context
+        self.tls_handshake_timeout: float = server.tls_handshake_timeout_seconds
+
+    def __call__(
         self,
         server_state: ServerState,
         loop: asyncio.AbstractEventLoop,
         listening: Callable[[], bool] | None = None,
+    ) -> HttpProtocol:
+        """A new connection's protocol. `server_state`: the uvicorn server's, which holds the listener's
+        connections, its requests in progress (the graceful shutdown waits for both) and the Date header.
+        `listening`: whether the listener still accepts connections (None: it does whenever one is made)."""
+        if self.tls_context is None:
+            return HttpProtocol(self, server_state, loop, listening)
+        return TlsHttpProtocol(self, server_state, loop, listening)
+
+
+class HttpProtocol:
+    """One connection: a stream protocol (data_received, eof_received) that is not an asyncio.Protocol, so
+    that uvloop lends TlsHttpProtocol its read buffer."""
+
+    # Dropped when the connection ends (`connection_lost`).
+    __deletable__ = ("parser",)
+
+    def __init__(
+        self,
+        listener: HttpListener,
+        server_state: ServerState,
+        loop: asyncio.AbstractEventLoop,
+        listening: Callable[[], bool] | None,
     ) -> None:
-        """`server_state`: the uvicorn server's, which holds the listener's connections, its requests in
-        progress (the graceful shutdown waits for both) and the Date header. `listening`: whether the
-        listener still accepts connections (None: it does whenever one is made)."""
+        self.listener = listener
         self.loop = loop
         self._listening = listening
         self.server_state = server_state
@@ -181,10 +186,12 @@ class HttpProtocol(asyncio.BaseProtocol):
         self.tasks = server_state.tasks
         # The head being parsed; the parser calls its native callbacks for the URL and each field as the
         # protocol's own (it looks them up once, here). It holds nothing of the protocol: no cycle.
-        self._head = head = HeadReader(self.endpoint.headers, self.max_header_bytes, self.max_header_fields)
-        self.on_url = head.on_url
-        self.on_header = head.on_header
-        self.parser = httptools.HttpRequestParser(self)
+        self._head = head = HeadReader(
+            listener.endpoint.headers, listener.max_header_bytes, listener.max_header_fields
+        )
+        self.on_url: Callable[[bytes], None] = head.on_url
+        self.on_header: Callable[[bytes, bytes], None] = head.on_header
+        self.parser: Any = httptools.HttpRequestParser(self)
         # Answer a request followed by bytes after its "Connection: close" rather than failing the parse.
         self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
         self.transport: asyncio.Transport | None = None
@@ -204,7 +211,7 @@ class HttpProtocol(asyncio.BaseProtocol):
         # The endpoint has asked for the body of the request being parsed: it no longer piles up unasked.
         self._body_asked = False
         self._reading_head = True
-        self._head_room = self.max_header_bytes
+        self._head_room = listener.max_header_bytes
         # The one deadline of the phase the connection is in (None: none runs), and the timer that checks
         # it: a deadline moved later leaves the timer as it is (it re-arms when it fires early), so a
         # keep-alive connection serving request after request makes no timer per request.
@@ -224,7 +231,8 @@ class HttpProtocol(asyncio.BaseProtocol):
         self.transport = transport
         self.connections.add(self)
         self._limited = True
-        self.connection_limit.opened(self)  # past the cap, another connection (or this one) is evicted
+        # Past the cap, another connection (or this one) is evicted.
+        self.listener.connection_limit.opened(self)
         if not transport.is_closing():
             self._connected(transport)
 
@@ -238,7 +246,12 @@ class HttpProtocol(asyncio.BaseProtocol):
         # The first timer fires by the keep-alive timeout (if shorter): the idle deadline after the first
         # answer then falls after it and moves no timer earlier, so a connection of one request makes one
         # timer, not two (a slow head's timer re-arms once for the rest of its deadline).
-        self._arm(_HEAD, self.header_read_timeout, min(self.header_read_timeout, self.keep_alive_timeout))
+        listener = self.listener
+        self._arm(
+            _HEAD,
+            listener.header_read_timeout,
+            min(listener.header_read_timeout, listener.keep_alive_timeout),
+        )
         if self._listening is not None and not self._listening():
             # Made after the shutdown began (a TLS handshake that completed meanwhile): uvicorn asked the
             # connections it knew then to close, and never asks this one. Closed, so TLS ends with its
@@ -251,7 +264,7 @@ class HttpProtocol(asyncio.BaseProtocol):
         self.connections.discard(self)
         if self._limited:
             self._limited = False
-            self.connection_limit.closed(self)
+            self.listener.connection_limit.closed(self)
         # The parser holds the protocol's bound callbacks, and uvloop's TLS layer (reached through the
         # transport) keeps the buffered protocol's get_buffer and buffer_updated after the connection
         # ends: both dropped, the connection is freed by reference counting when it ends rather than left
@@ -317,18 +330,19 @@ class HttpProtocol(asyncio.BaseProtocol):
         the head deadline, when a body's piece was the rest of the read)."""
         # A read larger than a piece is sliced without copies; a smaller one (every IDaaS delivery) is fed as
         # it is (a memoryview costs more than the slices of bytes it saves there).
-        view: bytes | memoryview = memoryview(data) if len(data) > self.max_header_bytes else data
+        max_header_bytes = self.listener.max_header_bytes
+        view: bytes | memoryview = memoryview(data) if len(data) > max_header_bytes else data
         while view:
             if self._reading_head:
                 if self._deadline is None:
-                    self._arm(_HEAD, self.header_read_timeout)
+                    self._arm(_HEAD, self.listener.header_read_timeout)
                 piece, view = view[: self._head_room], view[self._head_room :]
                 if not piece:
-                    self._head.refusal = f"request heads are limited to {self.max_header_bytes} bytes"
+                    self._head.refusal = f"request heads are limited to {max_header_bytes} bytes"
                     break
                 self._head_room -= len(piece)
             else:
-                piece, view = view[: self.max_header_bytes], view[self.max_header_bytes :]
+                piece, view = view[:max_header_bytes], view[max_header_bytes:]
             try:
                 self.parser.feed_data(piece)
             except httptools.HttpParserUpgrade:
@@ -404,7 +418,7 @@ class HttpProtocol(asyncio.BaseProtocol):
             and transport is not None
             and not transport.is_closing()
         ):
-            self._arm(_BODY, self.body_timeout)
+            self._arm(_BODY, self.listener.body_timeout)
 
     def _arm(self, phase: str, seconds: float, check_within: float | None = None) -> None:
         """Set the phase's deadline `seconds` from now; the timer fires by then, or by `check_within`."""
@@ -429,7 +443,8 @@ class HttpProtocol(asyncio.BaseProtocol):
         if self._phase is _HELLO:  # no ClientHello: nothing to answer, in either protocol
             self._close()
         elif self._phase is _HEAD and self._serving is None:
-            self._log_refusal(408, f"request head not complete within {self.header_read_timeout} s")
+            timeout = self.listener.header_read_timeout
+            self._log_refusal(408, f"request head not complete within {timeout} s")
             self._write_and_close(HEADER_TIMEOUT_RESPONSE)
         elif self._phase is _HEAD:  # a head started while an answer is in progress: end after it
             self._closing = True
@@ -447,15 +462,18 @@ class HttpProtocol(asyncio.BaseProtocol):
         self._head.begin()
         self._continue_sent = self._body_asked = False
         if self._deadline is None:
-            self._arm(_HEAD, self.header_read_timeout)
+            self._arm(_HEAD, self.listener.header_read_timeout)
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
         self._deadline = None  # the head's deadline; the body's is armed after the read (`data_received`)
         parser = self.parser
         head = self._head
-        url = httptools.parse_url(head.url)
+        # Its query is None when the URL has none, which httptools' stub does not say (and compiled code
+        # checks a value against its declared type).
+        url: Any = httptools.parse_url(head.url)
         raw_path: bytes = url.path
+        query: bytes | None = url.query
         path = raw_path.decode("latin-1")
         if "%" in path:
             path = urllib.parse.unquote(path)
@@ -463,7 +481,7 @@ class HttpProtocol(asyncio.BaseProtocol):
             parser.get_method().decode("ascii"),
             path,
             raw_path,
-            url.query or b"",
+            b"" if query is None else query,
             self._scheme,
             None if self.client is None else self.client[0],
             head.headers,
@@ -487,7 +505,7 @@ class HttpProtocol(asyncio.BaseProtocol):
     def on_message_complete(self) -> None:
         self._deadline = None
         self._reading_head = True
-        self._head_room = self.max_header_bytes
+        self._head_room = self.listener.max_header_bytes
         request = self._parsing
         self._parsing = None
         if request is not None:
@@ -497,8 +515,8 @@ class HttpProtocol(asyncio.BaseProtocol):
 
     def _serve(self, request: Request) -> None:
         self._serving = request
-        self.connection_limit.busy(self)
-        if len(self.tasks) >= self.limit:
+        self.listener.connection_limit.busy(self)
+        if len(self.tasks) >= self.listener.limit:
             self._answer(request, OVERLOADED)
             return
         task = self.loop.create_task(self._run(request))
@@ -507,7 +525,7 @@ class HttpProtocol(asyncio.BaseProtocol):
 
     async def _run(self, request: Request) -> None:
         try:
-            answer = await self.endpoint.handle(request)
+            answer = await self.listener.endpoint.handle(request)
         except Exception:
             log.exception("the endpoint failed", extra={"path": request.path})
             answer = INTERNAL_ERROR
@@ -535,7 +553,7 @@ class HttpProtocol(asyncio.BaseProtocol):
         self._serving = None
         transport = self.transport
         if self._limited:  # the connection has not ended: it may be evicted again, once it has no request
-            self.connection_limit.idle(self)
+            self.listener.connection_limit.idle(self)
         if not keep_alive:
             self._close()
             return
@@ -546,7 +564,7 @@ class HttpProtocol(asyncio.BaseProtocol):
             self._update_reading()
             self._arm_body()
         elif self._parsing is None and self._reading_head and self._deadline is None:
-            self._arm(_IDLE, self.keep_alive_timeout)
+            self._arm(_IDLE, self.listener.keep_alive_timeout)
 
     # --- ending -------------------------------------------------------------------------------------------
 
@@ -558,7 +576,7 @@ class HttpProtocol(asyncio.BaseProtocol):
                 # close() waits until the client has read the rest: forever, for one that never reads,
                 # and uvicorn's graceful shutdown waits for the connection. Such a client gets the
                 # keep-alive timeout, like any other client that does nothing.
-                self._abort_timer = self.loop.call_later(self.keep_alive_timeout, transport.abort)
+                self._abort_timer = self.loop.call_later(self.listener.keep_alive_timeout, transport.abort)
 
     def _write_and_close(self, response: bytes) -> None:
         transport = self.transport
@@ -576,7 +594,7 @@ class HttpProtocol(asyncio.BaseProtocol):
         )
 
 
-class TlsHttpProtocol(HttpProtocol, asyncio.BufferedProtocol):
+class TlsHttpProtocol(HttpProtocol):
     """HttpProtocol on a TLS listener: each accepted TCP connection is upgraded with the event loop's
     `start_tls` (server side, `tls_context`), within `tls_handshake_timeout` for the handshake and for the
     closing one; a handshake that fails or runs out of time ends the connection without a word.
@@ -586,21 +604,14 @@ class TlsHttpProtocol(HttpProtocol, asyncio.BufferedProtocol):
     read: with glibc's mmap threshold fixed below that (bridge/heap.py) a mapping made and unmapped per
     read, 10 us per delivery (docs/benchmarks.md, seventh round). One buffer serves every connection of the
     process: each read is copied out of it (the delivery's few KiB) before the event loop runs anything
-    else."""
-
-    __slots__ = ()
-
-    # Set by `protocol_class`.
-    tls_context: ssl.SSLContext
-    tls_handshake_timeout: float
-
-    _read_buffer: Final = memoryview(bytearray(TLS_READ_BYTES))
+    else. uvloop lends the buffer to a protocol that has `get_buffer` and is not an `asyncio.Protocol`
+    (asyncio's own loop hands such a protocol bytes, through `data_received`)."""
 
     def _connected(self, transport: asyncio.Transport) -> None:
         """Wait for the ClientHello, within the handshake's deadline. The TLS layer is set up when it arrives
         (`buffer_updated`): a connection that sends nothing holds no TLS state meanwhile (about 4 KiB, not
         40: OpenSSL's and uvloop's, which the cap alone bounds but does not shrink)."""
-        self._arm(_HELLO, self.tls_handshake_timeout)
+        self._arm(_HELLO, self.listener.tls_handshake_timeout)
 
     def _start_tls(self, hello: bytes) -> None:
         """Hand the connection to the TLS layer (`start_tls`, server side, the handshake and the closing one
@@ -608,15 +619,17 @@ class TlsHttpProtocol(HttpProtocol, asyncio.BufferedProtocol):
         not in a task: it takes the socket's reads over before the loop reads again. The first bytes go to
         the TLS layer after its `connection_made`, which that step queued."""
         transport = self.transport
-        assert transport is not None
+        context = self.listener.tls_context
+        assert transport is not None and context is not None
         self._deadline = None
+        timeout = self.listener.tls_handshake_timeout
         upgrade = self.loop.start_tls(
             transport,
-            self,
-            self.tls_context,
+            cast(asyncio.BaseProtocol, self),
+            context,
             server_side=True,
-            ssl_handshake_timeout=self.tls_handshake_timeout,
-            ssl_shutdown_timeout=self.tls_handshake_timeout,
+            ssl_handshake_timeout=timeout,
+            ssl_shutdown_timeout=timeout,
         )
         self._step_handshake(cast(Coroutine[Any, Any, asyncio.Transport], upgrade))
         if not transport.is_closing():
@@ -652,14 +665,16 @@ class TlsHttpProtocol(HttpProtocol, asyncio.BufferedProtocol):
             waiting.add_done_callback(functools.partial(self._step_handshake, upgrade))
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._read_buffer
+        return _TLS_READ_BUFFER
 
     def buffer_updated(self, nbytes: int) -> None:
-        data = bytes(self._read_buffer[:nbytes])
+        self.data_received(bytes(_TLS_READ_BUFFER[:nbytes]))
+
+    def data_received(self, data: bytes) -> None:
         if self._phase is _HELLO:  # the connection's first bytes, still to be decrypted
             self._start_tls(data)
         else:
-            self.data_received(data)
+            HttpProtocol.data_received(self, data)
 
 
 def _hand_over(transport: asyncio.Transport, tls_layer: asyncio.BufferedProtocol, data: bytes) -> None:
@@ -674,31 +689,18 @@ def _hand_over(transport: asyncio.Transport, tls_layer: asyncio.BufferedProtocol
         view = view[size:]
 
 
-def protocol_class(
+def http_listener(
     server: ServerSettings,
     endpoint: Endpoint,
     limit: int,
     tls: ssl.SSLContext | None = None,
     max_connections: int | None = None,
     listener: str = "webhooks",
-) -> type[HttpProtocol]:
-    """The protocol class uvicorn instantiates per connection of a listener serving `endpoint`, carrying the
-    configured limits; `limit`: requests in progress past which requests get 503 at once; `tls`: the
-    listener terminates TLS with this context; `max_connections`: the listener's connection cap
+) -> HttpListener:
+    """The listener serving `endpoint` with the configured limits: uvicorn's `http` setting, called per
+    connection; `limit`: requests in progress past which requests get 503 at once; `tls`: the listener
+    terminates TLS with this context; `max_connections`: the listener's connection cap
     (server.max_connections when None); `listener`: the cap's metric label."""
     evicted = CONNECTIONS_EVICTED.labels(listener).inc
     cap = ConnectionLimit(server.max_connections if max_connections is None else max_connections, evicted)
-    limits: dict[str, object] = {
-        "endpoint": endpoint,
-        "header_read_timeout": server.header_read_timeout_seconds,
-        "body_timeout": server.body_read_timeout_seconds + BODY_BACKSTOP_GRACE_SECONDS,
-        "keep_alive_timeout": server.keep_alive_timeout_seconds,
-        "max_header_bytes": server.max_header_bytes,
-        "max_header_fields": server.max_header_fields,
-        "limit": limit,
-        "connection_limit": cap,
-    }
-    if tls is None:
-        return type("ConfiguredHttpProtocol", (HttpProtocol,), limits)
-    limits |= {"tls_context": tls, "tls_handshake_timeout": server.tls_handshake_timeout_seconds}
-    return type("ConfiguredHttpProtocol", (TlsHttpProtocol,), limits)
+    return HttpListener(endpoint, server, limit, cap, tls)

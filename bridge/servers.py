@@ -33,7 +33,7 @@ from bridge import heap, open_files
 from bridge.app import Bridge
 from bridge.config import ConfigError, ServerSettings, Sources
 from bridge.http_message import Endpoint
-from bridge.http_protocol import HttpProtocol, TlsHttpProtocol, protocol_class
+from bridge.http_protocol import HttpListener, http_listener
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,12 @@ OPS_REQUEST_LIMIT: Final = 64
 OPS_CONNECTION_LIMIT: Final = 4 * OPS_REQUEST_LIMIT
 
 
-def _common(protocol: type[HttpProtocol]) -> dict[str, Any]:
+def _common(listener: HttpListener) -> dict[str, Any]:
     return {
         "log_config": None,
         "access_log": False,
         "server_header": False,
-        "http": protocol,
+        "http": listener,
         "ws": "none",
         "proxy_headers": False,
     }
@@ -85,12 +85,12 @@ def public_config(
     connections = open_files.connections_allowed(
         server.max_connections, OPS_CONNECTION_LIMIT, sources.name("server.max_connections")
     )
-    protocol = protocol_class(server, endpoint, 2 * server.limit_concurrency, tls, connections)
+    listener = http_listener(server, endpoint, 2 * server.limit_concurrency, tls, connections)
     public = uvicorn.Config(
         app,
         # The in-flight phase of the shutdown budget: it starts at SIGTERM, with the whole budget left.
         timeout_graceful_shutdown=cast(int, server.shutdown_grace_seconds),
-        **_common(protocol),
+        **_common(listener),
     )
     public.load()
     return public
@@ -102,10 +102,10 @@ async def _no_lifespan(scope: Any, receive: Any, send: Any) -> None:
 
 def ops_config(endpoint: Endpoint, server: ServerSettings) -> uvicorn.Config:
     """The operations listener's uvicorn configuration."""
-    protocol = protocol_class(
+    listener = http_listener(
         server, endpoint, OPS_REQUEST_LIMIT, max_connections=OPS_CONNECTION_LIMIT, listener="operations"
     )
-    return uvicorn.Config(_no_lifespan, lifespan="off", timeout_graceful_shutdown=1, **_common(protocol))
+    return uvicorn.Config(_no_lifespan, lifespan="off", timeout_graceful_shutdown=1, **_common(listener))
 
 
 def bind(host: str, port: int, setting: str, reuse_port: bool = False) -> socket.socket:
@@ -150,20 +150,21 @@ class Listener(uvicorn.Server):
         config = self.config
         loop = asyncio.get_running_loop()
 
-        protocol_class = cast(type[HttpProtocol], config.http_protocol_class)
+        listener = cast(HttpListener, config.http_protocol_class)
         server: asyncio.Server | None = None
 
         def listening() -> bool:
             return server is None or server.is_serving()  # None: accepted while create_server returns
 
         def connection() -> asyncio.BaseProtocol:
-            return protocol_class(self.server_state, loop, listening)
+            # uvloop calls a protocol's methods by name (HttpProtocol derives from no asyncio class).
+            return cast(asyncio.BaseProtocol, listener(self.server_state, loop, listening))
 
         server = await loop.create_server(connection, sock=self.sock, backlog=config.backlog)
         self.servers.append(server)
-        self._trimming = loop.create_task(heap.trim_after_floods(protocol_class.connection_limit))
+        self._trimming = loop.create_task(heap.trim_after_floods(listener.connection_limit))
         host, port = self.sock.getsockname()[:2]
-        scheme = "https" if issubclass(protocol_class, TlsHttpProtocol) else "http"
+        scheme = "http" if listener.tls_context is None else "https"
         log.info(f"listening on {scheme}://{host}:{port}")
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:

@@ -30,7 +30,7 @@ from uvicorn.server import ServerState
 from bridge.app import Bridge, create_app
 from bridge.config import load_settings
 from bridge.events.catalog import EVENT_TYPES
-from bridge.http_protocol import HttpProtocol, protocol_class
+from bridge.http_protocol import HttpProtocol, http_listener
 from tests.e2e.harness import topic_names
 from tests.kafka_broker import create_topics
 from tests.recording_transport import RecordingTransport
@@ -101,7 +101,7 @@ class Harness:
         self.bridge = bridge
         self.loop = loop
         settings = bridge.settings.server
-        self.protocol_class = protocol_class(settings, bridge.receiver, 2 * settings.limit_concurrency)
+        self.listener = http_listener(settings, bridge.receiver, 2 * settings.limit_concurrency)
         self.published: set[str] = set()
         self.deadlettered = 0
         self.statuses: dict[int, int] = {}
@@ -113,7 +113,7 @@ class Harness:
         )
         request = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
         transport = RecordingTransport(tls=True)  # the URL IDaaS signs is https
-        protocol: HttpProtocol = self.protocol_class(ServerState(), self.loop)
+        protocol: HttpProtocol = self.listener(ServerState(), self.loop)
         protocol.connection_made(transport)
 
         async def answered() -> tuple[int, dict[bytes, bytes], bytes]:

@@ -9,7 +9,7 @@ from uvicorn.server import ServerState
 
 from bridge.config import ServerSettings
 from bridge.http_message import json_answer
-from bridge.http_protocol import protocol_class
+from bridge.http_protocol import http_listener
 from bridge.ops_endpoints import METRICS_CONTENT_TYPE, OpsEndpoints, metrics_answer, readiness_answer
 from tests.recording_transport import RecordingTransport
 
@@ -19,7 +19,7 @@ def serve(endpoints: OpsEndpoints, request: bytes) -> tuple[int, dict[bytes, byt
 
     async def scenario() -> tuple[int, dict[bytes, bytes], bytes, bool]:
         loop = asyncio.get_running_loop()
-        protocol = protocol_class(ServerSettings(), endpoints, limit=64)(ServerState(), loop)
+        protocol = http_listener(ServerSettings(), endpoints, limit=64)(ServerState(), loop)
         transport = RecordingTransport()
         protocol.connection_made(transport)
         protocol.data_received(request)
@@ -69,7 +69,7 @@ def test_other_paths_get_404_and_other_methods_405_naming_the_allowed_ones() -> 
 def test_head_gets_the_headers_of_get_without_the_body() -> None:
     async def scenario() -> bytes:
         loop = asyncio.get_running_loop()
-        protocol = protocol_class(ServerSettings(), endpoints(), limit=64)(ServerState(), loop)
+        protocol = http_listener(ServerSettings(), endpoints(), limit=64)(ServerState(), loop)
         transport = RecordingTransport()
         protocol.connection_made(transport)
         protocol.data_received(b"HEAD /metrics HTTP/1.1\r\nHost: ops\r\n\r\n")
