@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -131,13 +131,19 @@ def topic_limit_bytes(settings: KafkaSettings) -> int:
     return settings.max_record_bytes + PROTOCOL_OVERHEAD_BYTES
 
 
-class Delivered(NamedTuple):
-    """Where the broker wrote a record. A NamedTuple, immutable like a frozen dataclass: one is built per
-    acknowledged record, in about half the time."""
+@dataclass(init=False)
+class Delivered:
+    """Where the broker wrote a record; one is built per acknowledged record. Immutable: a dataclass with a
+    hand-written __init__ and Final fields, native when compiled (see `bridge.events.model`)."""
 
-    topic: str
-    partition: int
-    offset: int
+    topic: Final[str]
+    partition: Final[int]
+    offset: Final[int]
+
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
 
 
 def client_config(settings: KafkaSettings) -> dict[str, Any]:
@@ -267,7 +273,14 @@ def topic_limits(
     if names is None:
         names = sorted({topic.name for topic in settings.topics.values()})
     resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
-    admin = admin_client(settings)  # must outlive the futures: destroying it fails them
+    # The admin client must outlive the futures (destroying it fails them). An argument lives until the call
+    # returns, where a local would not: compiled code frees a local after its last use, not at the return.
+    return _described_limits(admin_client(settings), resources, timeout)
+
+
+def _described_limits(
+    admin: AdminClient, resources: list[ConfigResource], timeout: float
+) -> dict[str, TopicLimits]:
     futures = admin.describe_configs(resources, request_timeout=timeout)
     limits = {}
     for resource, future in futures.items():
@@ -316,16 +329,22 @@ def _fail(future: asyncio.Future[Delivered], error: PublishError) -> None:
     future.exception()
 
 
-class _TopicMetrics(NamedTuple):
+@dataclass(init=False)
+class _TopicMetrics:
     """The values `_settle` updates for one topic, looked up once per publisher: `labels()` costs a few
     hundred ns even when metrics.py remembers the child (its arguments become a dict, then a tuple key to
     hash), and the values are updated without the wrappers' Python frames (`metrics.value_of`), twice per
     record. The publishers are made after `metrics.use_worker_files` remade the values, so these are the
     ones /metrics reads."""
 
-    delivered: MetricValue
-    failed: MetricValue
-    duration: HistogramValues
+    delivered: Final[MetricValue]
+    failed: Final[MetricValue]
+    duration: Final[HistogramValues]
+
+    def __init__(self, delivered: MetricValue, failed: MetricValue, duration: HistogramValues) -> None:
+        self.delivered = delivered
+        self.failed = failed
+        self.duration = duration
 
     @classmethod
     def of(cls, topic: str) -> _TopicMetrics:
@@ -401,8 +420,20 @@ class KafkaPublisher:
     """
 
     def __init__(
-        self, settings: KafkaSettings, message_timeout: float, name: str, export_statistics: bool = False
+        self,
+        settings: KafkaSettings,
+        message_timeout: float,
+        name: str,
+        export_statistics: bool = False,
+        *,
+        make_producer: Callable[[dict[str, Any]], Producer] = Producer,
+        topic_metrics: Callable[[str], _TopicMetrics] = _TopicMetrics.of,
     ) -> None:
+        """`make_producer` makes the librdkafka client from its configuration (the callbacks included), a
+        confluent_kafka.Producer or a subclass of it; `topic_metrics` finds the values a topic's reports
+        update. The bridge passes neither; a test passes its own to watch or fail what the publisher calls
+        (this class is compiled: a method of an instance, or a function of this module as its code calls
+        it, cannot be replaced)."""
         config = producer_config(settings, message_timeout)
         config["client.id"] = f"{config['client.id']}-{name}"
         # librdkafka's own log lines go through logging, so they come out as JSON like everything else.
@@ -411,7 +442,7 @@ class KafkaPublisher:
         if export_statistics:
             config["stats_cb"] = self._on_statistics
         config["error_cb"] = self._on_error
-        self._producer = new_client(Producer, config, settings)
+        self._producer = new_client(make_producer, config, settings)
         #: The producer's librdkafka handle, checked here so that a confluent-kafka whose C struct moved it
         #: is a start-up error (main_queue.MainQueueUnavailable).
         self._rk = main_queue.handle(self._producer, config["client.id"])
@@ -430,6 +461,7 @@ class KafkaPublisher:
         #: Messages produce() queued in this turn of the event loop, handed to librdkafka at its end.
         self._turn_records: deque[_TurnRecord] = deque()
         self._topic_metrics: dict[str, _TopicMetrics] = {}
+        self._metrics_of = topic_metrics
         #: publish()'s ack deadlines, one per distinct wait (in practice one per publisher).
         self._ack_deadlines: dict[float, _AckDeadline] = {}
         #: Whether a broker connection was up at the last statistics report (tracked only with
@@ -506,7 +538,9 @@ class KafkaPublisher:
         loop = self._loop
         assert loop is not None
         if not loop.is_closed():
-            loop.remove_reader(read_end)
+            # Through Any: uvloop's remove_reader answers None where typeshed's says bool, and compiled code
+            # would raise TypeError for the bool it was promised (the answer is not needed).
+            cast(Any, loop).remove_reader(read_end)
         os.close(read_end)
         os.close(write_end)
 
@@ -592,7 +626,7 @@ class KafkaPublisher:
             _fail(future, PublishError.from_kafka(error))
         counts = self._topic_metrics.get(topic)
         if counts is None:
-            counts = self._topic_metrics[topic] = _TopicMetrics.of(topic)
+            counts = self._topic_metrics[topic] = self._metrics_of(topic)
         if error is None:
             counts.delivered.inc(1)
             counts.duration.observe(time.perf_counter() - started)

@@ -12,7 +12,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME
 from prometheus_client import REGISTRY
 
 from bridge.config import KafkaSettings
-from bridge.publish.kafka import KafkaPublisher, PublishError, topic_limit_bytes
+from bridge.publish.kafka import KafkaPublisher, PublishError, TopicLimits, topic_limit_bytes, topic_limits
 from tests.e2e.harness import consume_all
 from tests.kafka_broker import create_topics
 
@@ -192,3 +192,13 @@ def test_a_record_whose_caller_gave_up_before_the_hand_over_does_not_stop_it(
 
     first, later = _after_a_refusal(kafka_bootstrap, topic, cancelled_oversized)
     assert [first.offset, later.offset] == [0, 1]  # type: ignore[attr-defined]
+
+
+def test_topic_limits_reads_each_topics_configuration(kafka_bootstrap: str, topic_prefix: str) -> None:
+    """The admin client must outlive the futures it answers with (destroying it fails them: "Broker handle
+    destroyed for termination"), which compiled code, freeing a local after its last use, did not do."""
+    topic = f"{topic_prefix}limits"
+    create_topics(kafka_bootstrap, [topic])
+    settings = dataclasses.replace(KafkaSettings(), bootstrap_servers=kafka_bootstrap)
+    limits = topic_limits(settings, names=[topic])
+    assert limits == {topic: TopicLimits(topic_limit_bytes(KafkaSettings()), 7 * 24 * 3_600_000)}

@@ -7,11 +7,12 @@ import asyncio
 import logging
 import threading
 from dataclasses import replace
+from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 
 from bridge.config import KafkaSettings
-from bridge.publish import kafka
 from bridge.publish.kafka import KafkaPublisher
 from tests.kafka_broker import create_topics
 
@@ -19,24 +20,28 @@ pytestmark = pytest.mark.kafka
 
 
 def test_serving_the_reports_survives_a_callback_error(
-    kafka_bootstrap: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    kafka_bootstrap: str, topic_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     topic = f"{topic_prefix}poll"
     create_topics(kafka_bootstrap, [topic], partitions=1)
     raised = threading.Event()
-    healthy = kafka._any_broker_up
 
-    def fails_once(stats: dict[str, object]) -> bool:
-        if not raised.is_set():
-            raised.set()
-            raise RuntimeError("a statistics callback failed")
-        return healthy(stats)
+    def failing_once(config: dict[str, Any]) -> Producer:
+        """The producer, with its first statistics callback failing (served by `poll()` on the loop)."""
+        on_statistics = config["stats_cb"]
 
-    monkeypatch.setattr(kafka, "_any_broker_up", fails_once)
+        def fails_once(raw: str) -> None:
+            if not raised.is_set():
+                raised.set()
+                raise RuntimeError("a statistics callback failed")
+            on_statistics(raw)
+
+        return Producer({**config, "stats_cb": fails_once})
+
     settings = replace(KafkaSettings(), bootstrap_servers=kafka_bootstrap, statistics_interval_seconds=0.1)
 
     async def scenario() -> None:
-        publisher = KafkaPublisher(settings, 10.0, "test", export_statistics=True)
+        publisher = KafkaPublisher(settings, 10.0, "test", export_statistics=True, make_producer=failing_once)
         publisher.start()
         try:
             assert await asyncio.to_thread(raised.wait, 10)

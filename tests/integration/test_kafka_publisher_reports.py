@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 
 from bridge.config import KafkaSettings
 from bridge.publish import kafka
@@ -19,8 +21,9 @@ pytestmark = pytest.mark.kafka
 RECORDS = 50
 
 
-def _publisher(bootstrap: str) -> KafkaPublisher:
-    return KafkaPublisher(dataclasses.replace(KafkaSettings(), bootstrap_servers=bootstrap), 30, "t")
+def _publisher(bootstrap: str, **seams: Any) -> KafkaPublisher:
+    """`seams`: KafkaPublisher's `make_producer` or `topic_metrics`, a test's stand-in."""
+    return KafkaPublisher(dataclasses.replace(KafkaSettings(), bootstrap_servers=bootstrap), 30, "t", **seams)
 
 
 def _produce(publisher: KafkaPublisher, topic: str) -> list[asyncio.Future[Delivered]]:
@@ -74,7 +77,7 @@ def test_reports_that_close_flushes_on_another_thread_settle_on_the_loop(
 
 
 def test_a_close_on_another_thread_leaves_the_closing_turns_hand_over_to_the_loop(
-    kafka_bootstrap: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch
+    kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     """The shutdown starts close() in a thread in the turn its last records were produced in, when the
     loop's own hand-over of that turn is due: both taking from the same deque at once would send a
@@ -87,18 +90,19 @@ def test_a_close_on_another_thread_leaves_the_closing_turns_hand_over_to_the_loo
     handed_over_elsewhere = threading.Event()
 
     async def scenario() -> tuple[int, int, list[Delivered]]:
-        publisher = _publisher(kafka_bootstrap)
-        publisher.start()
         loop_thread = threading.get_ident()
-        produce_now = publisher._produce_now
 
-        def watched(*args: object) -> None:
-            handed_over_on.append(threading.get_ident())
-            if threading.get_ident() != loop_thread:
-                handed_over_elsewhere.set()
-            produce_now(*args)  # type: ignore[arg-type]
+        class WatchedProducer(Producer):
+            """Notes the thread each record is handed to librdkafka on (one call per record)."""
 
-        monkeypatch.setattr(publisher, "_produce_now", watched)
+            def produce(self, *args: Any) -> None:  # positional, as the publisher calls it
+                handed_over_on.append(threading.get_ident())
+                if threading.get_ident() != loop_thread:
+                    handed_over_elsewhere.set()
+                super().produce(*args)
+
+        publisher = _publisher(kafka_bootstrap, make_producer=WatchedProducer)
+        publisher.start()
         futures = _produce(publisher, topic)
         closing = asyncio.get_running_loop().run_in_executor(None, publisher.close, 30)
         handed_over_elsewhere.wait(2)  # the loop held: a close() that hands over itself does it now
@@ -134,22 +138,25 @@ def test_a_close_on_the_loops_thread_settles_the_reports_it_flushes(
     assert len({d.offset for d in delivered}) == RECORDS
 
 
-@pytest.fixture
-def counting_fails(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Counting every delivery report raises (as a metric update might): each report's callback fails. The
-    list holds one entry per failure."""
-    failures: list[str] = []
+class FailingMetrics:
+    """KafkaPublisher's `topic_metrics` whose every lookup raises (as a metric update might): counting each
+    delivery report fails, after its request was resolved. `failures` holds one entry per failure."""
 
-    def fails(topic: str) -> kafka._TopicMetrics:
-        failures.append(topic)
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+
+    def __call__(self, topic: str) -> kafka._TopicMetrics:
+        self.failures.append(topic)
         raise RuntimeError("counting a delivery report failed")
 
-    monkeypatch.setattr(kafka._TopicMetrics, "of", fails)
-    return failures
+
+@pytest.fixture
+def counting_fails() -> FailingMetrics:
+    return FailingMetrics()
 
 
 def test_reports_whose_callbacks_fail_settle_on_the_loop_with_nothing_else_to_wake_it(
-    kafka_bootstrap: str, topic_prefix: str, counting_fails: list[str]
+    kafka_bootstrap: str, topic_prefix: str, counting_fails: FailingMetrics
 ) -> None:
     """A callback that raises stops `poll()` where it was; the reports queued behind it must not wait for
     an event that may never come (no ack deadline, no statistics, no further record here), and its own
@@ -158,7 +165,7 @@ def test_reports_whose_callbacks_fail_settle_on_the_loop_with_nothing_else_to_wa
     create_topics(kafka_bootstrap, [topic], partitions=1)
 
     async def scenario() -> list[asyncio.Future[Delivered]]:
-        publisher = _publisher(kafka_bootstrap)
+        publisher = _publisher(kafka_bootstrap, topic_metrics=counting_fails)
         publisher.start()
         try:
             futures = _produce(publisher, topic)
@@ -170,11 +177,11 @@ def test_reports_whose_callbacks_fail_settle_on_the_loop_with_nothing_else_to_wa
     futures = asyncio.run(scenario())
     assert [future.done() for future in futures] == [True] * RECORDS
     assert len({future.result().offset for future in futures}) == RECORDS
-    assert len(counting_fails) == RECORDS
+    assert len(counting_fails.failures) == RECORDS
 
 
 def test_reports_whose_callbacks_fail_settle_when_close_flushes_on_another_thread(
-    kafka_bootstrap: str, topic_prefix: str, counting_fails: list[str]
+    kafka_bootstrap: str, topic_prefix: str, counting_fails: FailingMetrics
 ) -> None:
     """The flush hands its reports to the loop; one that fails to settle there must not strand the others
     queued with it (no later report would wake the loop for them)."""
@@ -182,7 +189,7 @@ def test_reports_whose_callbacks_fail_settle_when_close_flushes_on_another_threa
     create_topics(kafka_bootstrap, [topic], partitions=1)
 
     async def scenario() -> list[asyncio.Future[Delivered]]:
-        publisher = _publisher(kafka_bootstrap)
+        publisher = _publisher(kafka_bootstrap, topic_metrics=counting_fails)
         publisher.start()
         futures = _produce(publisher, topic)
         assert await asyncio.to_thread(publisher.close, 30) == 0
@@ -192,4 +199,4 @@ def test_reports_whose_callbacks_fail_settle_when_close_flushes_on_another_threa
     futures = asyncio.run(scenario())
     assert [future.done() for future in futures] == [True] * RECORDS
     assert len({future.result().offset for future in futures}) == RECORDS
-    assert len(counting_fails) == RECORDS
+    assert len(counting_fails.failures) == RECORDS

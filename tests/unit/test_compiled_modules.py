@@ -22,6 +22,7 @@ from bridge.events.envelope import parse_envelope
 from bridge.events.normalize import normalize
 from bridge.events.samples import sample_deliveries
 from bridge.http_message import json_answer
+from bridge.publish import kafka
 from bridge.routing import OutboundRecord
 from tests import compiled_build
 from tests.compiled_build import EXTENSION_SUFFIX
@@ -116,6 +117,8 @@ def _value_instances() -> list[object]:
         OutboundRecord("idaas.user", b"key", b"{}", [], 0),
         json_answer(200, {"status": "published"}),
         Claim(duplicate=True),
+        kafka.Delivered("idaas.user", 0, 0),
+        kafka._TopicMetrics.of("test.value-types"),
     ]
 
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import time
+import os
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import uvloop
-from confluent_kafka import Message
+from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import REGISTRY
 
 from bridge.config import KafkaSettings
-from bridge.publish.kafka import Delivered, KafkaPublisher, PublishError, admin_client
+from bridge.publish.kafka import KafkaPublisher, PublishError, admin_client
 
 NOWHERE = replace(KafkaSettings(), bootstrap_servers="127.0.0.1:1", statistics_interval_seconds=0.1)
 
@@ -58,6 +59,47 @@ def test_up_turns_false_when_no_broker_answers_without_any_probe() -> None:
     assert asyncio.run(scenario()) is False
 
 
+def _same_pipe(fd: int, inode: int) -> bool:
+    """Whether `fd` is still open on the pipe with that inode (a closed number may be reused meanwhile)."""
+    try:
+        return os.fstat(fd).st_ino == inode
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    "new_loop", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
+)
+@pytest.mark.parametrize("on_the_loop", [True, False], ids=["on-the-loop", "from-a-thread"])
+def test_close_stops_watching_and_closes_the_wake_pipe(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], on_the_loop: bool
+) -> None:
+    """On the loop's thread (`idaas-bridge replay`) or from another (the shutdown), on either loop: uvloop's
+    remove_reader answers None where asyncio's answers a bool, which the compiled publisher once refused
+    with a TypeError, leaving both ends of the pipe open."""
+    failures: list[dict[str, object]] = []
+
+    async def scenario() -> tuple[tuple[int, int], list[int]]:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: failures.append(context))
+        publisher = KafkaPublisher(NOWHERE, 1.0, "test")
+        publisher.start()
+        await asyncio.sleep(0)
+        pipe = publisher._wake_pipe
+        assert pipe is not None
+        inodes = [os.fstat(fd).st_ino for fd in pipe]
+        if on_the_loop:
+            publisher.close(0)
+        else:
+            await asyncio.to_thread(publisher.close, 0)
+        await asyncio.sleep(0.05)  # the loop runs what close() handed it
+        return pipe, inodes
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        pipe, inodes = runner.run(scenario())
+    assert failures == []
+    assert [_same_pipe(fd, inode) for fd, inode in zip(pipe, inodes, strict=True)] == [False, False]
+
+
 def _count(topic: str, result: str) -> float:
     return (
         REGISTRY.get_sample_value("idaas_bridge_kafka_messages_total", {"topic": topic, "result": result})
@@ -83,16 +125,17 @@ def test_each_of_many_records_resolves_with_its_own_report_or_fails_at_its_own_d
 
     async def scenario() -> tuple[dict[int, object], int]:
         loop = asyncio.get_running_loop()
-        publisher = KafkaPublisher(NOWHERE, 30.0, "test")  # librdkafka reports nothing within the test
+        #: Each record's delivery callback, as the publisher hands it to librdkafka, by the record's value.
+        callbacks: dict[int, Callable[[KafkaError | None, Message], None]] = {}
+
+        class RememberingProducer(Producer):
+            def produce(self, *args: Any) -> None:  # positional, as the publisher calls it
+                callbacks[int(args[1])] = args[4]
+                super().produce(*args)
+
+        # librdkafka reports nothing within the test: the reports are the test's.
+        publisher = KafkaPublisher(NOWHERE, 30.0, "test", make_producer=RememberingProducer)
         publisher.start()
-        futures: dict[int, asyncio.Future[Delivered]] = {}
-        produce = publisher.produce
-
-        def remembering_produce(*args: object) -> asyncio.Future[Delivered]:
-            future = futures[int(args[2])] = produce(*args)  # type: ignore[arg-type]
-            return future
-
-        publisher.produce = remembering_produce  # type: ignore[method-assign]
 
         async def publish(i: int) -> object:
             started = loop.time()
@@ -102,15 +145,20 @@ def test_each_of_many_records_resolves_with_its_own_report_or_fails_at_its_own_d
                 return exc.reason, loop.time() - started
             return delivered.offset
 
-        def report(i: int) -> None:
-            message = Message(topic=topic, partition=0, offset=i)
-            publisher._queue_report((futures[i], topic, time.perf_counter(), None, message))
+        async def report(*indices: int) -> None:
+            """Each record's report, through its own callback on another thread (as close()'s flush serves
+            them): handed to the loop, which settles them in a turn of its own."""
+
+            def serve() -> None:
+                for i in indices:
+                    callbacks[i](None, Message(topic=topic, partition=0, offset=i))
+
+            await asyncio.to_thread(serve)
 
         async def wave(first: int) -> list[asyncio.Task[object]]:
             tasks = [asyncio.create_task(publish(i)) for i in range(first, first + wave_size)]
             await asyncio.sleep(0.1)
-            for i in reversed(range(first, first + wave_size, 3)):
-                report(i)
+            await report(*reversed(range(first, first + wave_size, 3)))
             return tasks
 
         try:
@@ -121,8 +169,7 @@ def test_each_of_many_records_resolves_with_its_own_report_or_fails_at_its_own_d
             outcomes = await asyncio.gather(*tasks)
             tasks += await wave(3 * wave_size)
             outcomes += await asyncio.gather(*tasks[3 * wave_size :])
-            for i in range(1, 4 * wave_size, 3):
-                report(i)
+            await report(*range(1, 4 * wave_size, 3))
             await asyncio.sleep(0.1)
             still_queued = sum(len(queue._waiting) for queue in publisher._ack_deadlines.values())
         finally:
