@@ -13,14 +13,14 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, Literal
 
 import httpx
 import yaml
 
-from bench import toolchain
+from bench import as_filed, toolchain
 from bench.deliveries import Request, otlp_deliveries, signed_deliveries
 from bench.hostile import SinglePortBridge
 from bridge.config import KafkaSettings
@@ -274,14 +274,28 @@ def bridge(
     return Contender(key, label, 10_000 * count, prepare)
 
 
-def all_contenders(baseline: Path | None) -> list[Contender]:
+#: The key of the bridge as issue 10 found it (bench/as_filed.py); ratios and targets are read against it.
+AS_FILED_KEY: Final = "bridge-as-filed"
+
+
+def bridge_as_filed(source: Path) -> Contender:
+    """The bridge of `as_filed.COMMIT` (extracted into `source`) as the issue measured it: kafka_first, one
+    worker, HTTP, its defaults."""
+    contender = bridge("kafka_first", tls=False, source=source)
+    label = f"bridge kafka_first, HTTP, as issue 10 found it ({as_filed.SHORT})"
+    return replace(contender, key=AS_FILED_KEY, label=label)
+
+
+def all_contenders(baseline: Path | None, filed: Path | None = None) -> list[Contender]:
     """Every contender; with `baseline`, another checkout's bridge (kafka_first, one worker, HTTP and
-    HTTPS) runs just before this one's, for a before/after in the same run."""
+    HTTPS) runs just before this one's, for a before/after in the same run; with `filed`, the bridge as
+    issue 10 found it (`bridge_as_filed`) runs before both."""
     return [
         ceiling_http(),
         ceiling_kafka(),
         ceiling_protocol_kafka(),
         otel_peer(),
+        *([bridge_as_filed(filed)] if filed is not None else []),
         *([bridge("kafka_first", tls=False, source=baseline)] if baseline is not None else []),
         bridge("kafka_first", tls=False),
         bridge("kafka_first", tls=False, workers="auto"),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,167 @@ def ratios(runs: Sequence[Run], connections: int, references: Sequence[str]) -> 
             for key in present
         )
         lines.append(f"| {run.label} | {cells} |")
+    return "\n".join(lines)
+
+
+#: The contenders issue 10's targets are read on (keys in bench/contenders.py).
+BRIDGE: Final = "bridge-kafka-first-http"
+BRIDGE_PER_CORE: Final = "bridge-kafka-first-http-auto"
+PEER: Final = "peer"
+#: The two bridges the open-loop targets are read on, as the targets' table names them.
+_BRIDGES: Final = ((BRIDGE, "one worker"), (BRIDGE_PER_CORE, "one per core"))
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of issue 10's targets as one run measured it; `met` is None where the run lacks a figure."""
+
+    name: str
+    asked: str
+    measured: str
+    met: bool | None
+
+
+def _points(runs: Sequence[Run], contender: str, client: str, load: int | None = None) -> list[Run]:
+    return [
+        run
+        for run in runs
+        if run.contender == contender and run.client == client and load in (None, run.load)
+    ]
+
+
+def _cpu(runs: Sequence[Run], filed: str, share: float) -> Target:
+    name, asked = "CPU per delivery, one worker, 128 conn", f"≤ {share:.2f}x the bridge as issue 10 found it"
+    mine, old = _points(runs, BRIDGE, "wrk", 128), _points(runs, filed, "wrk", 128)
+    if not mine:
+        return Target(name, asked, "-", None)
+    spent = mine[0].cpu_us_per_delivery
+    if not old:
+        return Target(name, asked, f"{spent:.0f} µs (the bridge as issue 10 found it did not run)", None)
+    then = old[0].cpu_us_per_delivery
+    return Target(
+        name, asked, f"{spent:.0f} µs, {spent / then:.2f}x its {then:.0f} µs", spent / then <= share
+    )
+
+
+def _saturation(runs: Sequence[Run], workers: int) -> Target:
+    """The highest closed-loop throughput of one worker per core against the peer's."""
+    name, asked = f"saturation, one worker per core ({workers})", "≥ 0.50x the peer's req/s"
+    mine, peer = _points(runs, BRIDGE_PER_CORE, "wrk"), _points(runs, PEER, "wrk")
+    if not mine or not peer:
+        return Target(name, asked, "-", None)
+    best, reference = (max(points, key=lambda run: run.throughput) for points in (mine, peer))
+    share = best.throughput / reference.throughput
+    measured = (
+        f"{best.throughput:,.0f} req/s at {_load(best)}, {share:.2f}x the peer's "
+        f"{reference.throughput:,.0f} at {_load(reference)}"
+    )
+    return Target(name, asked, measured, share >= 0.5)
+
+
+def _open_loop(runs: Sequence[Run], rate: int, p50_ms: float | None, p99_ms: float) -> Target:
+    """Every open-loop point at `rate` (either sender) all 2xx, within the percentiles and under 1 s at
+    most; met when one of the two bridges meets it at each of its points. The peer's figures are shown
+    beside them: on a slow machine they tell what the machine allows."""
+    limits = f"p50 ≤ {p50_ms:g} ms, " if p50_ms is not None else ""
+    asked = f"every answer 2xx, {limits}p99 ≤ {p99_ms:g} ms, max < 1 s"
+    lines, verdicts = [], []
+    for key, name in (*_BRIDGES, (PEER, "the peer")):
+        points = _points(runs, key, "vegeta", rate)
+        if not points:
+            continue
+        figures = "; ".join(
+            f"{'≤' + str(run.max_connections) + ' conn: ' if run.max_connections else ''}"
+            f"{run.p50_ms:.1f} / {run.p99_ms:.1f} / {run.max_ms:,.0f} ms, {run.non2xx:,} non-2xx"
+            for run in points
+        )
+        lines.append(f"{name}: {figures}")
+        if key != PEER:
+            verdicts.append(
+                all(
+                    run.non2xx == 0
+                    and (p50_ms is None or run.p50_ms <= p50_ms)
+                    and run.p99_ms <= p99_ms
+                    and run.max_ms < 1000
+                    for run in points
+                )
+            )
+    name = f"{rate:,} deliveries/s, open loop (p50 / p99 / max)"
+    return Target(name, asked, "<br>".join(lines) or "-", any(verdicts) if verdicts else None)
+
+
+def _highest(runs: Sequence[Run], filed: str, figure: Callable[[Run], float]) -> tuple[float, str] | None:
+    """The highest `figure` over every point of this checkout's bridges (not the one as the issue found it,
+    not a baseline), with the label of the bridge it came from."""
+    mine = [
+        run
+        for run in runs
+        if run.contender.startswith("bridge-")
+        and run.contender != filed
+        and not run.contender.endswith("-baseline")
+    ]
+    if not mine:
+        return None
+    worst = max(mine, key=figure)
+    return figure(worst), worst.label
+
+
+def _rss(runs: Sequence[Run], workers: int, filed: str) -> Target:
+    """Peak RSS of a bridge's process tree over its workers (the serving parent's share included)."""
+    highest = _highest(
+        runs, filed, lambda run: run.peak_rss_mb / (workers if run.contender.endswith("-auto") else 1)
+    )
+    if highest is None:
+        return Target("peak RSS per worker, every bridge", "≤ 100 MB", "-", None)
+    mb, label = highest
+    return Target(
+        "peak RSS per worker, every bridge", "≤ 100 MB", f"at most {mb:.0f} MB ({label})", mb <= 100
+    )
+
+
+def _ready(runs: Sequence[Run], filed: str) -> Target:
+    highest = _highest(runs, filed, lambda run: run.ready_seconds)
+    if highest is None:
+        return Target("start to ready, Kafka up, every bridge", "≤ 1 s", "-", None)
+    seconds, label = highest
+    return Target(
+        "start to ready, Kafka up, every bridge",
+        "≤ 1 s",
+        f"at most {seconds:.2f} s ({label})",
+        seconds <= 1.0,
+    )
+
+
+def _in_kafka(runs: Sequence[Run]) -> Target:
+    counted = [run for run in runs if run.kafka_records is not None]
+    short = [run for run in counted if (run.kafka_records or 0) < run.answered - run.non2xx]
+    measured = f"{len(counted) - len(short)} of {len(counted)} points" + "".join(
+        f"; fewer at {run.label}, {_load(run)}" for run in short
+    )
+    return Target(
+        "every 2xx in Kafka", "every contender, every point", measured, not short if counted else None
+    )
+
+
+def targets(runs: Sequence[Run], workers: int, filed: str, cpu_share: float) -> list[Target]:
+    """Issue 10's targets read on one run. `filed` is the key of the bridge as the issue found it: the CPU
+    target is a share (`cpu_share`) of its CPU in the same run, because the issue's µs were measured on
+    another machine (bench/as_filed.py). `workers`: the per-core bridges' worker count."""
+    return [
+        _cpu(runs, filed, cpu_share),
+        _saturation(runs, workers),
+        _open_loop(runs, 1000, 2.0, 5.0),
+        _open_loop(runs, 5000, None, 25.0),
+        _rss(runs, workers, filed),
+        _ready(runs, filed),
+        _in_kafka(runs),
+    ]
+
+
+def targets_table(found: Sequence[Target]) -> str:
+    lines = ["| issue 10's target | asked | this run | met |", "|---|---|---|---|"]
+    verdict = {True: "yes", False: "**no**", None: "not measured"}
+    lines.extend(f"| {t.name} | {t.asked} | {t.measured} | {verdict[t.met]} |" for t in found)
     return "\n".join(lines)
 
 

@@ -16,6 +16,11 @@ same client, same broker, same machine, one run.
                                       HTTP and HTTPS), each run just before this checkout's: a
                                       before/after under the same conditions
 
+Every run that does not leave it out (BENCH_ONLY) also measures the bridge as issue 10 found it
+(bench/as_filed.py, key bridge-as-filed), extracted from this clone's history into .cache/bench/: the
+issue's CPU target is read as a share of its CPU in the same run, and the results end with a table of
+the issue's targets as the run measured them.
+
 Only a full run of every contender at the full points and duration rewrites the docs; quick and partial
 runs (BENCH_ONLY or any of plan.POINTS set) write to .cache/bench/.
 
@@ -37,10 +42,11 @@ from typing import Final
 
 import orjson
 
-from bench import contenders, processes, report, stages, toolchain
+from bench import as_filed, contenders, processes, report, stages, toolchain
 from bench.clients import ClientResult, run_vegeta, run_wrk
 from bench.kafka_count import RecordCounter
 from bench.plan import BenchSettingError, Plan, plan_from
+from bridge.cpus import cpu_limit
 from tests.kafka_broker import LocalKafka
 
 DOCS: Final = toolchain.ROOT / "docs" / "benchmarks.md"
@@ -189,7 +195,8 @@ def main() -> None:
     except BenchSettingError as exc:
         raise SystemExit(f"make bench: {exc}") from None
     baseline = Path(os.environ["BENCH_BASELINE"]) if os.environ.get("BENCH_BASELINE") else None
-    selected = [c for c in contenders.all_contenders(baseline) if not only or c.key in only]
+    filed = as_filed.checkout(WORK) if not only or contenders.AS_FILED_KEY in only else None
+    selected = [c for c in contenders.all_contenders(baseline, filed) if not only or c.key in only]
     broker = local_kafka()
     counter = RecordCounter(broker.bootstrap)
     started = datetime.now(UTC)
@@ -215,8 +222,17 @@ def main() -> None:
             f"Run {started:%Y-%m-%d %H:%M} UTC ({mode}, {plan.seconds:g} s per point): {about}; "
             f"Kafka {kafka_version} single node on loopback.",
             report.table(runs),
-            report.ratios(runs, 128, ["peer", "ceiling-http", "ceiling-kafka", "ceiling-protocol-kafka"]),
+            report.ratios(
+                runs,
+                128,
+                ["peer", "ceiling-http", "ceiling-kafka", "ceiling-protocol-kafka", contenders.AS_FILED_KEY],
+            ),
             "Pure-Python stage costs (one core, no I/O):\n\n" + stages.report(),
+            "Issue 10's targets on this run (the CPU target as a share of the bridge as the issue found it, "
+            "bench/as_filed.py):\n\n"
+            + report.targets_table(
+                report.targets(runs, cpu_limit(), contenders.AS_FILED_KEY, as_filed.CPU_TARGET_SHARE)
+            ),
         ]
     )
     out = WORK if partial else toolchain.ROOT / "docs"
