@@ -2,8 +2,9 @@
 issue's CPU target readable on whatever machine runs the benchmark.
 
 The issue asked for "CPU per delivery ≤ 120 µs (today ~300)" on the machine of 2026-11-30, where the peer
-took 50-59 µs per delivery. The project's machines are VMs whose speed has changed since: on 2026-12-02 the
-same peer took 131-171 µs and this same old bridge 814-911 µs (docs/benchmarks.md, seventeenth round). A
+took 50-59 µs per delivery at 128 connections. The project's machines are VMs whose speed has changed since:
+on 2026-12-02 the same peer took 131-149 µs and this same old bridge 812-998 µs (docs/benchmarks.md,
+seventeenth round). A
 figure in µs compares only within one run, so the run measures the bridge of the commit the issue measured,
 and the target is its share of that bridge's CPU (`CPU_TARGET_SHARE`).
 """

@@ -178,29 +178,34 @@ def _highest(runs: Sequence[Run], filed: str, figure: Callable[[Run], float]) ->
     return figure(worst), worst.label
 
 
+def _highest_target(
+    runs: Sequence[Run], filed: str, name: str, limit: float, unit: str, figure: Callable[[Run], float]
+) -> Target:
+    """`name`: the highest `figure` over every point of this checkout's bridges, at most `limit` `unit`."""
+    highest = _highest(runs, filed, figure)
+    asked = f"≤ {limit:g} {unit}"
+    if highest is None:
+        return Target(name, asked, "-", None)
+    value, label = highest
+    shown = f"{value:.2f}" if unit == "s" else f"{value:.0f}"
+    return Target(name, asked, f"at most {shown} {unit} ({label})", value <= limit)
+
+
 def _rss(runs: Sequence[Run], workers: int, filed: str) -> Target:
     """Peak RSS of a bridge's process tree over its workers (the serving parent's share included)."""
-    highest = _highest(
-        runs, filed, lambda run: run.peak_rss_mb / (workers if run.contender.endswith("-auto") else 1)
-    )
-    if highest is None:
-        return Target("peak RSS per worker, every bridge", "≤ 100 MB", "-", None)
-    mb, label = highest
-    return Target(
-        "peak RSS per worker, every bridge", "≤ 100 MB", f"at most {mb:.0f} MB ({label})", mb <= 100
+    return _highest_target(
+        runs,
+        filed,
+        "peak RSS per worker, every bridge",
+        100,
+        "MB",
+        lambda run: run.peak_rss_mb / (workers if run.contender.endswith("-auto") else 1),
     )
 
 
 def _ready(runs: Sequence[Run], filed: str) -> Target:
-    highest = _highest(runs, filed, lambda run: run.ready_seconds)
-    if highest is None:
-        return Target("start to ready, Kafka up, every bridge", "≤ 1 s", "-", None)
-    seconds, label = highest
-    return Target(
-        "start to ready, Kafka up, every bridge",
-        "≤ 1 s",
-        f"at most {seconds:.2f} s ({label})",
-        seconds <= 1.0,
+    return _highest_target(
+        runs, filed, "start to ready, Kafka up, every bridge", 1, "s", lambda run: run.ready_seconds
     )
 
 
